@@ -1,0 +1,26 @@
+# Sourced by the project's scripts: the toolchain settings every build shares.
+# - libtorch comes from PyPI's torch wheel, installed into a virtual environment in the cache;
+#   tch's build script finds it through LIBTORCH_USE_PYTORCH and the venv's python.
+# - cargo builds into a target folder in the cache, so that a fresh clone reuses earlier builds.
+set -euo pipefail
+MODELOPS_CACHE_DIR=${MODELOPS_CACHE_DIR:-$HOME/.cache/modelops}
+TORCH_VERSION=2.13.0
+MODELOPS_VENV=$MODELOPS_CACHE_DIR/venv
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$MODELOPS_CACHE_DIR/target}
+# Set even before ensure_torch, so that no cargo call from a sourced shell rebuilds torch-sys for
+# a changed environment.
+export VIRTUAL_ENV=$MODELOPS_VENV
+export PATH=$MODELOPS_VENV/bin:$PATH
+export LIBTORCH_USE_PYTORCH=1
+
+# ensure_torch: the venv with torch (for tch, the images and the Python baselines in bench/).
+ensure_torch() {
+  if ! "$MODELOPS_VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    echo "installing torch $TORCH_VERSION from PyPI into $MODELOPS_VENV" >&2
+    mkdir -p "$MODELOPS_CACHE_DIR"
+    [ -x "$MODELOPS_VENV/bin/python" ] || python3 -m venv "$MODELOPS_VENV"
+    "$MODELOPS_VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy
+  fi
+  TORCH_LIB_DIR=$("$MODELOPS_VENV/bin/python" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  export TORCH_LIB_DIR
+}

@@ -1,0 +1,119 @@
+//! Helpers shared by the tests that run against the test bed (`tests/cluster/up`).
+//!
+//! Each test works in a namespace of its own and waits for conditions, never for time.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+/// A client for the test bed, from `KUBECONFIG` (the test command points it at
+/// `$MODELOPS_CLUSTER_DIR/kubeconfig`).
+pub async fn client() -> Client {
+    Client::try_default().await.unwrap_or_else(|e| {
+        panic!("no cluster to test against ({e}): run tests/cluster/up and export KUBECONFIG")
+    })
+}
+
+/// A namespace for one test, labelled to enforce the `restricted` Pod Security Standard.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Self {
+        let suffix: String = format!("{:x}", std::process::id() ^ nanos());
+        let name = format!("t-{prefix}-{}", &suffix[suffix.len().saturating_sub(6)..]);
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted", "modelops.dev/test": prefix},
+            }
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        // Pods can be created once the namespace's default ServiceAccount exists.
+        let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait(&accounts, "default", Duration::from_secs(60), |sa| sa.is_some()).await;
+        Self { name, client: client.clone() }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Deletes the namespace (and so everything in it). A failing test skips this, leaving the
+    /// namespace to look at; `tests/cluster/down` removes everything.
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client).delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+}
+
+/// Waits until `condition` holds for the named object, or panics after `timeout` naming the wait.
+pub async fn wait<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    condition: impl Fn(Option<&K>) -> bool,
+) -> Option<K>
+where
+    K: Clone + Debug + DeserializeOwned + Resource + Send + 'static,
+{
+    let waited = tokio::time::timeout(timeout, await_condition(api.clone(), name, condition)).await;
+    match waited {
+        Ok(Ok(object)) => object,
+        Ok(Err(e)) => panic!("watching {name}: {e}"),
+        Err(_) => {
+            let now = api.get_opt(name).await.ok().flatten();
+            panic!("timed out after {timeout:?} waiting on {name}; it is now: {now:#?}")
+        }
+    }
+}
+
+/// The phase of a pod, if it has one.
+pub fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+/// Waits for a pod to finish (Succeeded or Failed) and returns it with its log.
+pub async fn finished_pod(api: &Api<Pod>, name: &str, timeout: Duration) -> (Pod, String) {
+    let pod = wait(api, name, timeout, |p| {
+        p.and_then(phase).is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+    })
+    .await
+    .expect("pod exists");
+    let log = api.logs(name, &LogParams::default()).await.unwrap_or_default();
+    (pod, log)
+}
+
+/// Builds a typed object from a JSON manifest.
+pub fn from_json<K: DeserializeOwned>(value: serde_json::Value) -> K {
+    serde_json::from_value(value).expect("valid manifest")
+}
+
+/// The restricted-profile security context every test container runs with.
+pub fn restricted_security_context() -> serde_json::Value {
+    serde_json::json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "runAsUser": 65532,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}

@@ -1,0 +1,67 @@
+//! `netcheck`, the test bed's network probe (std only, so its image is tiny).
+//!
+//! - `netcheck serve PORT`: answers every HTTP request with `hello from <HOSTNAME>`.
+//! - `netcheck get URL COUNT`: sends COUNT GET requests to an `http://host:port/` URL and prints
+//!   each answer's body on a line; exits non-zero if any request fails.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+fn serve(port: u16) -> std::io::Result<()> {
+    let name = std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".to_owned());
+    let listener = TcpListener::bind(("0.0.0.0", port))?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut reader = BufReader::new(stream.try_clone()?);
+        // Read the request head; the body, if any, is ignored.
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let body = format!("hello from {name}\n");
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    Ok(())
+}
+
+/// One GET over a fresh connection; returns the body.
+pub fn get(url: &str) -> std::io::Result<String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "URL must start with http://")
+    })?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("unexpected answer: {head}")));
+    }
+    Ok(body.trim_end().to_owned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["serve", port] => port.parse().map_err(std::io::Error::other).and_then(serve),
+        ["get", url, count] => count.parse::<u32>().map_err(std::io::Error::other).and_then(|count| {
+            for _ in 0..count {
+                println!("{}", get(url)?);
+            }
+            Ok(())
+        }),
+        _ => Err(std::io::Error::other("usage: netcheck serve PORT | netcheck get URL COUNT")),
+    };
+    if let Err(e) = result {
+        eprintln!("netcheck: {e}");
+        std::process::exit(1);
+    }
+}

@@ -17,6 +17,12 @@ API_PORT=6443
 export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 export PATH=$CLUSTER_DIR/bin:$PATH
 
+# ctr against the test bed's containerd, without its cgroup v1 deprecation notice on every call.
+ctr_k8s() {
+  "$CLUSTER_DIR/bin/ctr" --address "$CLUSTER_DIR/containerd/containerd.sock" -n k8s.io "$@" \
+    2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2)
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 

@@ -34,7 +34,10 @@ fn candidates() -> Vec<PathBuf> {
     if let Ok(path) = std::env::var("MODELOPS_LIBTORCH_CUDA") {
         paths.push(PathBuf::from(path));
     }
-    if let Some(bin_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_owned)) {
+    if let Some(bin_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
         paths.push(bin_dir.join("../lib/libtorch_cuda.so"));
     }
     let built_against = env!("MODELOPS_LIBTORCH_LIB");

@@ -13,7 +13,11 @@ fn info(load_cuda: bool) -> serde_json::Value {
         cmd.env_remove("MODELOPS_LOAD_CUDA");
     }
     let out = cmd.output().expect("run modelops-worker info");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("info prints JSON")
 }
 
@@ -30,9 +34,22 @@ fn without_a_gpu_the_cuda_backend_is_not_loaded() {
 #[test]
 fn with_a_gpu_visible_the_cuda_backend_registers() {
     let info = info(true);
-    assert!(info["cudaLibrary"].as_str().unwrap().starts_with("loaded from "), "{info}");
-    assert_eq!(info["cudaBackend"], true, "libtorch_cuda loaded but its hooks did not register: {info}");
+    assert!(
+        info["cudaLibrary"]
+            .as_str()
+            .unwrap()
+            .starts_with("loaded from "),
+        "{info}"
+    );
+    assert_eq!(
+        info["cudaBackend"], true,
+        "libtorch_cuda loaded but its hooks did not register: {info}"
+    );
     // With a driver and a device this is cuda:0; without (CI), the CPU.
-    let expected = if info["cudaAvailable"] == true { "cuda:0" } else { "cpu" };
+    let expected = if info["cudaAvailable"] == true {
+        "cuda:0"
+    } else {
+        "cpu"
+    };
     assert_eq!(info["device"], expected, "{info}");
 }

@@ -36,11 +36,17 @@ async fn gpu_pod_runs_worker_info() {
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let (pod, log) = finished_pod(&pods, "worker-info", Duration::from_secs(120)).await;
     assert_eq!(phase(&pod), Some("Succeeded"), "pod failed; log:\n{log}");
-    assert!(pod.spec.as_ref().unwrap().node_name.is_some(), "pod was never scheduled");
+    assert!(
+        pod.spec.as_ref().unwrap().node_name.is_some(),
+        "pod was never scheduled"
+    );
 
     let info: serde_json::Value = serde_json::from_str(log.trim())
         .unwrap_or_else(|e| panic!("`modelops-worker info` printed no JSON ({e}):\n{log}"));
-    assert!(info["libtorch"].as_str().unwrap().starts_with("2.13.0"), "{info}");
+    assert!(
+        info["libtorch"].as_str().unwrap().starts_with("2.13.0"),
+        "{info}"
+    );
     // The test bed advertises GPUs but has none: the worker must fall back to the CPU.
     assert_eq!(info["device"], "cpu", "{info}");
     assert_eq!(info["cudaAvailable"], false, "{info}");
@@ -51,10 +57,16 @@ async fn gpu_pod_runs_worker_info() {
 fn host_get(ip: &str, port: u16) -> std::io::Result<String> {
     let mut stream = TcpStream::connect((ip, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET / HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    Ok(response.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_owned()).unwrap_or_default())
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_owned())
+        .unwrap_or_default())
 }
 
 #[tokio::test]
@@ -85,11 +97,21 @@ async fn service_reaches_pods_from_a_pod_and_from_the_host() {
         "metadata": {"name": "netcheck"},
         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
     }));
-    ns.api::<Deployment>().create(&PostParams::default(), &deployment).await.unwrap();
-    let service = ns.api::<Service>().create(&PostParams::default(), &service).await.unwrap();
-    wait(&ns.api::<Deployment>(), "netcheck", Duration::from_secs(120), |d| {
-        d.and_then(|d| d.status.as_ref()?.ready_replicas) == Some(2)
-    })
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let service = ns
+        .api::<Service>()
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    wait(
+        &ns.api::<Deployment>(),
+        "netcheck",
+        Duration::from_secs(120),
+        |d| d.and_then(|d| d.status.as_ref()?.ready_replicas) == Some(2),
+    )
     .await;
     let backends: BTreeSet<String> = ns
         .api::<Pod>()
@@ -116,7 +138,10 @@ async fn service_reaches_pods_from_a_pod_and_from_the_host() {
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(seen, backends, "the host did not reach both pods through {cluster_ip}");
+    assert_eq!(
+        seen, backends,
+        "the host did not reach both pods through {cluster_ip}"
+    );
 
     // From a third pod.
     let client_pod: Pod = from_json(json!({
@@ -132,31 +157,44 @@ async fn service_reaches_pods_from_a_pod_and_from_the_host() {
             }],
         }
     }));
-    ns.api::<Pod>().create(&PostParams::default(), &client_pod).await.unwrap();
+    ns.api::<Pod>()
+        .create(&PostParams::default(), &client_pod)
+        .await
+        .unwrap();
     let (pod, log) = finished_pod(&ns.api::<Pod>(), "client", Duration::from_secs(60)).await;
     assert_eq!(phase(&pod), Some("Succeeded"), "client pod failed:\n{log}");
     let answers: BTreeSet<String> = log.lines().map(str::to_owned).collect();
-    assert!(answers.is_subset(&backends), "unexpected answers {answers:?}");
+    assert!(
+        answers.is_subset(&backends),
+        "unexpected answers {answers:?}"
+    );
     assert_eq!(log.lines().count(), 40, "{log}");
     ns.delete().await;
 }
 
 #[test]
 fn up_is_idempotent() {
-    let dir = std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
+    let dir =
+        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
     let pids = || -> Vec<(String, String)> {
         let mut pids: Vec<_> = std::fs::read_dir(format!("{dir}/run"))
             .expect("the test bed is up")
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap())
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(e.path()).unwrap(),
+                )
             })
             .collect();
         pids.sort();
         pids
     };
     let before = pids();
-    assert!(before.len() >= 7, "expected the seven test-bed processes, found {before:?}");
+    assert!(
+        before.len() >= 7,
+        "expected the seven test-bed processes, found {before:?}"
+    );
     let up = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/up");
     let status = std::process::Command::new(up).status().unwrap();
     assert!(status.success(), "a second tests/cluster/up failed");

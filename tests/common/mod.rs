@@ -37,12 +37,21 @@ impl TestNamespace {
             }
         }))
         .unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
         // Pods can be created once the namespace's default ServiceAccount exists.
         let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &name);
-        wait(&accounts, "default", Duration::from_secs(60), |sa| sa.is_some()).await;
-        Self { name, client: client.clone() }
+        wait(&accounts, "default", Duration::from_secs(60), |sa| {
+            sa.is_some()
+        })
+        .await;
+        Self {
+            name,
+            client: client.clone(),
+        }
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -56,12 +65,17 @@ impl TestNamespace {
     /// Deletes the namespace (and so everything in it). A failing test skips this, leaving the
     /// namespace to look at; `tests/cluster/down` removes everything.
     pub async fn delete(self) {
-        let _ = Api::<Namespace>::all(self.client).delete(&self.name, &DeleteParams::default()).await;
+        let _ = Api::<Namespace>::all(self.client)
+            .delete(&self.name, &DeleteParams::default())
+            .await;
     }
 }
 
 fn nanos() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 /// Waits until `condition` holds for the named object, or panics after `timeout` naming the wait.
@@ -93,11 +107,15 @@ pub fn phase(pod: &Pod) -> Option<&str> {
 /// Waits for a pod to finish (Succeeded or Failed) and returns it with its log.
 pub async fn finished_pod(api: &Api<Pod>, name: &str, timeout: Duration) -> (Pod, String) {
     let pod = wait(api, name, timeout, |p| {
-        p.and_then(phase).is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+        p.and_then(phase)
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
     })
     .await
     .expect("pod exists");
-    let log = api.logs(name, &LogParams::default()).await.unwrap_or_default();
+    let log = api
+        .logs(name, &LogParams::default())
+        .await
+        .unwrap_or_default();
     (pod, log)
 }
 

@@ -33,12 +33,20 @@ fn serve(port: u16) -> std::io::Result<()> {
 /// One GET over a fresh connection; returns the body.
 pub fn get(url: &str) -> std::io::Result<String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "URL must start with http://")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "URL must start with http://",
+        )
     })?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
     let mut stream = TcpStream::connect(authority)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -50,15 +58,25 @@ pub fn get(url: &str) -> std::io::Result<String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve", port] => port.parse().map_err(std::io::Error::other).and_then(serve),
-        ["get", url, count] => count.parse::<u32>().map_err(std::io::Error::other).and_then(|count| {
-            for _ in 0..count {
-                println!("{}", get(url)?);
-            }
-            Ok(())
-        }),
-        _ => Err(std::io::Error::other("usage: netcheck serve PORT | netcheck get URL COUNT")),
+        ["get", url, count] => count
+            .parse::<u32>()
+            .map_err(std::io::Error::other)
+            .and_then(|count| {
+                for _ in 0..count {
+                    println!("{}", get(url)?);
+                }
+                Ok(())
+            }),
+        _ => Err(std::io::Error::other(
+            "usage: netcheck serve PORT | netcheck get URL COUNT",
+        )),
     };
     if let Err(e) = result {
         eprintln!("netcheck: {e}");

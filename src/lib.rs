@@ -3,5 +3,7 @@
 //! CRD generator can reach it.
 #![forbid(unsafe_code)]
 
+pub mod api;
+
 /// The operator's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -124,19 +124,22 @@ async fn service_reaches_pods_from_a_pod_and_from_the_host() {
     assert_eq!(backends.len(), 2);
     let cluster_ip = service.spec.unwrap().cluster_ip.unwrap();
 
-    // From the host: kube-proxy spreads fresh connections at random, so within 200 requests both
-    // pods answer (the chance that one never does is 2^-199).
+    // From the host. kube-proxy may still be writing the rules (first none, then one endpoint)
+    // when the Deployment turns ready; once both are in, it spreads fresh connections at random,
+    // so both pods answer within a few requests. Keep asking until both have, for up to a minute.
     let mut seen = BTreeSet::new();
-    for _ in 0..200 {
-        // kube-proxy may still be writing the rules when the Deployment turns ready.
-        if let Ok(body) = host_get(&cluster_ip, 80) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 2 && std::time::Instant::now() < deadline {
+        if let Ok(body) = tokio::task::spawn_blocking({
+            let ip = cluster_ip.clone();
+            move || host_get(&ip, 80)
+        })
+        .await
+        .unwrap()
+        {
             assert!(backends.contains(&body), "unexpected answer {body:?}");
             seen.insert(body);
         }
-        if seen.len() == 2 {
-            break;
-        }
-        tokio::task::yield_now().await;
     }
     assert_eq!(
         seen, backends,

@@ -99,6 +99,51 @@ where
     }
 }
 
+/// The field manager the tests apply with.
+pub const TEST_FIELD_MANAGER: &str = "modelops-tests";
+
+/// Server-side applies every CRD in `crds/` (field manager [`TEST_FIELD_MANAGER`]) and waits
+/// until each is Established. Idempotent, so every test that needs the kinds calls it. Returns
+/// the CRDs' names.
+pub async fn install_crds(client: &Client) -> Vec<String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::wait::{Condition, conditions::is_crd_established};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e} (run scripts/crdgen)", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no CRDs in {}: run scripts/crdgen",
+        dir.display()
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(TEST_FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", file.display()));
+        let name = crd.metadata.name.clone().expect("a CRD has a name");
+        crds.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("applying {}: {e}", file.display()));
+        names.push(name);
+    }
+    for name in &names {
+        wait(&crds, name, Duration::from_secs(60), |crd| {
+            is_crd_established().matches_object(crd)
+        })
+        .await;
+    }
+    names
+}
+
 /// The phase of a pod, if it has one.
 pub fn phase(pod: &Pod) -> Option<&str> {
     pod.status.as_ref()?.phase.as_deref()

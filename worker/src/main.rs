@@ -1,11 +1,20 @@
 //! `modelops-worker`: the one binary that links libtorch. The operator starts it in pods with a
-//! subcommand and a JSON work order.
+//! subcommand and a JSON work order (`MODELOPS_WORK_ORDER`, or `--work-order FILE`).
 #![deny(unsafe_code)]
 
 mod cuda;
 mod info;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use modelops::api::workorder::{
+    TERMINATION_MESSAGE_LIMIT, WORK_ORDER_ENV, WorkOrder, WorkerFailure, termination_message,
+};
+use modelops_worker::artifact::write_termination_message;
+use modelops_worker::failure::{Failure, classify};
+use modelops_worker::order;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Command-line interface of the worker.
 #[derive(Debug, Parser)]
@@ -19,13 +28,99 @@ struct Cli {
 enum Command {
     /// Print the libtorch version and the device the worker would use, as JSON.
     Info,
+    /// Prepare a Dataset: fetch, validate, split, normalise, profile; publish under its digest.
+    Prepare(OrderArgs),
+    /// Train a model (resuming from the last checkpoint), evaluate it, publish it.
+    Train(OrderArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Where the work order comes from.
+#[derive(Debug, Args)]
+struct OrderArgs {
+    /// Read the work order from this JSON file instead of the environment variable
+    /// MODELOPS_WORK_ORDER.
+    #[arg(long, value_name = "FILE")]
+    work_order: Option<PathBuf>,
+}
+
+impl OrderArgs {
+    fn read(&self) -> Result<WorkOrder> {
+        let text = match &self.work_order {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the work order {}", path.display()))?,
+            None => std::env::var(WORK_ORDER_ENV).with_context(|| {
+                format!("no work order: set {WORK_ORDER_ENV} or pass --work-order FILE")
+            })?,
+        };
+        WorkOrder::from_env_value(&text).context("parsing the work order")
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // Load CUDA support before libtorch picks a device.
     let cuda = cuda::load_if_gpu_visible();
-    match cli.command {
-        Command::Info => info::print(&cuda),
+    let outcome = match cli.command {
+        Command::Info => info::print(&cuda).map(|()| None),
+        Command::Prepare(args) => run(&args, "prepare"),
+        Command::Train(args) => run(&args, "train"),
+    };
+    match outcome {
+        Ok(Some(message)) => {
+            println!("{message}");
+            write_termination_message(&message);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(error) => {
+            let (reason, retryable) = classify(&error, "WorkerError");
+            let mut failure = WorkerFailure {
+                reason: reason.to_owned(),
+                message: format!("{error:#}"),
+                retryable,
+            };
+            eprintln!("modelops-worker: {reason}: {error:#}");
+            // A message cut by the kubelet's limit would not parse: shorten the text instead.
+            while termination_message(&failure).len() >= TERMINATION_MESSAGE_LIMIT {
+                let mut end = failure.message.len().saturating_sub(256);
+                while !failure.message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                failure.message.truncate(end);
+                failure.message.push('…');
+            }
+            write_termination_message(&termination_message(&failure));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the order for `command` and returns its result as a termination message.
+fn run(args: &OrderArgs, command: &str) -> Result<Option<String>> {
+    let work_order = args
+        .read()
+        .map_err(|e| Failure::error("InvalidWorkOrder", false, format!("{e:#}")))?;
+    match (command, work_order) {
+        ("prepare", WorkOrder::Prepare(prepare)) => {
+            Ok(Some(order::prepare(&prepare)?.to_termination_message()))
+        }
+        ("train", WorkOrder::Train(train)) => Ok(Some(termination_message(&order::train(
+            &train,
+            info::device(),
+        )?))),
+        (command, other) => {
+            let kind = match other {
+                WorkOrder::Prepare(_) => "prepare",
+                WorkOrder::Train(_) => "train",
+                WorkOrder::Serve(_) => "serve",
+            };
+            Err(Failure::error(
+                "InvalidWorkOrder",
+                false,
+                format!(
+                    "the work order is a {kind} order but the command is {command}; run modelops-worker {kind}"
+                ),
+            ))
+        }
     }
 }

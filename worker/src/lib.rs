@@ -1,0 +1,13 @@
+//! The modelops worker's library: data preparation, models, training, and the model API that
+//! serving builds on. The `modelops-worker` binary wires it to the operator's work orders.
+#![deny(unsafe_code)]
+
+pub mod artifact;
+pub mod data;
+pub mod failure;
+pub mod model;
+pub mod order;
+pub mod rng;
+pub mod source;
+pub mod tokenize;
+pub mod train;

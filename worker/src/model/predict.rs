@@ -1,0 +1,259 @@
+//! Loading a model artifact and predicting on raw inputs: the model API `serve` builds on.
+//!
+//! Loading refuses weights whose sha256 differs from the card's (or from the digest the caller
+//! expects), so a server never answers with a model other than the one it was asked for.
+//! Predictions take raw inputs — feature values in the card's feature order, or texts — and
+//! apply the card's normalisation or tokeniser themselves.
+
+use super::card::{CARD_FILE, FORMAT_VERSION, ModelCard};
+use super::{Head, Network};
+use crate::artifact;
+use crate::data::prepared::DataKind;
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn};
+
+/// What a model predicted for a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Classification: the most probable class per input and every class's probability.
+    Classes {
+        /// Class names, one per input.
+        labels: Vec<String>,
+        /// One row per input, one probability per class in the card's class order.
+        probabilities: Vec<Vec<f32>>,
+    },
+    /// Regression: one value per input.
+    Values(Vec<f32>),
+}
+
+/// A model loaded for inference.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The model card.
+    pub card: ModelCard,
+    /// The sha256 of the weights (verified).
+    pub digest: String,
+    network: Box<dyn Network>,
+    device: Device,
+    // Owns the variables the network's layers point into.
+    _variables: nn::VarStore,
+}
+
+/// Copies named tensors into a var store's variables, every variable required, shapes checked.
+pub fn load_variables(
+    variables: &nn::VarStore,
+    tensors: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, mut variable) in variables.variables() {
+            let Some(source) = tensors.get(&format!("{prefix}{name}")) else {
+                bail!(
+                    "the weights have no tensor {prefix}{name}; they were saved by a different architecture"
+                );
+            };
+            if source.size() != variable.size() {
+                bail!(
+                    "tensor {name} has shape {:?} in the weights but {:?} in the model",
+                    source.size(),
+                    variable.size()
+                );
+            }
+            variable
+                .f_copy_(source)
+                .with_context(|| format!("copying tensor {name}"))?;
+        }
+        Ok(())
+    })
+}
+
+/// A var store's variables by name, sorted.
+pub fn named_variables(variables: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+impl Head {
+    /// Turns network outputs into class probabilities `[n, classes]` (classification heads).
+    pub fn probabilities(self, outputs: &Tensor) -> Tensor {
+        match self {
+            Head::Softmax => outputs.softmax(-1, Kind::Float),
+            Head::Sigmoid => {
+                let p = outputs.view([-1, 1]).sigmoid();
+                Tensor::cat(&[p.ones_like() - &p, p], 1)
+            }
+            Head::Linear => outputs.view([-1, 1]),
+        }
+    }
+}
+
+impl LoadedModel {
+    /// Loads the model in `dir` (a `models/<digest>` folder) onto `device`, verifying the
+    /// weights against the card and, when given, against `expected_digest`.
+    pub fn load(dir: &Path, expected_digest: Option<&str>, device: Device) -> Result<Self> {
+        let card_path = dir.join(CARD_FILE);
+        let card: ModelCard = serde_json::from_slice(
+            &std::fs::read(&card_path)
+                .with_context(|| format!("reading the model card {}", card_path.display()))?,
+        )
+        .with_context(|| format!("parsing the model card {}", card_path.display()))?;
+        if card.format_version != FORMAT_VERSION {
+            bail!(
+                "model card {} has format version {}; this worker reads version {FORMAT_VERSION}",
+                card_path.display(),
+                card.format_version
+            );
+        }
+        let weights_path = dir.join(&card.weights.file);
+        let weights = std::fs::read(&weights_path)
+            .with_context(|| format!("reading the weights {}", weights_path.display()))?;
+        let digest = artifact::sha256_hex(&weights);
+        if digest != card.weights.sha256 {
+            bail!(
+                "the weights {} have sha256 {digest} but the model card says {}; the artifact is damaged or was altered, train the model again",
+                weights_path.display(),
+                card.weights.sha256
+            );
+        }
+        if let Some(expected) = expected_digest
+            && expected.trim_start_matches("sha256:") != digest
+        {
+            bail!(
+                "the model in {} has digest {digest}, not the expected {expected}",
+                dir.display()
+            );
+        }
+        let module_file = match &card.module {
+            Some(module) => {
+                let path = dir.join(&module.file);
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("reading the module {}", path.display()))?;
+                if artifact::sha256_hex(&bytes) != module.sha256 {
+                    bail!(
+                        "the module {} does not match the model card's sha256; the artifact is damaged",
+                        path.display()
+                    );
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        let variables = nn::VarStore::new(device);
+        let (inputs, classes) = (
+            input_width(&card)?,
+            card.classes.as_ref().map_or(1, Vec::len),
+        );
+        let network = card.architecture.build(
+            &variables.root(),
+            inputs,
+            card.head.outputs(classes),
+            module_file.as_deref(),
+        )?;
+        let tensors: HashMap<String, Tensor> = artifact::read_safetensors_bytes(&weights)?
+            .into_iter()
+            .collect();
+        load_variables(&variables, &tensors, "")?;
+        Ok(Self {
+            card,
+            digest,
+            network,
+            device,
+            _variables: variables,
+        })
+    }
+
+    /// Predicts from raw feature rows (table models), in the card's feature order.
+    pub fn predict_rows(&self, rows: &[Vec<f64>]) -> Result<Prediction> {
+        if self.card.input.kind != DataKind::Table {
+            bail!("this model reads text; send texts, not feature rows");
+        }
+        let width = self.card.input.features.len();
+        for (index, row) in rows.iter().enumerate() {
+            if row.len() != width {
+                bail!(
+                    "input {index} has {} values; the model expects {width} ({})",
+                    row.len(),
+                    self.card.input.features.join(", ")
+                );
+            }
+            if let Some(position) = row.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "input {index}: feature {:?} is not a finite number",
+                    self.card.input.features[position]
+                );
+            }
+        }
+        let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+        let raw = Tensor::from_slice(&flat).view([rows.len() as i64, width as i64]);
+        let inputs = match &self.card.input.normalization {
+            Some(normalization) => normalization.apply_tensor(&raw)?,
+            None => raw.to_kind(Kind::Float),
+        };
+        self.predict_inputs(&inputs)
+    }
+
+    /// Predicts from texts (text models).
+    pub fn predict_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Prediction> {
+        let Some(tokenizer) = &self.card.input.tokenizer else {
+            bail!("this model reads feature rows; send numbers, not texts");
+        };
+        self.predict_inputs(&tokenizer.encode_batch(texts))
+    }
+
+    /// Runs the network on prepared inputs (normalised features or token ids) and interprets
+    /// the outputs by the card's head.
+    pub fn predict_inputs(&self, inputs: &Tensor) -> Result<Prediction> {
+        let rows = inputs.size().first().copied().unwrap_or(0);
+        if rows == 0 {
+            return Ok(match self.card.head {
+                Head::Linear => Prediction::Values(Vec::new()),
+                _ => Prediction::Classes {
+                    labels: Vec::new(),
+                    probabilities: Vec::new(),
+                },
+            });
+        }
+        let outputs = tch::no_grad(|| {
+            self.network
+                .forward_t(&inputs.to_device(self.device), false)
+        })?
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float);
+        match (self.card.head, &self.card.classes) {
+            (Head::Linear, _) => {
+                let scaling = self
+                    .card
+                    .target_scaling
+                    .unwrap_or(super::card::TargetScaling {
+                        offset: 0.0,
+                        scale: 1.0,
+                    });
+                let values = outputs.view([-1]) * scaling.scale + scaling.offset;
+                Ok(Prediction::Values(Vec::<f32>::try_from(values)?))
+            }
+            (head, Some(classes)) => {
+                let probabilities = head.probabilities(&outputs);
+                let best = Vec::<i64>::try_from(probabilities.argmax(-1, false))?;
+                let width = classes.len();
+                let flat = Vec::<f32>::try_from(probabilities.contiguous().view([-1]))?;
+                Ok(Prediction::Classes {
+                    labels: best.iter().map(|&i| classes[i as usize].clone()).collect(),
+                    probabilities: flat.chunks(width).map(<[f32]>::to_vec).collect(),
+                })
+            }
+            (_, None) => bail!("the model card of a classification model lists no classes"),
+        }
+    }
+}
+
+/// The network's input width: the feature count, or the vocabulary size for text.
+pub fn input_width(card: &ModelCard) -> Result<i64> {
+    match (&card.input.kind, &card.input.tokenizer) {
+        (DataKind::Text, Some(tokenizer)) => Ok(tokenizer.len() as i64),
+        (DataKind::Text, None) => bail!("the model card of a text model has no tokenizer"),
+        (DataKind::Table, _) => Ok(card.input.features.len() as i64),
+    }
+}

@@ -1,0 +1,366 @@
+//! The operator's work orders (`modelops::api::workorder`), turned into the worker's own
+//! configurations, run, and answered with the results the operator reads back.
+//!
+//! This is the only module that knows the API types: the data, model and training code take
+//! plain values, so the API can grow without touching them.
+
+use crate::data::normalize::Method;
+use crate::data::read::{Format, LabelKind, Schema};
+use crate::data::split::SplitConfig;
+use crate::data::{self, PrepareConfig};
+use crate::failure::{Failure, Reason};
+use crate::model::{
+    Activation, Architecture, CnnOptions, MlpOptions, Task, TextLstmOptions, TorchscriptOptions,
+};
+use crate::source;
+use crate::train::early_stopping::{EarlyStopping, Metric};
+use crate::train::loss::Loss;
+use crate::train::optim::{OptimizerConfig, OptimizerKind};
+use crate::train::schedule::Schedule;
+use crate::train::{self, Hyperparameters, TrainConfig};
+use anyhow::Result;
+use modelops::api::dataset::{self as dataset_api, DatasetSpec, Source};
+use modelops::api::trainingjob::{self as job_api, TrainingJobSpec};
+use modelops::api::workorder::{
+    ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, TrainOrder, TrainResult, layout,
+};
+use std::path::{Path, PathBuf};
+
+/// The seed of a TrainingJob that sets none: training is reproducible by default.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Environment variable overriding libtorch's thread count (default: the pod's CPU limit).
+pub const THREADS_ENV: &str = "MODELOPS_THREADS";
+
+/// Environment variable naming where the artifact volume is mounted (default `/artifacts`);
+/// torchscript module paths are relative to it.
+pub const ARTIFACTS_DIR_ENV: &str = "MODELOPS_ARTIFACTS_DIR";
+
+/// The preparation a Dataset spec asks for.
+pub fn prepare_config(spec: &DatasetSpec) -> PrepareConfig {
+    let label_kind = spec.schema.label_kind();
+    PrepareConfig {
+        format: match spec.format {
+            dataset_api::DataFormat::Csv => Format::Csv,
+            dataset_api::DataFormat::Jsonl => Format::Jsonl,
+        },
+        schema: Schema {
+            label: spec.schema.label.clone(),
+            label_kind: Some(match label_kind {
+                dataset_api::LabelKind::Categorical => LabelKind::Categorical,
+                dataset_api::LabelKind::Numeric => LabelKind::Numeric,
+            }),
+            features: spec.schema.features.clone(),
+            text: spec.schema.text.clone(),
+        },
+        drop_invalid_rows: spec.preprocessing.drop_invalid_rows,
+        normalize: match spec.preprocessing.normalize {
+            dataset_api::Normalize::None => Method::None,
+            dataset_api::Normalize::Standard => Method::Standard,
+            dataset_api::Normalize::Minmax => Method::Minmax,
+        },
+        split: SplitConfig {
+            train: spec.split.train,
+            validation: spec.split.validation,
+            test: spec.split.test,
+            seed: spec.split.seed as u64,
+            stratify: spec.split.stratify(label_kind),
+        },
+    }
+}
+
+/// Runs a prepare order: fetch the source, prepare it, publish it, describe it.
+pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
+    let source = match order.spec.source.get() {
+        Some(Source::Http(http)) => source::download(&http.url, http.sha256.as_deref())?,
+        Some(Source::ConfigMap(_) | Source::Volume(_)) => match &order.source_path {
+            Some(path) => source::read_mounted(Path::new(path))?,
+            None => {
+                return Err(Failure::error(
+                    "InvalidWorkOrder",
+                    false,
+                    "the work order has a configMap or volume source but no sourcePath; the operator must mount it",
+                ));
+            }
+        },
+        None => {
+            return Err(Failure::error(
+                "InvalidSpec",
+                false,
+                "spec.source: set exactly one of http, configMap or volume",
+            ));
+        }
+    };
+    let config = prepare_config(&order.spec);
+    let outcome = data::prepare(&source, &config, Path::new(&order.output_dir))
+        .reason("InvalidData", false)?;
+    if let Some(first) = &outcome.first_rejection {
+        println!(
+            "dropped {} invalid rows; the first: {first}",
+            outcome.manifest.rows.rejected
+        );
+    }
+    println!(
+        "{} data set {}/{} as {}",
+        if outcome.created {
+            "prepared"
+        } else {
+            "found already prepared"
+        },
+        order.namespace,
+        order.name,
+        outcome.dir.display()
+    );
+    let artifact_uri = format!(
+        "{}/{}",
+        order.output_uri_prefix.trim_end_matches('/'),
+        outcome.digest
+    );
+    let rows = outcome.manifest.rows;
+    Ok(PrepareResult {
+        digest: layout::sha256_digest(&outcome.digest),
+        profile_uri: format!("{artifact_uri}/{}", layout::PROFILE_JSON),
+        artifact_uri,
+        rows: dataset_api::RowCounts {
+            total: rows.total as i64,
+            train: rows.train as i64,
+            validation: rows.validation as i64,
+            test: rows.test as i64,
+            rejected: rows.rejected as i64,
+        },
+        classes: outcome.manifest.classes.unwrap_or_default(),
+    })
+}
+
+fn activation(activation: job_api::Activation) -> Activation {
+    match activation {
+        job_api::Activation::Relu => Activation::Relu,
+        job_api::Activation::Tanh => Activation::Tanh,
+        job_api::Activation::Gelu => Activation::Gelu,
+    }
+}
+
+fn widths(widths: &[i32]) -> Vec<i64> {
+    widths.iter().map(|&w| i64::from(w)).collect()
+}
+
+/// A count from the API (int32 as Kubernetes APIs write numbers; the schema keeps it >= 0).
+fn count(value: i32) -> usize {
+    value.max(0) as usize
+}
+
+/// The architecture a TrainingJob's `spec.model` asks for; a torchscript path is resolved on the
+/// artifact volume mounted at `artifacts_dir`.
+pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<Architecture> {
+    Ok(match model.architecture {
+        job_api::Architecture::Mlp => {
+            let options = model.mlp_options();
+            Architecture::Mlp(MlpOptions {
+                hidden_layers: widths(&options.hidden_layers),
+                activation: activation(options.activation),
+                dropout: options.dropout,
+            })
+        }
+        job_api::Architecture::Cnn => {
+            let Some(options) = &model.cnn else {
+                return Err(Failure::error(
+                    "InvalidSpec",
+                    false,
+                    "spec.model.cnn is required for architecture cnn: set spec.model.cnn.inputShape",
+                ));
+            };
+            Architecture::Cnn(CnnOptions {
+                input_shape: widths(&options.input_shape),
+                conv_channels: widths(&options.conv_channels),
+                kernel_size: i64::from(options.kernel_size),
+                hidden_layers: widths(&options.hidden_layers),
+                activation: activation(options.activation),
+                dropout: options.dropout,
+            })
+        }
+        job_api::Architecture::TextLstm => {
+            let options = model.text_lstm_options();
+            Architecture::TextLstm(TextLstmOptions {
+                vocabulary_size: count(options.vocabulary_size),
+                max_length: count(options.max_length),
+                embedding_dim: i64::from(options.embedding_dim),
+                hidden_size: i64::from(options.hidden_size),
+                layers: i64::from(options.layers),
+                bidirectional: options.bidirectional,
+                dropout: options.dropout,
+            })
+        }
+        job_api::Architecture::Torchscript => {
+            let Some(options) = &model.torchscript else {
+                return Err(Failure::error(
+                    "InvalidSpec",
+                    false,
+                    "spec.model.torchscript is required for architecture torchscript: set spec.model.torchscript.path",
+                ));
+            };
+            Architecture::Torchscript(TorchscriptOptions {
+                module: artifacts_dir.join(&options.path),
+            })
+        }
+    })
+}
+
+/// The hyperparameters of a TrainingJob spec.
+pub fn hyperparameters(spec: &TrainingJobSpec) -> Result<Hyperparameters> {
+    let hyper = &spec.hyperparameters;
+    let schedule = &hyper.learning_rate_schedule;
+    let learning_rate_schedule = match schedule.type_ {
+        job_api::ScheduleType::Constant => Schedule::Constant,
+        job_api::ScheduleType::Exponential => match schedule.gamma {
+            Some(gamma) => Schedule::Exponential { gamma },
+            None => {
+                return Err(Failure::error(
+                    "InvalidSpec",
+                    false,
+                    "spec.hyperparameters.learningRateSchedule.gamma is required for type exponential",
+                ));
+            }
+        },
+        job_api::ScheduleType::Step => match schedule.step_size {
+            Some(step_size) => Schedule::Step {
+                step_size: count(step_size),
+                gamma: schedule.gamma.unwrap_or(0.1),
+            },
+            None => {
+                return Err(Failure::error(
+                    "InvalidSpec",
+                    false,
+                    "spec.hyperparameters.learningRateSchedule.stepSize is required for type step",
+                ));
+            }
+        },
+        job_api::ScheduleType::Cosine => Schedule::Cosine {
+            min_learning_rate: schedule.min_learning_rate.unwrap_or(0.0),
+        },
+    };
+    Ok(Hyperparameters {
+        epochs: count(hyper.epochs),
+        batch_size: count(hyper.batch_size),
+        optimizer: OptimizerConfig {
+            kind: match hyper.optimizer.type_ {
+                job_api::OptimizerType::Adam => OptimizerKind::Adam,
+                job_api::OptimizerType::Sgd => OptimizerKind::Sgd,
+                job_api::OptimizerType::Adamw => OptimizerKind::Adamw,
+            },
+            learning_rate: hyper.optimizer.learning_rate,
+            weight_decay: hyper.optimizer.weight_decay,
+            momentum: hyper.optimizer.momentum.unwrap_or(0.0),
+        },
+        learning_rate_schedule,
+        loss: Some(match spec.loss() {
+            job_api::Loss::CrossEntropy => Loss::CrossEntropy,
+            job_api::Loss::Mse => Loss::Mse,
+            job_api::Loss::Bce => Loss::Bce,
+        }),
+        early_stopping: hyper.early_stopping.as_ref().map(|early| EarlyStopping {
+            metric: match early.metric {
+                job_api::ValidationMetric::ValidationLoss => Metric::ValidationLoss,
+                job_api::ValidationMetric::ValidationAccuracy => Metric::ValidationAccuracy,
+            },
+            patience: count(early.patience),
+            min_delta: early.min_delta,
+        }),
+        // A negative seed is as good a seed as any: its bits are used as they are.
+        seed: hyper.seed.map_or(DEFAULT_SEED, |seed| seed as u64),
+    })
+}
+
+/// libtorch threads: `MODELOPS_THREADS`, else the pod's CPU limit rounded up, else libtorch's
+/// default (every core the process sees).
+pub fn threads(spec: &TrainingJobSpec) -> Option<usize> {
+    if let Some(threads) = std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return Some(threads.max(1));
+    }
+    let cpu = spec.resources.cpu.as_ref()?.0.trim().to_owned();
+    let cores = match cpu.strip_suffix('m') {
+        Some(millis) => millis.parse::<f64>().ok()? / 1000.0,
+        None => cpu.parse::<f64>().ok()?,
+    };
+    Some((cores.ceil() as usize).max(1))
+}
+
+/// The training a train order asks for.
+pub fn train_config(order: &TrainOrder, device: tch::Device) -> Result<TrainConfig> {
+    let spec = order
+        .effective_spec()
+        .map_err(|message| Failure::error("InvalidTrial", false, message))?;
+    let artifacts_dir =
+        std::env::var(ARTIFACTS_DIR_ENV).unwrap_or_else(|_| ARTIFACTS_MOUNT_PATH.to_owned());
+    Ok(TrainConfig {
+        dataset_dir: PathBuf::from(&order.dataset_dir),
+        expected_dataset_digest: Some(order.dataset_digest.clone()),
+        task: match spec.task {
+            job_api::Task::Classification => Task::Classification,
+            job_api::Task::Regression => Task::Regression,
+        },
+        architecture: architecture(&spec.model, Path::new(&artifacts_dir))?,
+        hyperparameters: hyperparameters(&spec)?,
+        checkpoint_dir: PathBuf::from(&order.checkpoint_dir),
+        models_dir: PathBuf::from(&order.models_dir),
+        device,
+        threads: threads(&spec),
+        trial: order.trial.as_ref().map(|t| t.index.max(0) as u32),
+    })
+}
+
+/// Runs a train order: train (or resume), evaluate, publish, describe.
+pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
+    let config = train_config(order, device)?;
+    println!(
+        "training {}/{}: {} on {} for {} epochs (device {}, {} threads)",
+        order.namespace,
+        order.name,
+        config.architecture.name(),
+        order.dataset_digest,
+        config.hyperparameters.epochs,
+        train::device_name(device),
+        config
+            .threads
+            .map_or_else(|| tch::get_num_threads().to_string(), |t| t.to_string()),
+    );
+    let outcome = train::run(&config).reason("TrainingFailed", false)?;
+    if let Some(samples_per_second) = outcome.samples_per_second {
+        println!("trained at {samples_per_second:.0} samples/s");
+    }
+    let card = &outcome.card;
+    let metric = |name: &str| card.metrics.get(name).copied();
+    let spec = order
+        .effective_spec()
+        .map_err(|message| Failure::error("InvalidTrial", false, message))?;
+    let objective = spec
+        .search
+        .as_ref()
+        .and_then(|search| match search.objective.metric {
+            job_api::ValidationMetric::ValidationLoss => metric("validationLoss"),
+            job_api::ValidationMetric::ValidationAccuracy => metric("validationAccuracy"),
+        });
+    Ok(TrainResult {
+        model_uri: format!(
+            "{}/{}",
+            order.models_uri_prefix.trim_end_matches('/'),
+            outcome.digest
+        ),
+        model_digest: layout::sha256_digest(&outcome.digest),
+        architecture: spec.model.architecture,
+        dataset_digest: card.dataset_digest.clone(),
+        metrics: job_api::ModelMetrics {
+            test_accuracy: metric("testAccuracy"),
+            test_loss: metric("testLoss"),
+            test_rmse: metric("testRmse"),
+            test_mae: metric("testMae"),
+            validation_accuracy: metric("validationAccuracy"),
+            validation_loss: metric("validationLoss"),
+        },
+        epochs: card.training.epochs_run as i32,
+        trial: order.trial.as_ref().map(|t| t.index),
+        objective,
+    })
+}

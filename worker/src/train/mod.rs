@@ -1,0 +1,565 @@
+//! `train`: trains a model on a prepared data set, checkpointing every epoch and resuming from
+//! the last checkpoint, then evaluates it on the test split and publishes the model artifact
+//! (`models/<digest>/model.safetensors` + `model.json`).
+//!
+//! Reproducibility: `seed` seeds the weight initialisation, and every epoch reseeds the shuffle
+//! and libtorch's generator from (seed, epoch). On a CPU with a fixed thread count the same seed
+//! gives the same weights, so the same model digest, and a resumed run the same model as an
+//! uninterrupted one.
+
+pub mod checkpoint;
+pub mod early_stopping;
+pub mod fit;
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+
+use crate::artifact;
+use crate::data::prepared::{self, DataKind, PreparedDataset, SplitData};
+use crate::failure::{Failure, Reason};
+use crate::model::card::{self, FileDigest, ModelCard, ModelInput, TargetScaling, TrainingRecord};
+use crate::model::predict::{load_variables, named_variables};
+use crate::model::{Architecture, Head, Network, Task};
+use crate::tokenize::Tokenizer;
+use anyhow::{Context, Result, bail};
+use checkpoint::{CheckpointState, Checkpoints, Progress};
+use early_stopping::{EarlyStopping, Tracker, Verdict};
+use fit::{EpochPlan, Examples};
+use loss::Loss;
+use optim::{Optimizer, OptimizerConfig};
+use schedule::Schedule;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor, nn};
+
+/// The training hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hyperparameters {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule.
+    pub learning_rate_schedule: Schedule,
+    /// The loss; `None` means the task's default (crossEntropy, or mse for regression).
+    pub loss: Option<Loss>,
+    /// Early stopping on a validation metric.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Seed of initialisation, shuffles and dropout.
+    pub seed: u64,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 32,
+            optimizer: OptimizerConfig::default(),
+            learning_rate_schedule: Schedule::Constant,
+            loss: None,
+            early_stopping: None,
+            seed: 42,
+        }
+    }
+}
+
+/// What `train` is asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The prepared data set's folder (`…/<digest>`).
+    pub dataset_dir: PathBuf,
+    /// The digest the job pinned; the data set must still have it.
+    pub expected_dataset_digest: Option<String>,
+    /// Classification or regression.
+    pub task: Task,
+    /// The architecture and its options.
+    pub architecture: Architecture,
+    /// The hyperparameters.
+    pub hyperparameters: Hyperparameters,
+    /// The job's checkpoint folder.
+    pub checkpoint_dir: PathBuf,
+    /// Where models are published (`<models_dir>/<digest>/`).
+    pub models_dir: PathBuf,
+    /// The device (CUDA when the pod has a GPU).
+    pub device: Device,
+    /// libtorch's intra-op threads; `None` leaves libtorch's default.
+    pub threads: Option<usize>,
+    /// The search trial this run is, reported in the progress.
+    pub trial: Option<u32>,
+}
+
+/// What `train` produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The model's digest (sha256 of its weights).
+    pub digest: String,
+    /// The model folder.
+    pub dir: PathBuf,
+    /// The model card.
+    pub card: ModelCard,
+    /// The epoch this run resumed after, if it resumed.
+    pub resumed_from: Option<usize>,
+    /// Mean training throughput of this run's epochs (the first one, a warm-up, left out when
+    /// there are more).
+    pub samples_per_second: Option<f64>,
+}
+
+/// Trains, evaluates and publishes a model.
+pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads.max(1) as i32);
+    }
+    let hyper = &config.hyperparameters;
+    let data = prepared::load(&config.dataset_dir)?;
+    if let Some(expected) = &config.expected_dataset_digest
+        && expected.trim_start_matches("sha256:") != data.digest
+    {
+        return Err(Failure::error(
+            "DigestMismatch",
+            false,
+            format!(
+                "the prepared data set has digest sha256:{}, not the pinned {expected}",
+                data.digest
+            ),
+        ));
+    }
+    let plan = Plan::new(config, &data).reason("InvalidSpec", false)?;
+    let device = config.device;
+    let train = plan.examples(&data.train, device)?;
+    let validation = plan.examples(&data.validation, device)?;
+    let test = plan.examples(&data.test, device)?;
+    if train.is_empty() {
+        bail!("the training split of data set {} is empty", data.digest);
+    }
+    if let Some(early_stopping) = &hyper.early_stopping {
+        early_stopping
+            .validate(!validation.is_empty(), config.task == Task::Classification)
+            .reason("InvalidSpec", false)?;
+    }
+
+    tch::manual_seed(hyper.seed as i64 & i64::MAX);
+    let variables = nn::VarStore::new(device);
+    let network = config
+        .architecture
+        .build(&variables.root(), plan.input_width, plan.outputs, None)
+        .reason("InvalidSpec", false)?;
+    check_output_shape(network.as_ref(), &train, plan.outputs).reason("InvalidSpec", false)?;
+    let mut optimizer = Optimizer::new(&hyper.optimizer, named_variables(&variables))
+        .reason("InvalidSpec", false)?;
+
+    let checkpoints = Checkpoints::new(&config.checkpoint_dir);
+    let fingerprint = fingerprint(config, &data, plan.loss)?;
+    let mut state = CheckpointState {
+        fingerprint: fingerprint.clone(),
+        epoch: 0,
+        optimizer_steps: 0,
+        file: String::new(),
+        sha256: String::new(),
+        early_stopping: Tracker::default(),
+        stopped: false,
+        history: Vec::new(),
+    };
+    let mut resumed_from = None;
+    if let Some(restored) = checkpoints.latest(&fingerprint)? {
+        load_variables(&variables, &restored.tensors, "model.")?;
+        optimizer.restore(
+            &restored.tensors,
+            "optimizer.",
+            restored.state.optimizer_steps,
+        );
+        println!("resuming from epoch {}", restored.state.epoch);
+        resumed_from = Some(restored.state.epoch);
+        state = restored.state;
+    }
+
+    let mut throughput = Vec::new();
+    while state.epoch < hyper.epochs && !state.stopped {
+        let epoch = state.epoch + 1;
+        let learning_rate = hyper.learning_rate_schedule.learning_rate(
+            hyper.optimizer.learning_rate,
+            epoch - 1,
+            hyper.epochs,
+        );
+        let started = Instant::now();
+        let epoch_plan = EpochPlan {
+            examples: &train,
+            loss: plan.loss,
+            batch_size: hyper.batch_size,
+            learning_rate,
+            seed: hyper.seed,
+            epoch,
+        };
+        let train_loss = fit::train_epoch(network.as_ref(), &mut optimizer, &epoch_plan)?;
+        if !train_loss.is_finite() {
+            return Err(Failure::error(
+                "TrainingDiverged",
+                false,
+                format!(
+                    "the training loss of epoch {epoch} is {train_loss}; lower the learning rate ({learning_rate}) or normalise the features"
+                ),
+            ));
+        }
+        let samples_per_second = train.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        throughput.push(samples_per_second);
+        let metrics = fit::evaluate(
+            network.as_ref(),
+            plan.loss,
+            plan.head,
+            &validation,
+            plan.scaling,
+            "validation",
+        )?;
+        let progress = Progress {
+            epoch,
+            total_epochs: hyper.epochs,
+            train_loss,
+            validation_loss: metrics.get("validationLoss").copied(),
+            validation_accuracy: metrics.get("validationAccuracy").copied(),
+            learning_rate,
+            samples_per_second,
+            trial: config.trial,
+            updated_at: Some(checkpoint::rfc3339_now()),
+        };
+        if let Some(early_stopping) = &hyper.early_stopping {
+            let watched = match early_stopping.metric {
+                early_stopping::Metric::ValidationLoss => progress.validation_loss,
+                early_stopping::Metric::ValidationAccuracy => progress.validation_accuracy,
+            };
+            match state
+                .early_stopping
+                .observe(early_stopping, epoch, watched.unwrap_or(f64::NAN))
+            {
+                Verdict::Improved => checkpoints.save_best(&named_variables(&variables))?,
+                Verdict::Wait => {}
+                Verdict::Stop => state.stopped = true,
+            }
+        }
+        state.epoch = epoch;
+        state.optimizer_steps = optimizer.steps();
+        state.history.push(progress.clone());
+        let mut tensors = prefixed("model.", named_variables(&variables));
+        tensors.extend(prefixed("optimizer.", optimizer.state_tensors()));
+        checkpoints.save(state.clone(), &tensors)?;
+        println!("{}", progress_line(&progress));
+        if state.stopped {
+            println!(
+                "early stopping after epoch {epoch}: no improvement since epoch {}",
+                state.early_stopping.best_epoch
+            );
+        }
+    }
+
+    // With early stopping the model is the best epoch's, not the last one's.
+    let best_epoch = match &hyper.early_stopping {
+        Some(_) if state.early_stopping.best_epoch > 0 => {
+            load_variables(&variables, &checkpoints.best()?, "")?;
+            state.early_stopping.best_epoch
+        }
+        _ => state.epoch,
+    };
+    let mut metrics = BTreeMap::new();
+    for (examples, split) in [
+        (&test, "test"),
+        (&validation, "validation"),
+        (&train, "train"),
+    ] {
+        metrics.extend(fit::evaluate(
+            network.as_ref(),
+            plan.loss,
+            plan.head,
+            examples,
+            plan.scaling,
+            split,
+        )?);
+    }
+    let weights = artifact::safetensors_bytes(&named_variables(&variables))?;
+    let digest = artifact::sha256_hex(&weights);
+    let module = match &config.architecture {
+        Architecture::Torchscript(options) => Some(
+            std::fs::read(&options.module)
+                .with_context(|| format!("reading {}", options.module.display()))?,
+        ),
+        _ => None,
+    };
+    let card = plan.card(
+        config,
+        &data,
+        metrics,
+        &digest,
+        module.as_deref(),
+        state.epoch,
+        best_epoch,
+        state.stopped,
+    )?;
+    let card_bytes = serde_json::to_vec_pretty(&card)?;
+    let dir = config.models_dir.join(&digest);
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (card::WEIGHTS_FILE, &weights),
+        (card::CARD_FILE, &card_bytes),
+    ];
+    if let Some(module) = &module {
+        files.push((card::MODULE_FILE, module));
+    }
+    artifact::publish_folder(&dir, &files)?;
+    let warm = if throughput.len() > 1 {
+        &throughput[1..]
+    } else {
+        &throughput[..]
+    };
+    let samples_per_second =
+        (!warm.is_empty()).then(|| warm.iter().sum::<f64>() / warm.len() as f64);
+    Ok(TrainOutcome {
+        digest,
+        dir,
+        card,
+        resumed_from,
+        samples_per_second,
+    })
+}
+
+/// What follows from the configuration and the data: the loss, head, input width, tokeniser and
+/// target scaling.
+struct Plan {
+    loss: Loss,
+    head: Head,
+    input_width: i64,
+    outputs: i64,
+    tokenizer: Option<Tokenizer>,
+    scaling: Option<TargetScaling>,
+    task: Task,
+}
+
+impl Plan {
+    fn new(config: &TrainConfig, data: &PreparedDataset) -> Result<Self> {
+        let hyper = &config.hyperparameters;
+        if hyper.epochs == 0 {
+            bail!("hyperparameters.epochs must be at least 1");
+        }
+        if hyper.batch_size == 0 {
+            bail!("hyperparameters.batchSize must be at least 1");
+        }
+        hyper.learning_rate_schedule.validate()?;
+        let manifest = &data.manifest;
+        let loss = hyper.loss.unwrap_or(Loss::default_for(config.task));
+        let classes = match config.task {
+            Task::Classification => match &manifest.classes {
+                Some(classes) => classes.len(),
+                None => bail!(
+                    "the label {:?} has too many values to be classes; use task regression",
+                    manifest.label
+                ),
+            },
+            Task::Regression if !manifest.task_hints.regression => {
+                bail!(
+                    "task regression needs a numeric label, and {:?} has non-numeric values",
+                    manifest.label
+                )
+            }
+            Task::Regression => 0,
+        };
+        let head = loss.head(config.task, classes)?;
+        let arch = config.architecture.name();
+        let (input_width, tokenizer) = match (manifest.kind, &config.architecture) {
+            (DataKind::Text, Architecture::TextLstm(options)) => {
+                let tokenizer = Tokenizer::fit(
+                    data.train.texts.iter().map(String::as_str),
+                    options.vocabulary_size,
+                    options.max_length,
+                );
+                (tokenizer.len() as i64, Some(tokenizer))
+            }
+            (DataKind::Text, _) => bail!(
+                "architecture {arch} reads numeric features but the data set is text; use textLstm"
+            ),
+            (DataKind::Table, Architecture::TextLstm(_)) => {
+                bail!(
+                    "architecture textLstm reads text but the data set has numeric features; use mlp or cnn"
+                )
+            }
+            (DataKind::Table, _) => (manifest.features.len() as i64, None),
+        };
+        let scaling = match config.task {
+            Task::Regression => {
+                let targets = data
+                    .train
+                    .targets
+                    .as_ref()
+                    .context("the training split has no numeric targets")?;
+                let offset = targets.mean(Kind::Double).double_value(&[]);
+                let std = targets.to_kind(Kind::Double).std(false).double_value(&[]);
+                Some(TargetScaling {
+                    offset,
+                    scale: if std > 1e-12 { std } else { 1.0 },
+                })
+            }
+            Task::Classification => None,
+        };
+        Ok(Self {
+            loss,
+            head,
+            input_width,
+            outputs: head.outputs(classes),
+            tokenizer,
+            scaling,
+            task: config.task,
+        })
+    }
+
+    /// A split's examples on the device.
+    fn examples(&self, split: &SplitData, device: Device) -> Result<Examples> {
+        let targets = match (self.task, &split.labels, &split.targets, self.scaling) {
+            (Task::Classification, Some(labels), ..) => labels.shallow_clone(),
+            (Task::Regression, _, Some(targets), Some(scaling)) => {
+                (targets - scaling.offset) / scaling.scale
+            }
+            _ => bail!("the prepared data has no labels for this task"),
+        };
+        match &self.tokenizer {
+            Some(tokenizer) => {
+                Examples::new(tokenizer.encode_batch(&split.texts), targets, true, device)
+            }
+            None => {
+                let features = split
+                    .features
+                    .as_ref()
+                    .context("the prepared data has no feature tensor")?;
+                Examples::new(features.shallow_clone(), targets, false, device)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn card(
+        &self,
+        config: &TrainConfig,
+        data: &PreparedDataset,
+        metrics: BTreeMap<String, f64>,
+        digest: &str,
+        module: Option<&[u8]>,
+        epochs_run: usize,
+        best_epoch: usize,
+        stopped_early: bool,
+    ) -> Result<ModelCard> {
+        let manifest = &data.manifest;
+        let mut architecture = config.architecture.clone();
+        if let Architecture::Torchscript(options) = &mut architecture {
+            options.module = PathBuf::from(card::MODULE_FILE);
+        }
+        let mut hyperparameters = serde_json::to_value(&config.hyperparameters)?;
+        hyperparameters["loss"] = serde_json::to_value(self.loss)?;
+        Ok(ModelCard {
+            format_version: card::FORMAT_VERSION,
+            architecture,
+            task: self.task,
+            head: self.head,
+            classes: match self.task {
+                Task::Classification => manifest.classes.clone(),
+                Task::Regression => None,
+            },
+            input: ModelInput {
+                kind: manifest.kind,
+                features: manifest.features.clone(),
+                normalization: manifest.normalization.clone(),
+                text_field: manifest.text_field.clone(),
+                tokenizer: self.tokenizer.clone(),
+            },
+            target_scaling: self.scaling,
+            metrics,
+            dataset_digest: format!("sha256:{}", data.digest),
+            hyperparameters,
+            weights: FileDigest {
+                file: card::WEIGHTS_FILE.to_owned(),
+                sha256: digest.to_owned(),
+            },
+            module: module.map(|bytes| FileDigest {
+                file: card::MODULE_FILE.to_owned(),
+                sha256: artifact::sha256_hex(bytes),
+            }),
+            training: TrainingRecord {
+                epochs_run,
+                best_epoch,
+                stopped_early,
+                seed: config.hyperparameters.seed,
+                device: device_name(config.device),
+                libtorch: option_env!("MODELOPS_LIBTORCH_VERSION")
+                    .unwrap_or("unknown")
+                    .to_owned(),
+            },
+        })
+    }
+}
+
+/// `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        _ => "cpu".to_owned(),
+    }
+}
+
+/// A scripted module must return one row of `outputs` columns per input; say so before training.
+fn check_output_shape(network: &dyn Network, train: &Examples, outputs: i64) -> Result<()> {
+    let rows: Vec<i64> = (0..train.len().min(2) as i64).collect();
+    let (inputs, _) = train.batch(&rows);
+    let got = tch::no_grad(|| network.forward_t(&inputs, false))?.size();
+    if got != [rows.len() as i64, outputs] {
+        bail!(
+            "the network returns outputs of shape {got:?} for {} inputs; the task needs [{}, {outputs}]",
+            rows.len(),
+            rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// Identifies a training configuration, so a checkpoint is only resumed by the same training.
+fn fingerprint(config: &TrainConfig, data: &PreparedDataset, loss: Loss) -> Result<String> {
+    // A scripted module is part of the configuration: a changed file is another training.
+    let module = match &config.architecture {
+        Architecture::Torchscript(options) => std::fs::read(&options.module)
+            .map(|bytes| artifact::sha256_hex(&bytes))
+            .ok(),
+        _ => None,
+    };
+    let identity = json!({
+        "dataset": data.digest,
+        "module": module,
+        "task": config.task,
+        "architecture": config.architecture,
+        "hyperparameters": config.hyperparameters,
+        "loss": loss,
+    });
+    Ok(artifact::sha256_hex(&serde_json::to_vec(&identity)?))
+}
+
+fn prefixed(prefix: &str, tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    tensors
+        .into_iter()
+        .map(|(name, tensor)| (format!("{prefix}{name}"), tensor))
+        .collect()
+}
+
+/// The line printed after each epoch.
+fn progress_line(progress: &Progress) -> String {
+    let mut line = format!(
+        "epoch {}/{} trainLoss={:.4}",
+        progress.epoch, progress.total_epochs, progress.train_loss
+    );
+    if let Some(loss) = progress.validation_loss {
+        line.push_str(&format!(" validationLoss={loss:.4}"));
+    }
+    if let Some(accuracy) = progress.validation_accuracy {
+        line.push_str(&format!(" validationAccuracy={accuracy:.4}"));
+    }
+    line.push_str(&format!(
+        " learningRate={:.6} samplesPerSecond={:.0}",
+        progress.learning_rate, progress.samples_per_second
+    ));
+    line
+}

@@ -4,6 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod config;
+pub mod controllers;
+pub mod http;
+pub mod metrics;
 
 /// The operator's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

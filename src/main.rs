@@ -1,22 +1,111 @@
-//! The modelops operator binary.
+//! The modelops operator binary: parses its flags, then runs the controllers and a small HTTP
+//! server for `/metrics`, `/healthz` and `/readyz`.
 #![forbid(unsafe_code)]
 
 use clap::Parser;
+use modelops::config::{ArtifactsConfig, ArtifactsProvisioning, OperatorConfig};
+use modelops::controllers::{self, Context};
+use modelops::metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-/// Command-line flags of the operator.
+/// Command-line flags of the operator (each also read from the environment variable named).
 #[derive(Debug, Parser)]
 #[command(name = "modelops-operator", version = modelops::VERSION, about)]
 struct Flags {
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     #[arg(long, env = "MODELOPS_LOG", default_value = "info")]
     log: String,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "MODELOPS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// The worker image of CPU pods.
+    #[arg(
+        long,
+        env = "MODELOPS_WORKER_IMAGE",
+        default_value = "modelops/worker:dev"
+    )]
+    worker_image: String,
+    /// The worker image of pods that request GPUs (default: the worker image).
+    #[arg(long, env = "MODELOPS_WORKER_GPU_IMAGE")]
+    worker_gpu_image: Option<String>,
+    /// `imagePullPolicy` of worker and serving pods.
+    #[arg(
+        long,
+        env = "MODELOPS_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    image_pull_policy: String,
+    /// The artifact claim's name, in every namespace that has modelops objects.
+    #[arg(
+        long,
+        env = "MODELOPS_ARTIFACTS_CLAIM",
+        default_value = "modelops-artifacts"
+    )]
+    artifacts_claim: String,
+    /// Create each namespace's claim with this StorageClass (ReadWriteMany).
+    #[arg(
+        long,
+        env = "MODELOPS_ARTIFACTS_STORAGE_CLASS",
+        conflicts_with = "artifacts_host_path"
+    )]
+    artifacts_storage_class: Option<String>,
+    /// Size of the claims made with --artifacts-storage-class.
+    #[arg(long, env = "MODELOPS_ARTIFACTS_SIZE", default_value = "20Gi")]
+    artifacts_size: String,
+    /// Back each namespace's claim with a hostPath volume on this node folder (one-node clusters).
+    #[arg(long, env = "MODELOPS_ARTIFACTS_HOST_PATH")]
+    artifacts_host_path: Option<String>,
+    /// Where the operator sees the artifact store (its own mount of it).
+    #[arg(long, env = "MODELOPS_ARTIFACTS_DIR", default_value = "/artifacts")]
+    artifacts_dir: PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+impl Flags {
+    fn config(&self) -> OperatorConfig {
+        let provisioning = match (&self.artifacts_storage_class, &self.artifacts_host_path) {
+            (Some(class), _) => ArtifactsProvisioning::StorageClass {
+                class: class.clone(),
+                size: self.artifacts_size.clone(),
+            },
+            (None, Some(path)) => ArtifactsProvisioning::HostPath { path: path.clone() },
+            (None, None) => ArtifactsProvisioning::Existing,
+        };
+        OperatorConfig {
+            worker_gpu_image: self
+                .worker_gpu_image
+                .clone()
+                .unwrap_or_else(|| self.worker_image.clone()),
+            worker_image: self.worker_image.clone(),
+            image_pull_policy: self.image_pull_policy.clone(),
+            artifacts: ArtifactsConfig {
+                claim: self.artifacts_claim.clone(),
+                provisioning,
+                local_dir: self.artifacts_dir.clone(),
+            },
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log))
         .init();
-    tracing::info!(version = modelops::VERSION, "modelops operator starting");
+    let config = flags.config();
+    tracing::info!(
+        version = modelops::VERSION,
+        ?config,
+        "modelops operator starting"
+    );
+    let client = kube::Client::try_default().await?;
+    let metrics = Metrics::default();
+    let ctx = Context::new(client, config, metrics.clone());
+    let listener = tokio::net::TcpListener::bind(flags.metrics_addr).await?;
+    let server = tokio::spawn(modelops::http::serve(listener, metrics));
+    controllers::run(ctx).await;
+    server.abort();
+    tracing::info!("modelops operator stopped");
     Ok(())
 }

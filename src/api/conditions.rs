@@ -69,6 +69,12 @@ pub mod reasons {
     pub const PREPARE_FAILED: &str = "PrepareFailed";
 
     // TrainingJob.
+    /// The TrainingJob's Dataset does not exist (yet): the job waits for it.
+    pub const DATASET_NOT_FOUND: &str = "DatasetNotFound";
+    /// The TrainingJob's Dataset exists but is not prepared yet: the job waits for it.
+    pub const DATASET_NOT_READY: &str = "DatasetNotReady";
+    /// Every trial of a search failed.
+    pub const ALL_TRIALS_FAILED: &str = "AllTrialsFailed";
     /// Waiting for pods to be scheduled or to start.
     pub const PENDING: &str = "Pending";
     /// Worker pods are training.

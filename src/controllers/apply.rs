@@ -1,0 +1,81 @@
+//! Writing to the API server the one way every controller does: server-side apply with the field
+//! manager `modelops` for children, and a whole-status apply that is skipped when nothing changed.
+
+use super::error::{ApiContext, Result};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// The field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "modelops";
+
+/// The label every child carries.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+/// The labels of a child of `owner`: `app.kubernetes.io/managed-by: modelops` and
+/// `modelops.dev/<kind>: <name>`.
+pub fn child_labels<K: Resource<DynamicType = ()>>(owner: &K) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned()),
+        (owner_label_key::<K>(), owner.name_any()),
+    ])
+}
+
+/// `modelops.dev/<kind>`, lower case: the label naming a child's owner.
+pub fn owner_label_key<K: Resource<DynamicType = ()>>() -> String {
+    format!("modelops.dev/{}", K::kind(&()).to_lowercase())
+}
+
+/// Server-side applies a child object (forced: the operator owns every field it sets).
+pub async fn apply<K>(api: &Api<K>, object: &K) -> Result<K>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .action(|| format!("applying {} {name}", K::kind(&Default::default())))
+}
+
+/// Applies `status` as the whole status of `object`, unless it equals the status the object has.
+/// Returns whether it wrote.
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let name = object.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .action(|| format!("writing the status of {} {name}", K::kind(&())))?;
+    Ok(true)
+}

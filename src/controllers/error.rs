@@ -1,0 +1,73 @@
+//! The controllers' error type. Each variant says what failed and what to do, and carries a
+//! stable category for the metrics. Permanent errors wait for a change of the object; transient
+//! ones are retried with a back-off.
+
+use std::time::Duration;
+
+/// What can go wrong in a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{action}: {source}")]
+    Api {
+        /// What the controller was doing.
+        action: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The object lacks something every object has (a namespace, a uid).
+    #[error("{0} is missing metadata the API server always sets")]
+    MissingMetadata(String),
+    /// The artifact store could not be read.
+    #[error("reading {path}: {source}")]
+    Artifacts {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A stable label for the error's kind, for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::MissingMetadata(_) => "metadata",
+            Error::Artifacts { .. } => "artifacts",
+        }
+    }
+
+    /// How long to wait before trying again.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            // Conflicts clear as soon as the watch delivers the newer object.
+            Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 409 => Duration::from_secs(1),
+            Error::MissingMetadata(_) => Duration::from_secs(300),
+            _ => Duration::from_secs(10),
+        }
+    }
+}
+
+/// Adds what the controller was doing to an API error.
+pub trait ApiContext<T> {
+    /// Names the action that failed.
+    fn action(self, action: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+impl<T> ApiContext<T> for Result<T, kube::Error> {
+    fn action(self, action: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Api {
+            action: action(),
+            source,
+        })
+    }
+}
+
+/// The result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,73 @@
+//! The controllers, one per kind, and what they share: the context, the error type, writing to
+//! the API server, events, worker pods and the artifact claim.
+//!
+//! Every controller follows one flow: dereference (read referenced objects) → validate → build
+//! (pure: the object in, child objects out) → apply → update status.
+
+pub mod apply;
+pub mod artifacts;
+pub mod dataset;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod trainingjob;
+pub mod workerpod;
+
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use error::Error;
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use std::sync::Arc;
+
+/// What every reconcile gets.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The operator's configuration.
+    pub config: OperatorConfig,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Reconcile counters and timings.
+    pub metrics: Metrics,
+    /// The namespaces whose artifact claim exists.
+    pub artifacts: artifacts::Claims,
+}
+
+impl Context {
+    /// A context with a fresh recorder and metrics.
+    pub fn new(client: Client, config: OperatorConfig, metrics: Metrics) -> Arc<Self> {
+        let recorder = events::recorder(client.clone());
+        Arc::new(Self {
+            client,
+            config,
+            recorder,
+            metrics,
+            artifacts: artifacts::Claims::default(),
+        })
+    }
+}
+
+/// What a failed reconcile does next: log, count, and retry after the error's back-off.
+pub fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&());
+    tracing::warn!(
+        kind = %kind,
+        name = %object.meta().name.as_deref().unwrap_or_default(),
+        namespace = %object.meta().namespace.as_deref().unwrap_or_default(),
+        category = error.category(),
+        "reconcile failed: {error}"
+    );
+    ctx.metrics.reconcile_failed(&kind, error.category());
+    Action::requeue(error.retry_after())
+}
+
+/// Runs every controller until a shutdown signal.
+pub async fn run(ctx: Arc<Context>) {
+    tokio::join!(dataset::run(ctx.clone()), trainingjob::run(ctx.clone()));
+}

@@ -39,8 +39,8 @@ pub struct ArtifactsConfig {
     pub local_dir: PathBuf,
 }
 
-/// Everything the controllers need to know about their environment.
-#[derive(Debug, Clone)]
+/// Everything the controllers need to know about their environment. (No `Debug`: it holds a key.)
+#[derive(Clone)]
 pub struct OperatorConfig {
     /// The worker image for CPU pods.
     pub worker_image: String,
@@ -50,6 +50,9 @@ pub struct OperatorConfig {
     pub image_pull_policy: String,
     /// The artifact store.
     pub artifacts: ArtifactsConfig,
+    /// The key from which every ModelDeployment's feedback key is derived (see
+    /// `Context::feedback_key`).
+    pub feedback_master_key: Vec<u8>,
 }
 
 impl OperatorConfig {
@@ -66,6 +69,7 @@ impl OperatorConfig {
                 },
                 local_dir: dir,
             },
+            feedback_master_key: b"modelops-tests".to_vec(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod controllers;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 
 /// The operator's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -56,13 +56,42 @@ struct Flags {
     /// Back each namespace's claim with a hostPath volume on this node folder (one-node clusters).
     #[arg(long, env = "MODELOPS_ARTIFACTS_HOST_PATH")]
     artifacts_host_path: Option<String>,
+    /// The master key of feedback ids (a file, e.g. a mounted Secret). Without one the operator
+    /// makes a random key at start, and feedback ids issued before a restart stop verifying on
+    /// revisions created after it.
+    #[arg(long, env = "MODELOPS_FEEDBACK_KEY_FILE")]
+    feedback_key_file: Option<PathBuf>,
     /// Where the operator sees the artifact store (its own mount of it).
     #[arg(long, env = "MODELOPS_ARTIFACTS_DIR", default_value = "/artifacts")]
     artifacts_dir: PathBuf,
 }
 
 impl Flags {
-    fn config(&self) -> OperatorConfig {
+    fn feedback_master_key(&self) -> anyhow::Result<Vec<u8>> {
+        use anyhow::Context as _;
+        match &self.feedback_key_file {
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .with_context(|| format!("reading --feedback-key-file {}", path.display()))?;
+                anyhow::ensure!(
+                    key.len() >= 16,
+                    "--feedback-key-file {}: the key must have at least 16 bytes",
+                    path.display()
+                );
+                Ok(key)
+            }
+            None => {
+                tracing::warn!(
+                    "no --feedback-key-file: using a random feedback master key for this run"
+                );
+                let mut key = vec![0u8; 32];
+                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+                Ok(key)
+            }
+        }
+    }
+
+    fn config(&self) -> anyhow::Result<OperatorConfig> {
         let provisioning = match (&self.artifacts_storage_class, &self.artifacts_host_path) {
             (Some(class), _) => ArtifactsProvisioning::StorageClass {
                 class: class.clone(),
@@ -71,7 +100,8 @@ impl Flags {
             (None, Some(path)) => ArtifactsProvisioning::HostPath { path: path.clone() },
             (None, None) => ArtifactsProvisioning::Existing,
         };
-        OperatorConfig {
+        Ok(OperatorConfig {
+            feedback_master_key: self.feedback_master_key()?,
             worker_gpu_image: self
                 .worker_gpu_image
                 .clone()
@@ -83,7 +113,7 @@ impl Flags {
                 provisioning,
                 local_dir: self.artifacts_dir.clone(),
             },
-        }
+        })
     }
 }
 
@@ -93,10 +123,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log))
         .init();
-    let config = flags.config();
+    let config = flags.config()?;
+    // Not the whole config: it holds the feedback master key.
     tracing::info!(
         version = modelops::VERSION,
-        ?config,
+        worker_image = %config.worker_image,
+        artifacts = ?config.artifacts,
         "modelops operator starting"
     );
     let client = kube::Client::try_default().await?;

@@ -125,6 +125,15 @@ pub mod reasons {
     pub const LABELS_PENDING: &str = "LabelsPending";
     /// The serving pods could not be scraped.
     pub const SCRAPE_FAILED: &str = "ScrapeFailed";
+    /// No request reached the revision within the window.
+    pub const NO_TRAFFIC: &str = "NoTraffic";
+    /// A drift metric has fewer rows in the window than its `minSamples`.
+    pub const TOO_FEW_SAMPLES: &str = "TooFewSamples";
+    /// The Dataset profile, the drift reference, cannot be read (or, for prediction drift, has
+    /// no classes).
+    pub const PROFILE_UNAVAILABLE: &str = "ProfileUnavailable";
+    /// The Monitor evaluated its target; the verdict is in `status.lastEvaluation`.
+    pub const EVALUATED: &str = "Evaluated";
 }
 
 /// The status of a condition.

@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod dataset;
 pub mod modeldeployment;
 pub mod monitor;
+pub mod serving;
 pub mod trainingjob;
 pub mod workorder;
 

@@ -16,6 +16,9 @@ pub const HISTORY_LIMIT: usize = 10;
 /// Actions kept in `status.actions`.
 pub const ACTIONS_LIMIT: usize = 10;
 
+/// Revisions kept in `status.revisions`.
+pub const REVISIONS_LIMIT: usize = 10;
+
 /// Watches a ModelDeployment's live quality and gives a verdict every `interval`.
 // Clippy reads the repeated keys of the printcolumn(...) lists as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -302,6 +305,28 @@ pub struct Evaluation {
     /// Details for a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The input feature that drifted most (with an `inputDrift` metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_feature: Option<String>,
+}
+
+/// The latest verdict on one revision. During a canary the Monitor judges the canary and the
+/// stable revision apart, each with its own count of failing evaluations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionVerdict {
+    /// The ModelDeployment revision.
+    pub revision: i32,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: Verdict,
+    /// Why, in one CamelCase word.
+    pub reason: String,
+    /// Failing evaluations of this revision in a row so far.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// Measured values by metric kind, as in `lastEvaluation.values`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
 }
 
 /// An entry of the evaluation history.
@@ -348,10 +373,16 @@ pub struct MonitorStatus {
     /// The latest evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_evaluation: Option<Evaluation>,
-    /// Failing evaluations in a row so far.
+    /// Failing evaluations in a row so far, of the revision `lastEvaluation` describes.
     #[serde(default)]
     pub consecutive_failures: i32,
-    /// The latest evaluations, newest first, at most `HISTORY_LIMIT`.
+    /// The latest verdict on every revision the window saw, newest revision first, at most
+    /// `REVISIONS_LIMIT`; `lastEvaluation` describes one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionVerdict>,
+    /// Changes of verdict, newest first, at most `HISTORY_LIMIT`: an entry is added when the
+    /// revision, verdict or reason differs from the newest entry, and keeps the time the change
+    /// was first seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<EvaluationSummary>,
     /// Actions asked for, newest first, at most `ACTIONS_LIMIT`.

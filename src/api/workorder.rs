@@ -11,6 +11,7 @@
 //! Digests are written `sha256:<64 hex>` in statuses, results and work orders; folder names on
 //! the artifact volume use the 64 hex digits alone ([`layout::digest_hex`]).
 
+use crate::api::common::ComputeResources;
 use crate::api::dataset::{DatasetSpec, RowCounts};
 use crate::api::modeldeployment::Serving;
 use crate::api::trainingjob::{Architecture, ModelMetrics, ParameterValue, TrainingJobSpec};
@@ -22,6 +23,10 @@ pub const WORK_ORDER_ENV: &str = "MODELOPS_WORK_ORDER";
 
 /// Where a worker writes its result; the kubelet hands it to the operator in the pod status.
 pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
+
+/// The worker's exit code for a failure that only a change of the spec or the data can fix
+/// (`retryable: false` in its [`WorkerFailure`]); the operator's Jobs fail at once on it.
+pub const PERMANENT_FAILURE_EXIT_CODE: u8 = 3;
 
 /// The most the kubelet keeps of a termination message, in bytes.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
@@ -128,8 +133,7 @@ pub enum WorkOrder {
     Prepare(PrepareOrder),
     /// `modelops-worker train`: train a model (or one trial of a search).
     Train(TrainOrder),
-    /// `modelops-worker serve`: serve a model. Provisional: the serving controller may add
-    /// fields.
+    /// `modelops-worker serve`: serve one revision of a ModelDeployment.
     Serve(ServeOrder),
 }
 
@@ -219,24 +223,57 @@ impl TrainOrder {
     }
 }
 
-/// Serve one model revision.
+/// Serve one revision of a ModelDeployment: `modelops-worker serve`.
+///
+/// Besides the order, a serving pod needs the environment variable
+/// [`crate::api::serving::FEEDBACK_KEY_ENV`] (from a Secret, the same for every revision) and the
+/// artifact volume mounted at [`ARTIFACTS_MOUNT_PATH`]. The server answers on `port` (the
+/// inference API, the health checks and `/metrics`): readiness is
+/// [`crate::api::serving::READY_PATH`], liveness [`crate::api::serving::LIVE_PATH`]. On SIGTERM
+/// it stops accepting connections, answers the requests it holds and exits; a `preStop` sleep of
+/// a few seconds lets the Service drop the pod before that.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServeOrder {
     /// Namespace of the ModelDeployment.
     pub namespace: String,
-    /// Name of the ModelDeployment: the model name in inference paths.
+    /// Name of the ModelDeployment: the model name in inference paths and in metrics.
     pub name: String,
-    /// The revision served, reported as `model_version`.
+    /// The revision served, reported as `model_version` and in the metrics' `revision` label.
     pub revision: i32,
     /// Folder in the pod of the model: `/artifacts/models/<hex digest>`.
     pub model_dir: String,
-    /// The expected digest of `model.safetensors`; the server refuses to start on a mismatch.
+    /// The expected digest of `model.safetensors` (`sha256:<hex>`). On a mismatch (or any other
+    /// load failure) the server stays up but never becomes ready, so it takes no traffic.
     pub model_digest: String,
     /// Batching settings.
+    #[serde(default)]
     pub serving: Serving,
     /// Port to listen on.
+    #[serde(default = "default_serving_port")]
     pub port: u16,
+    /// The Dataset profile (`profile.json`) whose bins the input histograms use:
+    /// `/artifacts/datasets/<namespace>/<dataset>/<hex digest>/profile.json`, the digest being
+    /// the model card's `datasetDigest`. Without it the server looks for
+    /// `/artifacts/datasets/*/*/<hex of the card's datasetDigest>/profile.json` itself, and
+    /// without a profile it serves without input histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_path: Option<String>,
+    /// The largest request body read, in bytes; larger ones are answered 413. Default
+    /// [`crate::api::serving::DEFAULT_MAX_REQUEST_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_bytes: Option<u64>,
+    /// How long a feedback id is accepted after its prediction (a duration such as `1h`).
+    /// Default [`crate::api::serving::DEFAULT_FEEDBACK_MAX_AGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_max_age: Option<String>,
+    /// The ModelDeployment's `spec.resources`: the CPU limit sets the libtorch threads.
+    #[serde(default)]
+    pub resources: ComputeResources,
+}
+
+fn default_serving_port() -> u16 {
+    SERVING_PORT
 }
 
 /// What a prepare pod reports when it succeeds.
@@ -437,6 +474,26 @@ mod tests {
         let spec = read.effective_spec().unwrap();
         assert_eq!(spec.hyperparameters.optimizer.learning_rate, 0.01);
         assert_eq!(spec.hyperparameters.optimizer.type_, OptimizerType::Sgd);
+    }
+
+    #[test]
+    fn a_serve_order_round_trips_with_defaults() {
+        let text = format!(
+            r#"{{"kind": "serve", "namespace": "default", "name": "digits", "revision": 3,
+                "modelDir": "/artifacts/models/{HEX}", "modelDigest": "sha256:{HEX}"}}"#
+        );
+        let WorkOrder::Serve(order) = WorkOrder::from_env_value(&text).unwrap() else {
+            panic!("not a serve order: {text}");
+        };
+        assert_eq!(order.port, SERVING_PORT);
+        assert_eq!(order.serving, Serving::default());
+        assert_eq!(order.profile_path, None);
+        let again = WorkOrder::Serve(order.clone()).to_env_value();
+        assert!(again.contains(r#""kind":"serve""#), "{again}");
+        assert_eq!(
+            WorkOrder::from_env_value(&again).unwrap(),
+            WorkOrder::Serve(order)
+        );
     }
 
     #[test]

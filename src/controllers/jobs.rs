@@ -3,8 +3,8 @@
 //! builds those Jobs and reads their outcome, including the worker's termination message.
 
 use super::error::{ApiContext, Result};
-use super::workerpod::PERMANENT_FAILURE_EXIT_CODE;
 use crate::api::trainingjob::RunPolicy;
+use crate::api::workorder::PERMANENT_FAILURE_EXIT_CODE;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod modeldeployment;
 pub mod trainingjob;
 pub mod workerpod;
 
@@ -49,6 +50,25 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The feedback key of one ModelDeployment's serving pods (hex): HMAC-SHA256 of its
+    /// namespace, name and uid under the operator's master key. Every replica of every revision
+    /// gets the same key, so any of them verifies a feedback id another issued; a ModelDeployment
+    /// deleted and created again gets a new one. Derived rather than stored, so the operator needs
+    /// no access to Secrets and a restart changes nothing.
+    pub fn feedback_key(&self, namespace: &str, name: &str, uid: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.config.feedback_master_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(format!("{namespace}/{name}/{uid}").as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// What a failed reconcile does next: log, count, and retry after the error's back-off.
 pub fn error_policy<K: kube::Resource<DynamicType = ()>>(
     object: Arc<K>,
@@ -69,5 +89,9 @@ pub fn error_policy<K: kube::Resource<DynamicType = ()>>(
 
 /// Runs every controller until a shutdown signal.
 pub async fn run(ctx: Arc<Context>) {
-    tokio::join!(dataset::run(ctx.clone()), trainingjob::run(ctx.clone()));
+    tokio::join!(
+        dataset::run(ctx.clone()),
+        trainingjob::run(ctx.clone()),
+        modeldeployment::run(ctx.clone())
+    );
 }

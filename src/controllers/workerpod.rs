@@ -8,11 +8,6 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, Volume, VolumeMount};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// The worker's exit code for a failure that only a change of the spec or the data can fix
-/// (the worker writes `retryable: false` in its termination message). Jobs fail at once on it
-/// instead of retrying.
-pub const PERMANENT_FAILURE_EXIT_CODE: i32 = 3;
-
 /// What differs between worker pods.
 pub struct WorkerPod<'a> {
     /// The worker subcommand: `prepare` or `train`.

@@ -180,3 +180,34 @@ pub fn restricted_security_context() -> serde_json::Value {
         "seccompProfile": {"type": "RuntimeDefault"},
     })
 }
+
+/// One HTTP/1.1 request over a fresh connection from the host (to a ClusterIP, say): the status
+/// and the body. Errors are connection failures.
+pub fn http(
+    ip: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((ip, port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {ip}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, rest) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    // Chunked bodies are not expected from the server (it sets Content-Length).
+    Ok((status, rest.to_owned()))
+}

@@ -1,5 +1,4 @@
-//! The modelops worker's library: data preparation, models, training, and the model API that
-//! serving builds on. The `modelops-worker` binary wires it to the operator's work orders.
+//! The modelops worker's library: data preparation, models, training, and serving. The `modelops-worker` binary wires it to the operator's work orders.
 #![deny(unsafe_code)]
 
 pub mod artifact;
@@ -8,6 +7,7 @@ pub mod failure;
 pub mod model;
 pub mod order;
 pub mod rng;
+pub mod serve;
 pub mod source;
 pub mod tokenize;
 pub mod train;

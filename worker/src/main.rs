@@ -8,7 +8,8 @@ mod info;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use modelops::api::workorder::{
-    TERMINATION_MESSAGE_LIMIT, WORK_ORDER_ENV, WorkOrder, WorkerFailure, termination_message,
+    PERMANENT_FAILURE_EXIT_CODE, TERMINATION_MESSAGE_LIMIT, WORK_ORDER_ENV, WorkOrder,
+    WorkerFailure, termination_message,
 };
 use modelops_worker::artifact::write_termination_message;
 use modelops_worker::failure::{Failure, classify};
@@ -32,6 +33,8 @@ enum Command {
     Prepare(OrderArgs),
     /// Train a model (resuming from the last checkpoint), evaluate it, publish it.
     Train(OrderArgs),
+    /// Serve a model revision over HTTP (Open Inference Protocol v2) until SIGTERM.
+    Serve(OrderArgs),
 }
 
 /// Where the work order comes from.
@@ -56,14 +59,46 @@ impl OrderArgs {
     }
 }
 
+/// Makes SIGTERM and SIGINT end a batch command at once, with the usual 128 + signal status.
+///
+/// In a container the worker is PID 1, for which the kernel ignores signals that have no handler:
+/// without this, a pod deleted in the middle of training would train on until the kubelet's
+/// SIGKILL, or even finish and report success for a pod that is gone. Progress is safe in the
+/// last checkpoint, so stopping between two epochs loses at most the epoch under way.
+fn exit_on_termination_signal() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    eprintln!(
+                        "modelops-worker: stopping on signal {signal}; the last checkpoint is kept"
+                    );
+                    std::process::exit(128 + signal);
+                }
+            });
+        }
+        Err(e) => eprintln!(
+            "modelops-worker: cannot handle SIGTERM ({e}); a deleted pod stops only when killed"
+        ),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Load CUDA support before libtorch picks a device.
     let cuda = cuda::load_if_gpu_visible();
     let outcome = match cli.command {
         Command::Info => info::print(&cuda).map(|()| None),
-        Command::Prepare(args) => run(&args, "prepare"),
-        Command::Train(args) => run(&args, "train"),
+        Command::Prepare(args) => {
+            exit_on_termination_signal();
+            run(&args, "prepare")
+        }
+        Command::Train(args) => {
+            exit_on_termination_signal();
+            run(&args, "train")
+        }
+        Command::Serve(args) => run(&args, "serve"),
     };
     match outcome {
         Ok(Some(message)) => {
@@ -90,7 +125,13 @@ fn main() -> ExitCode {
                 failure.message.push('…');
             }
             write_termination_message(&termination_message(&failure));
-            ExitCode::FAILURE
+            // The operator's Jobs fail at once on this code instead of retrying a failure that
+            // only a change of the spec or the data can fix.
+            if retryable {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(PERMANENT_FAILURE_EXIT_CODE)
+            }
         }
     }
 }
@@ -108,6 +149,8 @@ fn run(args: &OrderArgs, command: &str) -> Result<Option<String>> {
             &train,
             info::device(),
         )?))),
+        // A server that stopped on SIGTERM has nothing to report.
+        ("serve", WorkOrder::Serve(serve)) => order::serve(&serve, info::device()).map(|()| None),
         (command, other) => {
             let kind = match other {
                 WorkOrder::Prepare(_) => "prepare",

@@ -12,6 +12,10 @@ use crate::failure::{Failure, Reason};
 use crate::model::{
     Activation, Architecture, CnnOptions, MlpOptions, Task, TextLstmOptions, TorchscriptOptions,
 };
+use crate::serve::batcher::BatchConfig;
+use crate::serve::feedback::FeedbackKey;
+use crate::serve::http::Settings;
+use crate::serve::{self, QUEUE_LENGTH, REPLAY_CAPACITY, ServeConfig};
 use crate::source;
 use crate::train::early_stopping::{EarlyStopping, Metric};
 use crate::train::loss::Loss;
@@ -19,10 +23,14 @@ use crate::train::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::schedule::Schedule;
 use crate::train::{self, Hyperparameters, TrainConfig};
 use anyhow::Result;
+use modelops::api::common::parse_duration;
 use modelops::api::dataset::{self as dataset_api, DatasetSpec, Source};
+use modelops::api::serving::{
+    DEFAULT_FEEDBACK_MAX_AGE, DEFAULT_MAX_REQUEST_BYTES, FEEDBACK_KEY_ENV, MIN_FEEDBACK_KEY_BYTES,
+};
 use modelops::api::trainingjob::{self as job_api, TrainingJobSpec};
 use modelops::api::workorder::{
-    ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, TrainOrder, TrainResult, layout,
+    ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, ServeOrder, TrainOrder, TrainResult, layout,
 };
 use std::path::{Path, PathBuf};
 
@@ -68,6 +76,10 @@ pub fn prepare_config(spec: &DatasetSpec) -> PrepareConfig {
         },
     }
 }
+
+/// Environment variable naming the address a server listens on (default `0.0.0.0`, every
+/// interface of the pod; tests use `127.0.0.1`).
+pub const LISTEN_ADDRESS_ENV: &str = "MODELOPS_LISTEN_ADDRESS";
 
 /// Runs a prepare order: fetch the source, prepare it, publish it, describe it.
 pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
@@ -272,14 +284,15 @@ pub fn hyperparameters(spec: &TrainingJobSpec) -> Result<Hyperparameters> {
 
 /// libtorch threads: `MODELOPS_THREADS`, else the pod's CPU limit rounded up, else libtorch's
 /// default (every core the process sees).
-pub fn threads(spec: &TrainingJobSpec) -> Option<usize> {
+/// `cpu` is the quantity as written (`2`, `500m`).
+pub fn threads(cpu: Option<&str>) -> Option<usize> {
     if let Some(threads) = std::env::var(THREADS_ENV)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
         return Some(threads.max(1));
     }
-    let cpu = spec.resources.cpu.as_ref()?.0.trim().to_owned();
+    let cpu = cpu?.trim();
     let cores = match cpu.strip_suffix('m') {
         Some(millis) => millis.parse::<f64>().ok()? / 1000.0,
         None => cpu.parse::<f64>().ok()?,
@@ -306,7 +319,7 @@ pub fn train_config(order: &TrainOrder, device: tch::Device) -> Result<TrainConf
         checkpoint_dir: PathBuf::from(&order.checkpoint_dir),
         models_dir: PathBuf::from(&order.models_dir),
         device,
-        threads: threads(&spec),
+        threads: threads(spec.resources.cpu.as_ref().map(|q| q.0.as_str())),
         trial: order.trial.as_ref().map(|t| t.index.max(0) as u32),
     })
 }
@@ -335,7 +348,9 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
     let spec = order
         .effective_spec()
         .map_err(|message| Failure::error("InvalidTrial", false, message))?;
-    let objective = spec
+    // The job's search (a trial's effective spec has none) names the objective.
+    let objective = order
+        .spec
         .search
         .as_ref()
         .and_then(|search| match search.objective.metric {
@@ -363,4 +378,84 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
         trial: order.trial.as_ref().map(|t| t.index),
         objective,
     })
+}
+
+/// The serving a serve order asks for. The feedback key comes from `MODELOPS_FEEDBACK_KEY`;
+/// without it the server makes up a key of its own, which only it knows (fine for one replica).
+pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConfig> {
+    let invalid = |message: String| Failure::error("InvalidWorkOrder", false, message);
+    let batch_timeout = parse_duration(&order.serving.batch_timeout)
+        .map_err(|e| invalid(format!("serving.batchTimeout: {e}")))?;
+    let feedback_max_age = parse_duration(
+        order
+            .feedback_max_age
+            .as_deref()
+            .unwrap_or(DEFAULT_FEEDBACK_MAX_AGE),
+    )
+    .map_err(|e| invalid(format!("feedbackMaxAge: {e}")))?;
+    let host = std::env::var(LISTEN_ADDRESS_ENV).unwrap_or_else(|_| "0.0.0.0".to_owned());
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        invalid(format!(
+            "{LISTEN_ADDRESS_ENV}={host:?} is not an IP address"
+        ))
+    })?;
+    let feedback_key = match std::env::var(FEEDBACK_KEY_ENV) {
+        Ok(hex) => FeedbackKey::from_hex(&hex, MIN_FEEDBACK_KEY_BYTES).map_err(|e| {
+            Failure::error(
+                "InvalidFeedbackKey",
+                false,
+                format!("{FEEDBACK_KEY_ENV}: {e}"),
+            )
+        })?,
+        Err(_) => {
+            println!(
+                "{FEEDBACK_KEY_ENV} is not set: feedback ids are signed with a key of this process only, so other replicas refuse them"
+            );
+            FeedbackKey::random()
+        }
+    };
+    let artifacts_dir =
+        std::env::var(ARTIFACTS_DIR_ENV).unwrap_or_else(|_| ARTIFACTS_MOUNT_PATH.to_owned());
+    Ok(ServeConfig {
+        name: order.name.clone(),
+        revision: order.revision,
+        model_dir: PathBuf::from(&order.model_dir),
+        model_digest: order.model_digest.clone(),
+        batch: BatchConfig {
+            max_rows: order.serving.max_batch_size.max(1) as usize,
+            timeout: batch_timeout,
+            queue: QUEUE_LENGTH,
+        },
+        address: std::net::SocketAddr::new(ip, order.port),
+        profile_path: order.profile_path.as_ref().map(PathBuf::from),
+        artifacts_dir: PathBuf::from(artifacts_dir),
+        settings: Settings {
+            max_request_bytes: order
+                .max_request_bytes
+                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
+                .min(usize::MAX as u64) as usize,
+            feedback_max_age,
+            replay_capacity: REPLAY_CAPACITY,
+        },
+        feedback_key,
+        device,
+        threads: threads(order.resources.cpu.as_ref().map(|q| q.0.as_str())),
+    })
+}
+
+/// Runs a serve order until SIGTERM.
+pub fn serve(order: &ServeOrder, device: tch::Device) -> Result<()> {
+    let config = serve_config(order, device)?;
+    println!(
+        "serving {}/{} revision {} from {} (device {}, {} threads)",
+        order.namespace,
+        order.name,
+        order.revision,
+        order.model_dir,
+        train::device_name(device),
+        config
+            .threads
+            .map_or_else(|| tch::get_num_threads().to_string(), |t| t.to_string()),
+    );
+    serve::run(config)
 }

@@ -1,6 +1,7 @@
 //! `netcheck`, the test bed's network probe (std only, so its image is tiny).
 //!
-//! - `netcheck serve PORT`: answers every HTTP request with `hello from <HOSTNAME>`.
+//! - `netcheck serve PORT [STATUS]`: answers every HTTP request with `hello from <HOSTNAME>`,
+//!   with status 200 or the STATUS given (e.g. 404, to stand in for a missing file).
 //! - `netcheck get URL COUNT`: sends COUNT GET requests to an `http://host:port/` URL and prints
 //!   each answer's body on a line; exits non-zero if any request fails.
 #![forbid(unsafe_code)]
@@ -9,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-fn serve(port: u16) -> std::io::Result<()> {
+fn serve(port: u16, status: u16) -> std::io::Result<()> {
     let name = std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".to_owned());
     let listener = TcpListener::bind(("0.0.0.0", port))?;
     for stream in listener.incoming() {
@@ -23,7 +24,8 @@ fn serve(port: u16) -> std::io::Result<()> {
         let body = format!("hello from {name}\n");
         let _ = write!(
             stream,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            if status == 200 { "OK" } else { "Not OK" },
             body.len()
         );
     }
@@ -64,7 +66,14 @@ fn main() {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["serve", port] => port.parse().map_err(std::io::Error::other).and_then(serve),
+        ["serve", port] => port
+            .parse()
+            .map_err(std::io::Error::other)
+            .and_then(|p| serve(p, 200)),
+        ["serve", port, status] => match (port.parse(), status.parse()) {
+            (Ok(port), Ok(status)) => serve(port, status),
+            _ => Err(std::io::Error::other("PORT and STATUS are numbers")),
+        },
         ["get", url, count] => count
             .parse::<u32>()
             .map_err(std::io::Error::other)
@@ -75,7 +84,7 @@ fn main() {
                 Ok(())
             }),
         _ => Err(std::io::Error::other(
-            "usage: netcheck serve PORT | netcheck get URL COUNT",
+            "usage: netcheck serve PORT [STATUS] | netcheck get URL COUNT",
         )),
     };
     if let Err(e) = result {

@@ -54,12 +54,28 @@ pub struct PrepareOutcome {
     pub first_rejection: Option<RowProblem>,
 }
 
-/// Prepares `source` (the bytes of the data set's file) into `output_root/<digest>/`.
-pub fn prepare(
-    source: &[u8],
-    config: &PrepareConfig,
-    output_root: &Path,
-) -> Result<PrepareOutcome> {
+/// A source's rows as `prepare` reads, classes and splits them, before normalisation: also how
+/// a test finds the raw rows of a split (to send them to a server, say).
+#[derive(Debug, Clone)]
+pub struct SplitRows {
+    /// The valid rows.
+    pub records: Records,
+    /// Rows dropped as invalid.
+    pub rejected: usize,
+    /// The first row dropped, if any.
+    pub first_rejection: Option<RowProblem>,
+    /// True when every label is a number.
+    pub numeric: bool,
+    /// The classes, when the label has classes.
+    pub classes: Option<Vec<String>>,
+    /// Each row's index into `classes`.
+    pub class_of_row: Option<Vec<usize>>,
+    /// The rows of each split.
+    pub split: split::Split,
+}
+
+/// Reads, classes and splits `source` as `prepare` does.
+pub fn read_and_split(source: &[u8], config: &PrepareConfig) -> Result<SplitRows> {
     config.split.validate()?;
     let ReadOutcome {
         records,
@@ -94,6 +110,33 @@ pub fn prepare(
             .collect()
     });
     let split = split::split(labels.len(), class_of_row.as_deref(), &config.split)?;
+    Ok(SplitRows {
+        records,
+        rejected,
+        first_rejection,
+        numeric,
+        classes,
+        class_of_row,
+        split,
+    })
+}
+
+/// Prepares `source` (the bytes of the data set's file) into `output_root/<digest>/`.
+pub fn prepare(
+    source: &[u8],
+    config: &PrepareConfig,
+    output_root: &Path,
+) -> Result<PrepareOutcome> {
+    let SplitRows {
+        records,
+        rejected,
+        first_rejection,
+        numeric,
+        classes,
+        class_of_row,
+        split,
+    } = read_and_split(source, config)?;
+    let labels = records.labels();
     let rows = RowCounts {
         total: labels.len(),
         train: split.train.len(),

@@ -84,14 +84,12 @@ impl Normalization {
                 self.offset.len()
             );
         }
+        // In f64 and rounded once, as `apply_row` does: a server then feeds the network exactly
+        // the values `prepare` stored, so it predicts what the offline evaluation measured.
         let device = raw.device();
-        let offset = Tensor::from_slice(&self.offset)
-            .to_kind(tch::Kind::Float)
-            .to_device(device);
-        let scale = Tensor::from_slice(&self.scale)
-            .to_kind(tch::Kind::Float)
-            .to_device(device);
-        Ok((raw.to_kind(tch::Kind::Float) - offset) / scale)
+        let offset = Tensor::from_slice(&self.offset).to_device(device);
+        let scale = Tensor::from_slice(&self.scale).to_device(device);
+        Ok(((raw.to_kind(tch::Kind::Double) - offset) / scale).to_kind(tch::Kind::Float))
     }
 }
 

@@ -1,0 +1,573 @@
+//! End to end on the test bed, with the operator installed by the chart: ModelDeployments serve
+//! trained models through one Service, roll new models out as canaries without failing a
+//! request, refuse bad requests, and never serve a model whose digest does not match.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
+use modelops::api::conditions::types;
+use modelops::api::trainingjob::TrainingPhase;
+use modelops::api::{Dataset, ModelDeployment, TrainingJob};
+use serde_json::{Value, json};
+
+fn example<K: serde::de::DeserializeOwned>(path: &str) -> K {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// Raw digits rows (64 grey levels) with their labels, from the example data.
+fn digits_rows() -> Vec<(Vec<f64>, String)> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv");
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut values: Vec<&str> = line.split(',').collect();
+            let label = values.pop().unwrap().to_owned();
+            (values.iter().map(|v| v.parse().unwrap()).collect(), label)
+        })
+        .collect()
+}
+
+fn infer_body(rows: &[&Vec<f64>]) -> Vec<u8> {
+    let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 64], "data": data}]}))
+        .unwrap()
+}
+
+/// Prepares the digits Dataset and trains two models on it: `digits-a` (an mlp) and `digits-b`
+/// (the example's cnn).
+async fn two_models(ns: &TestNamespace) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv");
+    let map: ConfigMap = from_json(json!({
+        "metadata": {"name": "digits-data"},
+        "data": {"digits.csv": std::fs::read_to_string(file).unwrap()},
+    }));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+    let dataset: Dataset = example("examples/digits/dataset.yaml");
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+    let mut a: TrainingJob = example("examples/digits/trainingjob.yaml");
+    a.metadata.name = Some("digits-a".into());
+    a.spec.model =
+        serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
+            .unwrap();
+    a.spec.resources.gpu = 0;
+    let mut b: TrainingJob = example("examples/digits/trainingjob.yaml");
+    b.metadata.name = Some("digits-b".into());
+    for job in [a, b] {
+        ns.api::<TrainingJob>()
+            .create(&PostParams::default(), &job)
+            .await
+            .unwrap();
+    }
+    for name in ["digits-a", "digits-b"] {
+        let job = wait(
+            &ns.api::<TrainingJob>(),
+            name,
+            Duration::from_secs(300),
+            |j| {
+                j.and_then(|j| j.status.as_ref()?.phase)
+                    .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            job.status.as_ref().unwrap().phase,
+            Some(TrainingPhase::Succeeded),
+            "{name}: {:#?}",
+            job.status
+        );
+    }
+}
+
+async fn model_deployment(ns: &TestNamespace, manifest: Value) -> ModelDeployment {
+    let md: ModelDeployment = from_json(manifest);
+    ns.api::<ModelDeployment>()
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap()
+}
+
+async fn ready_deployment(ns: &TestNamespace, name: &str, stable: i32) -> ModelDeployment {
+    wait(
+        &ns.api::<ModelDeployment>(),
+        name,
+        Duration::from_secs(180),
+        |md| {
+            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+                s.conditions.is_true(types::READY)
+                    && s.stable_revision == Some(stable)
+                    && s.canary_weight == Some(0)
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn cluster_ip(ns: &TestNamespace, name: &str) -> String {
+    ns.api::<Service>()
+        .get(name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap()
+}
+
+/// One answer of the traffic loop.
+struct Answer {
+    at: Instant,
+    version: Option<String>,
+    failure: Option<String>,
+}
+
+#[tokio::test]
+async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "canary").await;
+    two_models(&ns).await;
+    model_deployment(
+        &ns,
+        json!({
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"trainingJobRef": {"name": "digits-a"}},
+                "replicas": 2,
+                "strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "15s"}, {"weight": 100, "pause": "5s"}]}},
+            }
+        }),
+    )
+    .await;
+    ready_deployment(&ns, "digits", 1).await;
+    let ip = cluster_ip(&ns, "digits").await;
+
+    // Traffic from the host through the Service, all along.
+    let rows = digits_rows();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut answers = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body = infer_body(&[&rows[i % rows.len()].0]);
+                i += 1;
+                let answer = match http(&ip, 80, "POST", "/v2/models/digits/infer", &body) {
+                    Ok((200, text)) => {
+                        let json: Value = serde_json::from_str(&text).unwrap_or_default();
+                        Answer {
+                            at: Instant::now(),
+                            version: json["model_version"].as_str().map(str::to_owned),
+                            failure: None,
+                        }
+                    }
+                    Ok((status, text)) => Answer {
+                        at: Instant::now(),
+                        version: None,
+                        failure: Some(format!("{status}: {text}")),
+                    },
+                    Err(e) => Answer {
+                        at: Instant::now(),
+                        version: None,
+                        failure: Some(e.to_string()),
+                    },
+                };
+                answers.push(answer);
+            }
+            answers
+        }
+    });
+
+    // The user points the ModelDeployment at the second model.
+    ns.api::<ModelDeployment>()
+        .patch(
+            "digits",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "digits-b"}}}})),
+        )
+        .await
+        .unwrap();
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(120),
+        |md| {
+            md.and_then(|md| md.status.as_ref())
+                .is_some_and(|s| s.canary_weight == Some(50) && s.ready_replicas == Some(2))
+        },
+    )
+    .await;
+    let canary_seen = Instant::now();
+    let promoted = ready_deployment(&ns, "digits", 2).await;
+    let promoted_at = Instant::now();
+    // Revision 1 keeps no pod once promoted.
+    let pods = ns.api::<Pod>();
+    let r1_gone = async {
+        loop {
+            let left = pods
+                .list(&ListParams::default().labels("modelops.dev/revision=1"))
+                .await
+                .unwrap();
+            if left.items.is_empty() {
+                break;
+            }
+            let name = left.items[0].metadata.name.clone().unwrap();
+            wait(&pods, &name, Duration::from_secs(60), |p| p.is_none()).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), r1_gone)
+        .await
+        .expect("revision 1's pods end");
+    let gone_at = Instant::now();
+    // Some traffic with revision 2 alone.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let answers = traffic.join().unwrap();
+
+    let failures: Vec<&String> = answers.iter().filter_map(|a| a.failure.as_ref()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        answers.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let during: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .filter(|a| a.at >= canary_seen && a.at <= promoted_at)
+        .filter_map(|a| a.version.as_deref())
+        .collect();
+    assert!(
+        during.contains("1") && during.contains("2"),
+        "during the canary: {during:?}"
+    );
+    let after: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .filter(|a| a.at > gone_at)
+        .filter_map(|a| a.version.as_deref())
+        .collect();
+    assert_eq!(after, ["2"].into_iter().collect(), "after promotion");
+    let status = promoted.status.unwrap();
+    assert_eq!(status.current_revision, Some(2));
+    let states: Vec<(i32, String)> = status
+        .revisions
+        .iter()
+        .map(|r| (r.revision, format!("{:?}", r.state)))
+        .collect();
+    assert_eq!(
+        states,
+        [(2, "Stable".to_owned()), (1, "Superseded".to_owned())]
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_json_error_and_the_metrics_have_every_series() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "badreq").await;
+    two_models(&ns).await;
+    model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-a"}}, "replicas": 2}})).await;
+    ready_deployment(&ns, "digits", 1).await;
+    let ip = cluster_ip(&ns, "digits").await;
+    let rows = digits_rows();
+    let good = infer_body(&[&rows[0].0, &rows[1].0]);
+    let post = |path: &str, body: &[u8]| http(&ip, 80, "POST", path, body).unwrap();
+
+    let (status, text) = post("/v2/models/digits/infer", &good);
+    assert_eq!(status, 200, "{text}");
+    let response: Value = serde_json::from_str(&text).unwrap();
+    let ids = response["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "feedback_id")
+        .unwrap()["data"]
+        .clone();
+    let id = ids[0].as_str().unwrap().to_owned();
+
+    let wrong_shape = serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})).unwrap();
+    let wrong_type = serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1, 64], "data": vec!["x"; 64]}]})).unwrap();
+    let mut forged = id.clone();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let forged = serde_json::to_vec(&json!({"id": forged, "label": "3"})).unwrap();
+    let huge = vec![b' '; 5 << 20];
+    let cases: [(&str, &str, &[u8], u16); 6] = [
+        (
+            "malformed JSON",
+            "/v2/models/digits/infer",
+            b"{\"inputs\": [",
+            400,
+        ),
+        ("wrong shape", "/v2/models/digits/infer", &wrong_shape, 400),
+        (
+            "wrong datatype",
+            "/v2/models/digits/infer",
+            &wrong_type,
+            400,
+        ),
+        ("unknown model", "/v2/models/nope/infer", &good, 404),
+        ("oversized body", "/v2/models/digits/infer", &huge, 413),
+        (
+            "forged feedback id",
+            "/v2/models/digits/feedback",
+            &forged,
+            400,
+        ),
+    ];
+    for (what, path, body, expected) in cases {
+        let (status, text) = post(path, body);
+        assert!((400..500).contains(&status), "{what}: {status} {text}");
+        assert_eq!(status, expected, "{what}: {text}");
+        let error: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {error}"
+        );
+        // The server keeps serving.
+        assert_eq!(
+            post("/v2/models/digits/infer", &good).0,
+            200,
+            "after {what}"
+        );
+    }
+    let (status, text) = post(
+        "/v2/models/digits/feedback",
+        &serde_json::to_vec(&json!({"id": id, "label": rows[0].1})).unwrap(),
+    );
+    assert_eq!(status, 200, "{text}");
+
+    // Every per-revision series, summed over the pods.
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("modelops.dev/modeldeployment=digits"))
+        .await
+        .unwrap();
+    let mut metrics = String::new();
+    for pod in pods.items {
+        let pod_ip = pod.status.unwrap().pod_ip.unwrap();
+        metrics.push_str(&http(&pod_ip, 8080, "GET", "/metrics", b"").unwrap().1);
+    }
+    for series in [
+        "modelops_requests_total{",
+        "modelops_request_duration_seconds_bucket{",
+        "modelops_predictions_total{",
+        "modelops_input_feature_bin_total{",
+        "modelops_feedback_total{",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(series) && l.contains("revision=\"1\"")),
+            "no {series} series for revision 1 in:\n{metrics}"
+        );
+    }
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_model_whose_digest_does_not_match_is_never_served() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "corrupt").await;
+    two_models(&ns).await;
+    let job = ns.api::<TrainingJob>().get("digits-a").await.unwrap();
+    let model = job.status.unwrap().model.unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    model_deployment(
+        &ns,
+        json!({"metadata": {"name": "digits"}, "spec": {"model": {"artifact": {"uri": model.uri, "digest": &wrong}}}}),
+    )
+    .await;
+    // The serving pod starts, says why it will not serve, and never turns ready.
+    wait(
+        &ns.api::<Deployment>(),
+        "digits-r1",
+        Duration::from_secs(120),
+        |d| {
+            d.and_then(|d| d.status.as_ref()?.replicas)
+                .is_some_and(|n| n >= 1)
+        },
+    )
+    .await;
+    let pods = ns.api::<Pod>();
+    let list = pods
+        .list(&ListParams::default().labels("modelops.dev/modeldeployment=digits"))
+        .await
+        .unwrap();
+    let name = list.items[0].metadata.name.clone().unwrap();
+    wait(&pods, &name, Duration::from_secs(120), |p| {
+        p.and_then(phase) == Some("Running")
+    })
+    .await;
+    let log = tokio::time::timeout(Duration::from_secs(60), async {
+        use futures::{AsyncBufReadExt, TryStreamExt};
+        let stream = pods
+            .log_stream(
+                &name,
+                &LogParams {
+                    follow: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut lines = stream.lines();
+        let mut seen = String::new();
+        while let Some(line) = lines.try_next().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("NOT READY") {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the serving pod says why it does not serve");
+    let reason = log.lines().last().unwrap_or_default();
+    assert!(
+        reason.contains("digest") && reason.contains(&wrong[7..]),
+        "{log}"
+    );
+    let pod = pods.get(&name).await.unwrap();
+    let ready = pod
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    let md = ns.api::<ModelDeployment>().get("digits").await.unwrap();
+    assert!(!md.status.unwrap().conditions.is_true(types::READY));
+    // No endpoint: the Service routes to nothing.
+    let deployment = ns.api::<Deployment>().get("digits-r1").await.unwrap();
+    assert_eq!(deployment.status.unwrap().ready_replicas.unwrap_or(0), 0);
+    ns.delete().await;
+}
+
+/// The prepared test split of a Dataset, back to raw feature values: the prepared features are
+/// `(raw - offset) / scale` (dataset.json), and digits are whole grey levels, so rounding the
+/// inverse gives the raw values exactly. Returns rows and class indices.
+fn raw_test_split(dataset_dir: &std::path::Path) -> (Vec<Vec<f64>>, Vec<i64>) {
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(dataset_dir.join("dataset.json")).unwrap())
+            .unwrap();
+    let offset: Vec<f64> = serde_json::from_value(card["normalization"]["offset"].clone()).unwrap();
+    let scale: Vec<f64> = serde_json::from_value(card["normalization"]["scale"].clone()).unwrap();
+    // safetensors: an 8-byte little-endian header length, a JSON header, then the tensors.
+    let bytes = std::fs::read(dataset_dir.join("data.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let data = &bytes[8 + header_len..];
+    let tensor = |name: &str| {
+        let entry = &header[name];
+        let [begin, end] = [0, 1].map(|i| entry["data_offsets"][i].as_u64().unwrap() as usize);
+        (&data[begin..end], entry["shape"].clone())
+    };
+    let (features, shape) = tensor("test.features");
+    let columns = shape[1].as_u64().unwrap() as usize;
+    let values: Vec<f64> = features
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+        .collect();
+    let rows = values
+        .chunks(columns)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| (v * scale[j] + offset[j]).round())
+                .collect()
+        })
+        .collect();
+    let (labels, _) = tensor("test.labels");
+    let labels = labels
+        .chunks(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (rows, labels)
+}
+
+#[tokio::test]
+async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "accuracy").await;
+    two_models(&ns).await;
+    model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-b"}}, "replicas": 2}})).await;
+    let md = ready_deployment(&ns, "digits", 1).await;
+    assert_eq!(md.status.unwrap().ready_replicas, Some(2));
+    let ip = cluster_ip(&ns, "digits").await;
+
+    let dataset = ns
+        .api::<Dataset>()
+        .get("digits")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let job = ns
+        .api::<TrainingJob>()
+        .get("digits-b")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let offline = job.model.unwrap().metrics.test_accuracy.unwrap();
+    let cluster =
+        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
+    let (_, path) = modelops::api::workorder::layout::parse_pvc_uri(&dataset.artifact.unwrap().uri)
+        .map(|(c, p)| (c.to_owned(), p.to_owned()))
+        .unwrap();
+    let (rows, labels) =
+        raw_test_split(&std::path::Path::new(&cluster).join("artifacts").join(path));
+    assert_eq!(rows.len(), 179);
+
+    // One request per row, spread by the Service over both replicas.
+    let mut correct = 0;
+    for (row, label) in rows.iter().zip(&labels) {
+        let (status, text) = http(
+            &ip,
+            80,
+            "POST",
+            "/v2/models/digits/infer",
+            &infer_body(&[row]),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let response: Value = serde_json::from_str(&text).unwrap();
+        let predicted = response["outputs"][0]["data"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if predicted == dataset.classes[*label as usize] {
+            correct += 1;
+        }
+    }
+    let served = correct as f64 / rows.len() as f64;
+    assert!(
+        (served - offline).abs() < 1e-9,
+        "served accuracy {served}, offline {offline}"
+    );
+    ns.delete().await;
+}

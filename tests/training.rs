@@ -1,0 +1,421 @@
+//! End to end on the test bed, with the operator installed by the chart (`tests/cluster/install`):
+//! Datasets are prepared and TrainingJobs train real models on real data in worker pods.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use modelops::api::conditions::types;
+use modelops::api::trainingjob::TrainingPhase;
+use modelops::api::workorder::layout;
+use modelops::api::{Dataset, TrainingJob};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// Where the test bed keeps the artifact store on the node (tests/cluster/install).
+fn artifacts_dir() -> std::path::PathBuf {
+    let cluster =
+        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
+    std::path::Path::new(&cluster).join("artifacts")
+}
+
+fn example<K: serde::de::DeserializeOwned>(path: &str) -> K {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// Creates the ConfigMap a Dataset example reads its data from.
+async fn data_config_map(ns: &TestNamespace, name: &str, key: &str, file: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let map: ConfigMap = from_json(json!({
+        "metadata": {"name": name},
+        "data": {key: std::fs::read_to_string(path).unwrap()},
+    }));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+}
+
+async fn create<K>(ns: &TestNamespace, object: &K) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    ns.api::<K>()
+        .create(&PostParams::default(), object)
+        .await
+        .unwrap()
+}
+
+async fn dataset_ready(ns: &TestNamespace, name: &str) -> Dataset {
+    wait(&ns.api::<Dataset>(), name, Duration::from_secs(180), |d| {
+        d.and_then(|d| d.status.as_ref()).is_some_and(|s| {
+            s.conditions.is_true(types::READY) || s.conditions.is_true(types::STALLED)
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits for a TrainingJob to finish and returns it; panics with its status if it failed.
+async fn succeeded(ns: &TestNamespace, name: &str, timeout: Duration) -> TrainingJob {
+    let job = wait(&ns.api::<TrainingJob>(), name, timeout, |j| {
+        j.and_then(|j| j.status.as_ref()?.phase)
+            .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
+    })
+    .await
+    .unwrap();
+    let status = job.status.as_ref().unwrap();
+    assert_eq!(status.phase, Some(TrainingPhase::Succeeded), "{status:#?}");
+    assert!(status.conditions.is_true(types::READY));
+    job
+}
+
+/// The model card and the sha256 of the weights, read from the node's artifact store.
+fn model_on_disk(digest: &str) -> (serde_json::Value, String) {
+    let dir = artifacts_dir().join(layout::model_dir(digest));
+    let card = std::fs::read_to_string(dir.join(layout::MODEL_JSON)).unwrap();
+    let weights = std::fs::read(dir.join(layout::MODEL_SAFETENSORS)).unwrap();
+    let sha = Sha256::digest(&weights)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (serde_json::from_str(&card).unwrap(), sha)
+}
+
+#[tokio::test]
+async fn digits_are_prepared_and_trained_to_95_percent() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "digits").await;
+    data_config_map(&ns, "digits-data", "digits.csv", "examples/data/digits.csv").await;
+    create(&ns, &example::<Dataset>("examples/digits/dataset.yaml")).await;
+    create(
+        &ns,
+        &example::<TrainingJob>("examples/digits/trainingjob.yaml"),
+    )
+    .await;
+
+    let dataset = dataset_ready(&ns, "digits").await;
+    let status = dataset.status.unwrap();
+    let dataset_digest = status.digest.clone();
+    assert!(status.conditions.is_true(types::READY), "{status:#?}");
+    assert_eq!(status.rows.unwrap().total, 1797);
+    assert_eq!(status.classes.len(), 10);
+    assert!(status.digest.as_deref().unwrap().starts_with("sha256:"));
+
+    let job = succeeded(&ns, "digits", Duration::from_secs(300)).await;
+    let status = job.status.unwrap();
+    let model = status.model.unwrap();
+    let accuracy = model.metrics.test_accuracy.unwrap();
+    assert!(accuracy >= 0.95, "test accuracy {accuracy}");
+    assert_eq!(Some(&model.dataset_digest), dataset_digest.as_ref());
+    let (card, sha) = model_on_disk(&model.digest);
+    assert_eq!(
+        format!("sha256:{sha}"),
+        model.digest,
+        "the weights are not what the status names"
+    );
+    assert_eq!(card["metrics"]["testAccuracy"].as_f64(), Some(accuracy));
+    assert_eq!(status.dataset_digest, Some(model.dataset_digest.clone()));
+
+    // The columns a person looks at.
+    let table = std::process::Command::new("kubectl")
+        .args(["get", "trainingjobs", "-n", &ns.name])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "EPOCH", "ACCURACY", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap().contains("Succeeded"),
+        "{table}"
+    );
+
+    // Events a person can follow.
+    let events = std::process::Command::new("kubectl")
+        .args([
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .output()
+        .unwrap();
+    let reasons = String::from_utf8_lossy(&events.stdout);
+    for reason in ["Preparing", "Prepared", "Started", "Succeeded"] {
+        assert!(
+            reasons.split_whitespace().any(|r| r == reason),
+            "no {reason} event in {reasons}"
+        );
+    }
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_training_job_waits_for_its_dataset_and_then_proceeds() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "wait").await;
+    let mut job: TrainingJob = example("examples/iris/trainingjob.yaml");
+    job.spec.search = None;
+    create(&ns, &job).await;
+    let waiting = wait(
+        &ns.api::<TrainingJob>(),
+        "iris",
+        Duration::from_secs(60),
+        |j| {
+            j.and_then(|j| j.status.as_ref()?.conditions.get(types::READY).cloned())
+                .is_some_and(|c| c.reason == "DatasetNotFound")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(waiting.status.unwrap().phase, Some(TrainingPhase::Pending));
+
+    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
+    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
+    let job = succeeded(&ns, "iris", Duration::from_secs(240)).await;
+    let accuracy = job
+        .status
+        .unwrap()
+        .model
+        .unwrap()
+        .metrics
+        .test_accuracy
+        .unwrap();
+    assert!(accuracy >= 0.85, "iris test accuracy {accuracy}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_dataset_whose_url_answers_404_stalls_with_the_reason() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "http404").await;
+    let labels = json!({"app": "files"});
+    let server: Deployment = from_json(json!({
+        "metadata": {"name": "files"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                "name": "serve", "image": "modelops/netcheck:dev", "imagePullPolicy": "IfNotPresent",
+                "args": ["serve", "8080", "404"],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                "securityContext": restricted_security_context(),
+            }]}},
+        }
+    }));
+    create(&ns, &server).await;
+    let service: Service = from_json(json!({
+        "metadata": {"name": "files"},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
+    }));
+    let service = create(&ns, &service).await;
+    let ip = service.spec.unwrap().cluster_ip.unwrap();
+    wait(
+        &ns.api::<Deployment>(),
+        "files",
+        Duration::from_secs(120),
+        |d| d.and_then(|d| d.status.as_ref()?.ready_replicas) == Some(1),
+    )
+    .await;
+
+    let mut dataset: Dataset = example("examples/iris/dataset.yaml");
+    dataset.spec.source =
+        serde_json::from_value(json!({"http": {"url": format!("http://{ip}/iris.csv")}})).unwrap();
+    create(&ns, &dataset).await;
+    let dataset = dataset_ready(&ns, "iris").await;
+    let status = dataset.status.unwrap();
+    let stalled = status
+        .conditions
+        .get(types::STALLED)
+        .expect("Stalled")
+        .clone();
+    assert!(stalled.message.contains("404"), "{stalled:?}");
+    assert!(!status.conditions.is_true(types::READY));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn text_example_reaches_90_percent() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "text").await;
+    data_config_map(
+        &ns,
+        "news-or-blog-data",
+        "news-or-blog.jsonl",
+        "examples/text/news-or-blog.jsonl",
+    )
+    .await;
+    create(&ns, &example::<Dataset>("examples/text/dataset.yaml")).await;
+    create(
+        &ns,
+        &example::<TrainingJob>("examples/text/trainingjob.yaml"),
+    )
+    .await;
+    let job = succeeded(&ns, "news-or-blog", Duration::from_secs(300)).await;
+    let accuracy = job
+        .status
+        .unwrap()
+        .model
+        .unwrap()
+        .metrics
+        .test_accuracy
+        .unwrap();
+    assert!(accuracy >= 0.9, "text test accuracy {accuracy}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_deleted_training_pod_is_replaced_and_resumes_from_its_checkpoint() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "resume").await;
+    data_config_map(
+        &ns,
+        "news-or-blog-data",
+        "news-or-blog.jsonl",
+        "examples/text/news-or-blog.jsonl",
+    )
+    .await;
+    create(&ns, &example::<Dataset>("examples/text/dataset.yaml")).await;
+    let mut job: TrainingJob = example("examples/text/trainingjob.yaml");
+    // Long enough to delete the pod in the middle: no early stop.
+    job.spec.hyperparameters.epochs = 24;
+    job.spec.hyperparameters.early_stopping = None;
+    create(&ns, &job).await;
+
+    // Once the status shows a few epochs done, delete the training pod.
+    let running = wait(
+        &ns.api::<TrainingJob>(),
+        "news-or-blog",
+        Duration::from_secs(300),
+        |j| {
+            j.and_then(|j| j.status.as_ref()?.progress.as_ref().map(|p| p.epoch))
+                .is_some_and(|epoch| epoch >= 3)
+        },
+    )
+    .await
+    .unwrap();
+    let epoch_at_delete = running.status.unwrap().progress.unwrap().epoch;
+    let pods = ns.api::<Pod>();
+    let selector = "batch.kubernetes.io/job-name=news-or-blog-train";
+    let first = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 1);
+    let first = first.items[0].metadata.name.clone().unwrap();
+    pods.delete(&first, &DeleteParams::default()).await.unwrap();
+
+    let job = succeeded(&ns, "news-or-blog", Duration::from_secs(400)).await;
+    let status = job.status.unwrap();
+    assert!(status.attempts >= 2, "attempts {}", status.attempts);
+    let accuracy = status.model.unwrap().metrics.test_accuracy.unwrap();
+    assert!(accuracy >= 0.9, "test accuracy after resuming {accuracy}");
+
+    // The replacement pod said where it resumed.
+    let second: Vec<String> = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .filter(|name| *name != first)
+        .collect();
+    assert_eq!(second.len(), 1, "{second:?}");
+    let log = pods.logs(&second[0], &LogParams::default()).await.unwrap();
+    let resumed: i32 = log
+        .lines()
+        .find_map(|l| l.split("resuming from epoch ").nth(1))
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("the replacement pod did not resume:\n{log}"));
+    assert!(
+        resumed >= epoch_at_delete,
+        "resumed from {resumed}, had done {epoch_at_delete}"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_search_keeps_to_its_parallelism_and_picks_the_best_trial() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "search").await;
+    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
+    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
+    let job: TrainingJob = example("examples/iris/trainingjob.yaml");
+    let search = job.spec.search.clone().unwrap();
+    assert_eq!((search.max_trials, search.parallelism), (4, 2));
+
+    // Watch the job's pods from before the first one exists, counting those alive at once.
+    let pods = ns.api::<Pod>();
+    let config = watcher::Config::default().labels("modelops.dev/trainingjob=iris");
+    let counter = tokio::spawn(async move {
+        let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+        let mut most = 0;
+        let mut stream = watcher(pods, config).applied_objects().boxed();
+        while let Some(Ok(pod)) = stream.next().await {
+            let name = pod.metadata.name.clone().unwrap();
+            let is_alive = matches!(phase(&pod), Some("Pending" | "Running") | None);
+            alive.insert(name, is_alive);
+            most = most.max(alive.values().filter(|a| **a).count());
+            if alive.len() == 4 && alive.values().all(|a| !a) {
+                break;
+            }
+        }
+        most
+    });
+    create(&ns, &job).await;
+    let job = succeeded(&ns, "iris", Duration::from_secs(400)).await;
+    let most = tokio::time::timeout(Duration::from_secs(60), counter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(most <= 2, "{most} trial pods ran at once, parallelism is 2");
+    assert!(most >= 1);
+
+    let status = job.status.unwrap();
+    assert_eq!(status.trials.len(), 4, "{:#?}", status.trials);
+    assert!(
+        status
+            .trials
+            .iter()
+            .all(|t| t.phase == TrainingPhase::Succeeded),
+        "{:#?}",
+        status.trials
+    );
+    let distinct: BTreeSet<String> = status
+        .trials
+        .iter()
+        .map(|t| format!("{:?}", t.parameters))
+        .collect();
+    assert_eq!(distinct.len(), 4);
+    // The objective is validationLoss: the best trial has the lowest.
+    let best = status
+        .trials
+        .iter()
+        .min_by(|a, b| a.objective.unwrap().total_cmp(&b.objective.unwrap()))
+        .unwrap();
+    assert_eq!(status.best_trial, Some(best.index));
+    assert_eq!(Some(status.model.unwrap().digest), best.model_digest);
+    ns.delete().await;
+}

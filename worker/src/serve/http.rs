@@ -1,0 +1,699 @@
+//! The HTTP side of `serve`: the routes of the Open Inference Protocol v2, feedback, health and
+//! metrics, over axum.
+//!
+//! Handlers are thin: [`protocol`] reads and writes the JSON, the [`Batcher`] runs the model,
+//! [`feedback`] checks ids, [`Metrics`] counts. Every refusal is a 4xx or 5xx with a JSON body
+//! `{"error": "..."}`; no input reaches a panic (and a panic in the model thread fails only its
+//! batch).
+
+use super::batcher::{BatchError, Batcher};
+use super::feedback::{self, FeedbackClaim, FeedbackKey, ReplayGuard};
+use super::metrics::Metrics;
+use super::protocol::{
+    self, InferRequest, InputKind, ModelInfo, OutputKind, RequestError, Row, RowOutput,
+};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use modelops::api::serving::{LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, READY_PATH};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The most of an oversized request body read (and dropped) before answering 413.
+pub const DRAIN_LIMIT: usize = 64 << 20;
+
+/// The model a server answers with, once loaded.
+pub struct Served {
+    /// The model as the protocol describes it.
+    pub info: ModelInfo,
+    /// The model thread.
+    pub batcher: Batcher<Row, RowOutput>,
+}
+
+enum ModelState {
+    Loading,
+    Ready(Arc<Served>),
+    Failed(String),
+    Stopped,
+}
+
+/// Limits and settings of a server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The largest request body read.
+    pub max_request_bytes: usize,
+    /// How long feedback ids stay valid.
+    pub feedback_max_age: Duration,
+    /// Feedback ids remembered against replays.
+    pub replay_capacity: usize,
+}
+
+/// The state every handler shares.
+pub struct Server {
+    name: String,
+    revision: i32,
+    metrics: Metrics,
+    model: RwLock<ModelState>,
+    shutting_down: std::sync::atomic::AtomicBool,
+    key: FeedbackKey,
+    settings: Settings,
+    replay: Mutex<ReplayGuard>,
+}
+
+/// A refusal, as a JSON response.
+#[derive(Debug)]
+struct ApiError(RequestError);
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(json!({"error": self.0.message}))).into_response()
+    }
+}
+
+fn error(status: u16, message: impl Into<String>) -> ApiError {
+    ApiError(RequestError::status(status, message))
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Server {
+    /// A server of revision `revision` of the model `name`, its model still loading.
+    pub fn new(name: &str, revision: i32, key: FeedbackKey, settings: Settings) -> Self {
+        Self {
+            name: name.to_owned(),
+            revision,
+            metrics: Metrics::new(name, revision),
+            model: RwLock::new(ModelState::Loading),
+            shutting_down: Default::default(),
+            key,
+            replay: Mutex::new(ReplayGuard::new(settings.replay_capacity)),
+            settings,
+        }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The model is loaded and verified: take traffic. (The loader has given the metrics the
+    /// classes and the profile with [`Metrics::set_model`].)
+    pub fn set_ready(&self, served: Served) {
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) =
+            ModelState::Ready(Arc::new(served));
+        self.metrics.set_ready(true);
+    }
+
+    /// The model could not be loaded: stay up, never ready, and say why.
+    pub fn set_failed(&self, message: String) {
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = ModelState::Failed(message);
+        self.metrics.set_ready(false);
+    }
+
+    /// Shutting down: not ready any more, and the batcher stops waiting for more rows.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.metrics.set_ready(false);
+        if let ModelState::Ready(served) = &*self.model.read().unwrap_or_else(|e| e.into_inner()) {
+            served.batcher.drain();
+        }
+    }
+
+    /// Takes the model out, so that its thread ends once the last request holding it is done.
+    pub fn stop(&self) -> Option<Arc<Served>> {
+        let state = std::mem::replace(
+            &mut *self.model.write().unwrap_or_else(|e| e.into_inner()),
+            ModelState::Stopped,
+        );
+        match state {
+            ModelState::Ready(served) => Some(served),
+            _ => None,
+        }
+    }
+
+    /// The model, or why there is none to answer with (503).
+    fn served(&self) -> Result<Arc<Served>, ApiError> {
+        match &*self.model.read().unwrap_or_else(|e| e.into_inner()) {
+            ModelState::Ready(served) => Ok(Arc::clone(served)),
+            ModelState::Loading => Err(error(503, format!("model {:?} is loading", self.name))),
+            ModelState::Failed(message) => Err(error(
+                503,
+                format!("model {:?} is not served: {message}", self.name),
+            )),
+            ModelState::Stopped => Err(error(503, "the server is shutting down")),
+        }
+    }
+
+    /// Readiness, and why not.
+    fn readiness(&self) -> Result<(), String> {
+        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the server is shutting down".to_owned());
+        }
+        self.served().map(|_| ()).map_err(|e| e.0.message)
+    }
+
+    fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+        if name != self.name {
+            return Err(error(
+                404,
+                format!("unknown model {name:?}; this server serves {:?}", self.name),
+            ));
+        }
+        if let Some(version) = version
+            && version != self.revision.to_string()
+        {
+            return Err(error(
+                404,
+                format!(
+                    "model {name:?} has no version {version:?}; this server serves version {}",
+                    self.revision
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a request body of at most `max_request_bytes`. A larger one is still read (and
+    /// dropped) up to [`DRAIN_LIMIT`] bytes before the 413: a client that is still sending when
+    /// the server answers and closes gets a broken pipe instead of the answer.
+    async fn body(&self, body: Body) -> Result<Vec<u8>, ApiError> {
+        let limit = self.settings.max_request_bytes;
+        let too_large = || {
+            error(
+                413,
+                format!(
+                    "the request body is larger than this server's limit of {limit} bytes; send fewer rows per request"
+                ),
+            )
+        };
+        let mut body = body;
+        let mut bytes = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| error(400, format!("could not read the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                bytes.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT.max(limit) {
+                return Err(too_large());
+            } else if !bytes.is_empty() {
+                bytes = Vec::new();
+            }
+        }
+        if total > limit {
+            return Err(too_large());
+        }
+        Ok(bytes)
+    }
+
+    async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        body: Body,
+    ) -> Result<Value, ApiError> {
+        self.check_model(name, version)?;
+        let body = self.body(body).await?;
+        let served = self.served()?;
+        let InferRequest { id, rows, outputs } = protocol::parse_infer(&body, &served.info)?;
+        drop(body);
+        self.count_inputs(&served.info, &rows);
+        let results = served.batcher.run(rows).await.map_err(|e| match e {
+            BatchError::Overloaded | BatchError::Stopped => error(503, e.to_string()),
+            BatchError::Failed(_) => error(500, e.to_string()),
+        })?;
+        let wants_feedback = outputs
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == OUTPUT_FEEDBACK_ID));
+        let mut feedback_ids = Vec::new();
+        if let OutputKind::Classes(classes) = &served.info.output {
+            let predicted: Vec<usize> = results
+                .iter()
+                .filter_map(|r| match r {
+                    RowOutput::Class { index, .. } => Some(*index),
+                    RowOutput::Value(_) => None,
+                })
+                .collect();
+            self.metrics.count_predictions(predicted.iter().copied());
+            if wants_feedback {
+                let now = unix_seconds();
+                // One draw from the system's random source for the whole request.
+                let mut nonces = vec![0u8; feedback::NONCE_BYTES * predicted.len()];
+                getrandom::fill(&mut nonces).expect("the system's random source");
+                feedback_ids = predicted
+                    .iter()
+                    .zip(nonces.chunks_exact(feedback::NONCE_BYTES))
+                    .map(|(&i, nonce)| {
+                        FeedbackClaim::with_nonce(
+                            &self.name,
+                            self.revision,
+                            &classes[i],
+                            now,
+                            nonce,
+                        )
+                        .sign(&self.key)
+                    })
+                    .collect();
+            }
+        }
+        let id = id.unwrap_or_else(request_id);
+        Ok(protocol::infer_response(
+            &served.info,
+            &id,
+            &results,
+            &feedback_ids,
+            outputs.as_deref(),
+        ))
+    }
+
+    fn count_inputs(&self, info: &ModelInfo, rows: &[Row]) {
+        match info.input {
+            InputKind::Table { .. } => self.metrics.count_inputs(rows.iter().map(|r| match r {
+                Row::Features(values) => values.as_slice(),
+                Row::Text(_) => &[],
+            })),
+            InputKind::Text => {
+                // The profile of a text data set has one feature: the text length in characters.
+                let lengths: Vec<[f64; 1]> = rows
+                    .iter()
+                    .map(|r| match r {
+                        Row::Text(text) => [text.chars().count() as f64],
+                        Row::Features(_) => [f64::NAN],
+                    })
+                    .collect();
+                self.metrics
+                    .count_inputs(lengths.iter().map(|l| l.as_slice()));
+            }
+        }
+    }
+
+    async fn feedback(&self, name: &str, body: Body) -> Result<Value, ApiError> {
+        self.check_model(name, None)?;
+        let body = self.body(body).await?;
+        let served = self.served()?;
+        let request: Value = serde_json::from_slice(&body)
+            .map_err(|e| error(400, format!("the body is not valid JSON: {e}")))?;
+        let usage = "send {\"id\": \"<a feedback_id from an inference response>\", \"label\": \"<the true class>\"}";
+        let id = request["id"]
+            .as_str()
+            .ok_or_else(|| error(400, format!("the feedback has no string \"id\"; {usage}")))?;
+        let label = match &request["label"] {
+            Value::String(label) => label.clone(),
+            // A class written as a number in the data (digits: 0 to 9) may come as one.
+            Value::Number(number) => number.to_string(),
+            _ => {
+                return Err(error(
+                    400,
+                    format!("the feedback has no string \"label\"; {usage}"),
+                ));
+            }
+        };
+        let OutputKind::Classes(classes) = &served.info.output else {
+            return Err(error(
+                400,
+                format!(
+                    "model {:?} is a regression model; feedback counts the accuracy of classifications",
+                    self.name
+                ),
+            ));
+        };
+        let now = unix_seconds();
+        let max_age = self.settings.feedback_max_age.as_secs();
+        let claim =
+            feedback::verify(&self.key, id, now, max_age).map_err(|e| error(400, e.to_string()))?;
+        if claim.model != self.name {
+            return Err(error(
+                400,
+                format!(
+                    "the feedback id belongs to model {:?}, not {:?}",
+                    claim.model, self.name
+                ),
+            ));
+        }
+        // Another revision may have other classes: only this revision's are known here, and a
+        // wrong label for another revision counts as incorrect, as any wrong class would.
+        if claim.revision == self.revision && !classes.contains(&label) {
+            return Err(error(
+                400,
+                format!(
+                    "unknown label {label:?}; model {:?} has the classes {}",
+                    self.name,
+                    protocol_classes(classes)
+                ),
+            ));
+        }
+        if !self
+            .replay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_use(&claim.nonce, claim.issued_at.saturating_add(max_age), now)
+        {
+            return Err(error(409, "this feedback id was already counted"));
+        }
+        let correct = label == claim.predicted;
+        self.metrics.count_feedback(claim.revision, correct);
+        Ok(json!({"revision": claim.revision, "correct": correct}))
+    }
+}
+
+fn protocol_classes(classes: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut list = classes
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if classes.len() > SHOWN {
+        list.push_str(&format!(", … ({} in all)", classes.len()));
+    }
+    list
+}
+
+/// A random request id, for requests that bring none.
+fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the system's random source");
+    crate::artifact::hex(&bytes)
+}
+
+/// Counts a request when its response is ready, or as 499 when the client went away first.
+struct RequestTimer<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    code: Option<u16>,
+}
+
+impl<'a> RequestTimer<'a> {
+    fn start(metrics: &'a Metrics) -> Self {
+        metrics.request_started();
+        Self {
+            metrics,
+            started: Instant::now(),
+            code: None,
+        }
+    }
+}
+
+impl Drop for RequestTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.request_finished(
+            self.code.unwrap_or(499),
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+fn respond(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn infer(
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    let mut timer = RequestTimer::start(&server.metrics);
+    let response = respond(server.infer(&name, None, body).await);
+    timer.code = Some(response.status().as_u16());
+    response
+}
+
+async fn infer_version(
+    State(server): State<Arc<Server>>,
+    Path((name, version)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let mut timer = RequestTimer::start(&server.metrics);
+    let response = respond(server.infer(&name, Some(&version), body).await);
+    timer.code = Some(response.status().as_u16());
+    response
+}
+
+async fn feedback(
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    respond(server.feedback(&name, body).await)
+}
+
+fn model_metadata(server: &Server, name: &str, version: Option<&str>) -> Response {
+    respond(
+        server
+            .check_model(name, version)
+            .and_then(|()| server.served())
+            .map(|served| served.info.metadata()),
+    )
+}
+
+async fn model(State(server): State<Arc<Server>>, Path(name): Path<String>) -> Response {
+    model_metadata(&server, &name, None)
+}
+
+async fn model_version(
+    State(server): State<Arc<Server>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    model_metadata(&server, &name, Some(&version))
+}
+
+fn ready_response(readiness: Result<(), String>) -> Response {
+    match readiness {
+        Ok(()) => axum::Json(json!({"ready": true})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "error": reason})),
+        )
+            .into_response(),
+    }
+}
+
+async fn ready(State(server): State<Arc<Server>>) -> Response {
+    ready_response(server.readiness())
+}
+
+async fn model_ready(State(server): State<Arc<Server>>, Path(name): Path<String>) -> Response {
+    match server.check_model(&name, None) {
+        Ok(()) => ready_response(server.readiness()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn live() -> Response {
+    axum::Json(json!({"live": true})).into_response()
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(protocol::server_metadata()).into_response()
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    if let ModelState::Ready(served) = &*server.model.read().unwrap_or_else(|e| e.into_inner()) {
+        let stats = served.batcher.stats();
+        server.metrics.set_batches(
+            stats.batches.load(std::sync::atomic::Ordering::Relaxed),
+            stats.rows.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        server.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(
+        404,
+        format!(
+            "no route {method} {}; the API is {LIVE_PATH}, {READY_PATH}, /v2, /v2/models/{{name}}, /v2/models/{{name}}/infer, /v2/models/{{name}}/feedback and {METRICS_PATH}",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(405, format!("{method} is not allowed on {}", uri.path())).into_response()
+}
+
+/// The routes.
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route(LIVE_PATH, get(live))
+        .route(READY_PATH, get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/feedback", post(feedback))
+        .route("/v2/models/{name}/versions/{version}", get(model_version))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(infer_version),
+        )
+        .route(METRICS_PATH, get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(server)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting connections, answers
+/// the requests in flight, and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: Arc<Server>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small responses on kept-alive connections must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    let draining = Arc::clone(&server);
+    axum::serve(listener, router(server))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            draining.begin_shutdown();
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::batcher::BatchConfig;
+    use std::sync::atomic::Ordering;
+
+    fn model() -> ModelInfo {
+        ModelInfo {
+            name: "toy".into(),
+            revision: 1,
+            platform: "modelops-mlp".into(),
+            digest: "sha256:00".into(),
+            input: InputKind::Table {
+                features: vec!["a".into(), "b".into()],
+            },
+            output: OutputKind::Classes(vec!["no".into(), "yes".into()]),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            max_request_bytes: 1024,
+            feedback_max_age: Duration::from_secs(3600),
+            replay_capacity: 16,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_stops_accepting_then_answers_the_request_in_flight() {
+        let server = Arc::new(Server::new("toy", 1, FeedbackKey::random(), settings()));
+        // A forward pass that holds on until the test lets it go.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let batcher = Batcher::spawn(
+            BatchConfig {
+                max_rows: 8,
+                timeout: Duration::ZERO,
+                queue: 8,
+            },
+            move |rows: Vec<Row>| {
+                let _ = released.lock().unwrap().recv();
+                Ok(rows
+                    .iter()
+                    .map(|_| RowOutput::Class {
+                        index: 1,
+                        probabilities: vec![0.0, 1.0],
+                    })
+                    .collect())
+            },
+        );
+        server.set_ready(Served {
+            info: model(),
+            batcher,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(serve(listener, Arc::clone(&server), async {
+            let _ = stopped.await;
+        }));
+
+        let request = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut response = agent
+                .post(&format!("http://{address}/v2/models/toy/infer"))
+                .send(r#"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}"#)
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.body_mut().read_to_string().unwrap(),
+            )
+        });
+        let served = server.served().unwrap();
+        while served.batcher.stats().batches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The request is in the forward pass: shut down.
+        stop.send(()).unwrap();
+        while tokio::net::TcpStream::connect(address).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+        assert!(server.readiness().is_err(), "not ready while draining");
+        assert!(!request.is_finished(), "the request is still held");
+        drop(release);
+        let (status, body) = request.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""data":["yes"]"#), "{body}");
+        serving.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_not_ready_says_why() {
+        let server = Server::new("toy", 1, FeedbackKey::random(), settings());
+        assert_eq!(server.readiness(), Err("model \"toy\" is loading".into()));
+        server.set_failed("the weights have sha256 1, not 2".into());
+        let message = server.readiness().unwrap_err();
+        assert!(message.contains("is not served: the weights"), "{message}");
+        assert!(
+            server
+                .metrics()
+                .render()
+                .contains("modelops_model_ready{model=\"toy\",revision=\"1\"} 0")
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! `serve`: one revision of a model over HTTP, Open Inference Protocol v2.
+//!
+//! The server listens at once (liveness answers while the model loads) and becomes ready once
+//! the model is loaded, its digest verified and a warm-up forward pass done. A model that fails
+//! to load — a digest mismatch above all — leaves the server up but never ready, so a Deployment
+//! sends it no traffic and a corrupted artifact is never served. On SIGTERM (or SIGINT) it stops
+//! accepting connections, answers the requests it holds and exits.
+//!
+//! The parts: [`protocol`] (the JSON of requests and responses), [`batcher`] (dynamic batching
+//! on the model thread), [`feedback`] (authenticated feedback ids), [`metrics`] (Prometheus) and
+//! [`http`] (the routes).
+
+pub mod batcher;
+pub mod feedback;
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+
+use crate::data::prepared::DataKind;
+use crate::data::profile::Profile;
+use crate::model::Task;
+use crate::model::predict::{LoadedModel, Prediction};
+use anyhow::{Context, Result, bail};
+use batcher::{BatchConfig, Batcher};
+use feedback::FeedbackKey;
+use http::{Served, Server, Settings};
+use protocol::{InputKind, ModelInfo, OutputKind, Row, RowOutput};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Requests queued for the model thread at most; more are answered 503.
+pub const QUEUE_LENGTH: usize = 4096;
+
+/// Feedback ids a replica remembers against replays.
+pub const REPLAY_CAPACITY: usize = 1 << 20;
+
+/// What `serve` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The model name in paths and metrics (the ModelDeployment's name).
+    pub name: String,
+    /// The revision served.
+    pub revision: i32,
+    /// The model folder.
+    pub model_dir: PathBuf,
+    /// The digest the weights must have.
+    pub model_digest: String,
+    /// Batching.
+    pub batch: BatchConfig,
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// The Dataset profile, when the order names it.
+    pub profile_path: Option<PathBuf>,
+    /// Where the artifact volume is mounted (to find the profile when the order names none).
+    pub artifacts_dir: PathBuf,
+    /// Request and feedback limits.
+    pub settings: Settings,
+    /// The feedback key shared by the replicas.
+    pub feedback_key: FeedbackKey,
+    /// Where the model runs.
+    pub device: tch::Device,
+    /// libtorch threads (`None`: libtorch's default).
+    pub threads: Option<usize>,
+}
+
+/// Serves until SIGTERM or SIGINT, then drains and returns.
+pub fn run(config: ServeConfig) -> Result<()> {
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads.max(1) as i32);
+    }
+    // The HTTP side parses JSON and signs ids; the model thread runs libtorch's threads. A few
+    // runtime threads are enough, and more would only compete with libtorch for the pod's cores.
+    let http_threads = config.threads.unwrap_or(2).clamp(1, 4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(http_threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.address)
+        .await
+        .with_context(|| format!("listening on {}", config.address))?;
+    let address = listener.local_addr()?;
+    let server = Arc::new(Server::new(
+        &config.name,
+        config.revision,
+        config.feedback_key.clone(),
+        config.settings.clone(),
+    ));
+    println!(
+        "serving model {} revision {} on http://{address} (batches of up to {} rows, {:?} timeout)",
+        config.name, config.revision, config.batch.max_rows, config.batch.timeout
+    );
+    // Loading may take a while (a large model on a slow volume): liveness answers meanwhile.
+    let loading = Arc::clone(&server);
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || match load(&config, loading.metrics()) {
+            Ok(served) => {
+                let line = format!(
+                    "ready: model {} revision {} ({}, digest {})",
+                    served.info.name,
+                    served.info.revision,
+                    served.info.platform,
+                    served.info.digest
+                );
+                // Ready first, so that whoever reads the line finds the server ready.
+                loading.set_ready(served);
+                println!("{line}");
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                println!("NOT READY: the model is not served: {message}");
+                loading.set_failed(message);
+            }
+        })
+        .context("starting the loader thread")?;
+    http::serve(listener, Arc::clone(&server), shutdown_signal()).await?;
+    // Every request is answered; end the model thread (joining it is blocking work).
+    let served = server.stop();
+    tokio::task::spawn_blocking(move || drop(served)).await?;
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signal_name = match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    };
+    println!("{signal_name}: not ready any more; answering the requests in flight, then stopping");
+}
+
+/// Loads and verifies the model, finds its profile, warms it up and starts its thread.
+fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
+    let model = LoadedModel::load(&config.model_dir, Some(&config.model_digest), config.device)?;
+    let info = model_info(&config.name, config.revision, &model)?;
+    let profile = match profile_path(config, &model.card.dataset_digest) {
+        Some(path) => match read_profile(&path, &info) {
+            Ok(profile) => {
+                println!("input histograms on the bins of {}", path.display());
+                Some(profile)
+            }
+            Err(error) => {
+                println!("no input histograms: {error:#}");
+                None
+            }
+        },
+        None => {
+            println!(
+                "no input histograms: no profile of data set {} found",
+                model.card.dataset_digest
+            );
+            None
+        }
+    };
+    let classes = match &info.output {
+        OutputKind::Classes(classes) => classes.clone(),
+        OutputKind::Value => Vec::new(),
+    };
+    let mut forward = forward_fn(model, &info);
+    // A first pass allocates what libtorch allocates lazily, and proves the model runs.
+    let warm_up = match &info.input {
+        InputKind::Table { features } => Row::Features(vec![0.0; features.len()]),
+        InputKind::Text => Row::Text(String::new()),
+    };
+    forward(vec![warm_up]).map_err(|e| anyhow::anyhow!("the warm-up forward pass failed: {e}"))?;
+    metrics.set_model(&classes, profile.as_ref());
+    let batcher = Batcher::spawn(config.batch, forward);
+    Ok(Served { info, batcher })
+}
+
+/// The protocol's view of a loaded model.
+pub fn model_info(name: &str, revision: i32, model: &LoadedModel) -> Result<ModelInfo> {
+    let card = &model.card;
+    let input = match card.input.kind {
+        DataKind::Table => InputKind::Table {
+            features: card.input.features.clone(),
+        },
+        DataKind::Text => InputKind::Text,
+    };
+    let output = match (card.task, &card.classes) {
+        (Task::Classification, Some(classes)) => OutputKind::Classes(classes.clone()),
+        (Task::Classification, None) => bail!("the model card of a classifier lists no classes"),
+        (Task::Regression, _) => OutputKind::Value,
+    };
+    Ok(ModelInfo {
+        name: name.to_owned(),
+        revision,
+        platform: format!("modelops-{}", card.architecture.name()),
+        digest: format!("sha256:{}", model.digest),
+        input,
+        output,
+    })
+}
+
+/// The forward function the model thread runs: raw rows in, one output per row out.
+fn forward_fn(
+    model: LoadedModel,
+    info: &ModelInfo,
+) -> impl FnMut(Vec<Row>) -> Result<Vec<RowOutput>, String> + Send + 'static {
+    let class_index: HashMap<String, usize> = match &info.output {
+        OutputKind::Classes(classes) => classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i))
+            .collect(),
+        OutputKind::Value => HashMap::new(),
+    };
+    move |rows: Vec<Row>| {
+        let prediction = if matches!(rows.first(), Some(Row::Text(_))) {
+            let texts: Vec<String> = rows
+                .into_iter()
+                .map(|r| match r {
+                    Row::Text(text) => text,
+                    Row::Features(_) => String::new(),
+                })
+                .collect();
+            model.predict_texts(&texts)
+        } else {
+            let features: Vec<Vec<f64>> = rows
+                .into_iter()
+                .map(|r| match r {
+                    Row::Features(values) => values,
+                    Row::Text(_) => Vec::new(),
+                })
+                .collect();
+            model.predict_rows(&features)
+        }
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(match prediction {
+            Prediction::Classes {
+                labels,
+                probabilities,
+            } => labels
+                .iter()
+                .zip(probabilities)
+                .map(|(label, probabilities)| RowOutput::Class {
+                    index: class_index.get(label).copied().unwrap_or(0),
+                    probabilities,
+                })
+                .collect(),
+            Prediction::Values(values) => values.into_iter().map(RowOutput::Value).collect(),
+        })
+    }
+}
+
+/// The profile to use: the order's, else the one of the card's data set on the volume
+/// (`datasets/<namespace>/<name>/<hex digest>/profile.json`; content-addressed, so any match is
+/// the right one).
+fn profile_path(config: &ServeConfig, dataset_digest: &str) -> Option<PathBuf> {
+    if let Some(path) = &config.profile_path {
+        return Some(path.clone());
+    }
+    let hex = modelops::api::workorder::layout::digest_hex(dataset_digest);
+    if hex.is_empty() {
+        return None;
+    }
+    let datasets = config.artifacts_dir.join("datasets");
+    let namespaces = std::fs::read_dir(datasets).ok()?;
+    for namespace in namespaces.flatten() {
+        let Ok(names) = std::fs::read_dir(namespace.path()) else {
+            continue;
+        };
+        for name in names.flatten() {
+            let candidate = name
+                .path()
+                .join(hex)
+                .join(crate::data::prepared::PROFILE_FILE);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// Reads a profile and checks that it profiles the model's inputs.
+fn read_profile(path: &Path, info: &ModelInfo) -> Result<Profile> {
+    let profile: Profile = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let profiled: Vec<&str> = profile.features.iter().map(|f| f.name.as_str()).collect();
+    let expected: Vec<&str> = match &info.input {
+        InputKind::Table { features } => features.iter().map(String::as_str).collect(),
+        InputKind::Text => vec!["textLength"],
+    };
+    if profiled != expected {
+        bail!(
+            "{} profiles the features {profiled:?}, not the model's {expected:?}",
+            path.display()
+        );
+    }
+    if let Some(feature) = profile.features.iter().find(|f| {
+        f.histogram.counts.is_empty() || f.histogram.edges.len() != f.histogram.counts.len() + 1
+    }) {
+        bail!(
+            "{}: the histogram of {:?} has {} edges for {} bins",
+            path.display(),
+            feature.name,
+            feature.histogram.edges.len(),
+            feature.histogram.counts.len()
+        );
+    }
+    Ok(profile)
+}

@@ -1,0 +1,962 @@
+//! `modelops-worker serve` end to end: the real binary on a loopback port, serving models that
+//! the real binary trained. Accuracy as in the offline evaluation, every bad input, feedback
+//! under the right revision, the metrics, draining on SIGTERM, a corrupted artifact, and a text
+//! model.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use modelops::api::modeldeployment::Serving;
+use modelops::api::serving::{Sample, metrics as m, parse_metrics};
+use modelops::api::workorder::{ServeOrder, WorkOrder, layout};
+use modelops_worker::data::read::Records;
+use modelops_worker::data::{SplitRows, read_and_split};
+use modelops_worker::order::prepare_config;
+use modelops_worker::serve::feedback::{FeedbackClaim, FeedbackKey};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// How long a server may take to do what a test waits for (a bound on polling, not a pause).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A trained model and what it was trained on.
+struct Trained {
+    dir: PathBuf,
+    model_dir: PathBuf,
+    digest: String,
+    dataset_dir: PathBuf,
+    card: Value,
+    /// The raw test split: (inputs, labels).
+    test_rows: Vec<(Value, String)>,
+}
+
+/// The raw rows of the test split, read and split as `prepare` did.
+fn test_split(order: &WorkOrder, source: &Path) -> Vec<(Value, String)> {
+    let WorkOrder::Prepare(prepare) = order else {
+        unreachable!()
+    };
+    let SplitRows { records, split, .. } = read_and_split(
+        &std::fs::read(source).unwrap(),
+        &prepare_config(&prepare.spec),
+    )
+    .unwrap();
+    let labels = records.labels().to_vec();
+    split
+        .test
+        .iter()
+        .map(|&r| {
+            let input = match &records {
+                Records::Table { rows, .. } => json!(rows[r]),
+                Records::Text { texts, .. } => json!(texts[r]),
+            };
+            (input, labels[r].clone())
+        })
+        .collect()
+}
+
+/// A fresh folder under the target directory, one name per test: a model shared by every test
+/// of the file outlives them, and is replaced by the next run instead of piling up in /tmp.
+fn work_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Prepares (with the order `order_in` makes for a folder) and trains, all in one folder that
+/// the servers then use as their artifact volume.
+fn train_model(
+    name: &str,
+    order_in: impl FnOnce(&Path) -> WorkOrder,
+    source: &Path,
+    job: Value,
+) -> Trained {
+    let dir = work_dir(name);
+    let order = order_in(&dir);
+    let dataset = prepare(&dir, &order);
+    let run = run("train", &train_order(&dir, &dataset, name, job), &dir);
+    let result = run.ok().clone();
+    let model_dir = model_dir(&dir, &result);
+    let card =
+        serde_json::from_slice(&std::fs::read(model_dir.join("model.json")).unwrap()).unwrap();
+    Trained {
+        test_rows: test_split(&order, source),
+        digest: result["modelDigest"].as_str().unwrap().to_owned(),
+        dataset_dir: dataset.0,
+        model_dir,
+        card,
+        dir,
+    }
+}
+
+/// The digits MLP, trained once for every test of this file.
+fn digits() -> &'static Trained {
+    static TRAINED: OnceLock<Trained> = OnceLock::new();
+    TRAINED.get_or_init(|| {
+        train_model(
+            "serve-digits",
+            digits_dataset,
+            &example("data/digits.csv"),
+            digits_mlp(5),
+        )
+    })
+}
+
+fn serve_order(trained: &Trained, revision: i32, serving: Serving) -> ServeOrder {
+    ServeOrder {
+        namespace: "default".into(),
+        name: "digits".into(),
+        revision,
+        model_dir: trained.model_dir.display().to_string(),
+        model_digest: trained.digest.clone(),
+        serving,
+        // The kernel picks a free port; the server prints it.
+        port: 0,
+        profile_path: None,
+        max_request_bytes: Some(256 * 1024),
+        feedback_max_age: None,
+        resources: Default::default(),
+    }
+}
+
+fn batching(max_batch_size: i32, batch_timeout: &str) -> Serving {
+    Serving {
+        max_batch_size,
+        batch_timeout: batch_timeout.into(),
+    }
+}
+
+/// A running `modelops-worker serve`.
+struct Server {
+    child: Child,
+    reader: Option<std::thread::JoinHandle<()>>,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+    lines: Mutex<Receiver<String>>,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(order: ServeOrder, key: Option<&str>, dir: &Path) -> Self {
+        let mut command = worker("serve", &WorkOrder::Serve(order), dir);
+        command
+            .env("MODELOPS_LISTEN_ADDRESS", "127.0.0.1")
+            .env_remove("MODELOPS_FEEDBACK_KEY")
+            .stdout(Stdio::piped());
+        if let Some(key) = key {
+            command.env("MODELOPS_FEEDBACK_KEY", key);
+        }
+        let mut child = command.spawn().expect("start modelops-worker serve");
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (sender, lines) = channel();
+        let reader = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = sender.send(line);
+                }
+            })
+        };
+        let mut server = Self {
+            child,
+            reader: Some(reader),
+            base: String::new(),
+            log,
+            lines: Mutex::new(lines),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into(),
+        };
+        let line = server.wait_for_line(" on http://");
+        let address = line.split(" on http://").nth(1).unwrap();
+        server.base = format!("http://{}", address.split_whitespace().next().unwrap());
+        server
+    }
+
+    /// Waits for a log line containing `text`.
+    fn wait_for_line(&self, text: &str) -> String {
+        if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.lock().unwrap().recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "the server never logged {text:?}:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Polls readiness until the server is ready (or says it never will be).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = self.get("/v2/health/ready");
+            if status == 200 {
+                return;
+            }
+            assert_eq!(status, 503, "{body}");
+            let log = self.log.lock().unwrap().join("\n");
+            assert!(!log.contains("NOT READY"), "{log}");
+            assert!(Instant::now() < deadline, "never ready:\n{log}");
+            // The interval between polls, not a wait for something to happen.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.get(path);
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    fn post(&self, path: &str, body: impl AsRef<[u8]>) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body.as_ref())
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: the answer is not JSON ({e}): {text}"));
+        (status, json)
+    }
+
+    fn infer(&self, body: &Value) -> (u16, Value) {
+        self.post("/v2/models/digits/infer", body.to_string())
+    }
+
+    fn metrics(&self) -> Vec<Sample> {
+        let (status, text) = self.get("/metrics");
+        assert_eq!(status, 200);
+        parse_metrics(&text)
+    }
+
+    fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit; returns it with everything the server printed.
+    fn wait_exit(mut self) -> (ExitStatus, Vec<String>) {
+        let exit = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let log = self.log.lock().unwrap().clone();
+        (exit, log)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.sigterm();
+        self.wait_exit()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the first sample named `name` whose labels include `labels`.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+}
+
+fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+fn rows_request(rows: &[&Value]) -> Value {
+    let width = rows[0].as_array().unwrap().len();
+    json!({"inputs": [{"name": "input-0", "shape": [rows.len(), width], "datatype": "FP64", "data": rows}]})
+}
+
+fn output<'a>(response: &'a Value, name: &str) -> &'a Value {
+    response["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name}: {response}"))
+}
+
+#[test]
+fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
+    let trained = digits();
+    let server = Server::start(
+        serve_order(trained, 3, batching(16, "2ms")),
+        Some(KEY),
+        &trained.dir,
+    );
+    let (status, live) = server.get_json("/v2/health/live");
+    assert_eq!((status, &live), (200, &json!({"live": true})));
+    server.wait_ready();
+
+    let (status, metadata) = server.get_json("/v2/models/digits");
+    assert_eq!(status, 200, "{metadata}");
+    assert_eq!(metadata["versions"], json!(["3"]));
+    assert_eq!(metadata["inputs"][0]["shape"], json!([-1, 64]));
+    assert_eq!(metadata["outputs"][1]["shape"], json!([-1, 10]));
+    assert_eq!(metadata["parameters"]["digest"], trained.digest.as_str());
+    assert_eq!(server.get_json("/v2").1["name"], "modelops-worker");
+    assert_eq!(server.get_json("/v2/models/digits/versions/3").0, 200);
+
+    // The test split, in requests of 1 to 4 rows from 6 clients at once: batches mix clients.
+    let rows = &trained.test_rows;
+    let chunks: Vec<Vec<usize>> = {
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            let end = (start + 1 + chunks.len() % 4).min(rows.len());
+            chunks.push((start..end).collect());
+            start = end;
+        }
+        chunks
+    };
+    let predicted = Mutex::new(vec![String::new(); rows.len()]);
+    let feedback_ids = Mutex::new(vec![String::new(); rows.len()]);
+    let next = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            scope.spawn(|| {
+                loop {
+                    let chunk = {
+                        let mut next = next.lock().unwrap();
+                        let Some(chunk) = chunks.get(*next) else {
+                            return;
+                        };
+                        *next += 1;
+                        chunk
+                    };
+                    let inputs: Vec<&Value> = chunk.iter().map(|&i| &rows[i].0).collect();
+                    let mut request = rows_request(&inputs);
+                    request["id"] = json!(format!("chunk-{}", chunk[0]));
+                    let (status, response) = server.infer(&request);
+                    assert_eq!(status, 200, "{response}");
+                    assert_eq!(response["id"], format!("chunk-{}", chunk[0]));
+                    assert_eq!(response["model_name"], "digits");
+                    assert_eq!(response["model_version"], "3");
+                    let labels = output(&response, "label")["data"].as_array().unwrap();
+                    let ids = output(&response, "feedback_id")["data"].as_array().unwrap();
+                    let probabilities = output(&response, "probabilities");
+                    assert_eq!(probabilities["shape"], json!([chunk.len(), 10]));
+                    for (k, &i) in chunk.iter().enumerate() {
+                        predicted.lock().unwrap()[i] = labels[k].as_str().unwrap().to_owned();
+                        feedback_ids.lock().unwrap()[i] = ids[k].as_str().unwrap().to_owned();
+                    }
+                }
+            });
+        }
+    });
+    let predicted = predicted.into_inner().unwrap();
+    let correct = predicted
+        .iter()
+        .zip(rows)
+        .filter(|(p, (_, label))| *p == label)
+        .count();
+    let accuracy = trained.card["metrics"]["testAccuracy"].as_f64().unwrap();
+    assert_eq!(
+        correct,
+        (accuracy * rows.len() as f64).round() as usize,
+        "the server's accuracy {} differs from the card's {accuracy}",
+        correct as f64 / rows.len() as f64
+    );
+
+    // The metrics count every request, row, class and input value.
+    let samples = server.metrics();
+    let own = [("model", "digits"), ("revision", "3")];
+    let n = rows.len() as f64;
+    assert_eq!(value(&samples, m::MODEL_READY, &own), Some(1.0));
+    assert_eq!(
+        value(
+            &samples,
+            m::REQUESTS_TOTAL,
+            &[("revision", "3"), ("code", "200")]
+        ),
+        Some(chunks.len() as f64)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            &format!("{}_count", m::REQUEST_DURATION_SECONDS),
+            &own
+        ),
+        Some(chunks.len() as f64)
+    );
+    assert_eq!(sum(&samples, m::PREDICTIONS_TOTAL, &own), n);
+    let sevens = predicted.iter().filter(|p| *p == "7").count() as f64;
+    assert_eq!(
+        value(
+            &samples,
+            m::PREDICTIONS_TOTAL,
+            &[("revision", "3"), ("class", "7")]
+        ),
+        Some(sevens)
+    );
+    // The input histograms use the profile's bins: found on the volume from the card.
+    let profile: Value =
+        serde_json::from_slice(&std::fs::read(trained.dataset_dir.join("profile.json")).unwrap())
+            .unwrap();
+    let pixel = &profile["features"][20];
+    let name = pixel["name"].as_str().unwrap();
+    assert_eq!(
+        sum(
+            &samples,
+            m::INPUT_FEATURE_BIN_TOTAL,
+            &[("revision", "3"), ("feature", name)]
+        ),
+        n
+    );
+    let edges: Vec<f64> = serde_json::from_value(pixel["histogram"]["edges"].clone()).unwrap();
+    let column = 20;
+    let in_first_bin = rows
+        .iter()
+        .filter(|(input, _)| {
+            let v = input[column].as_f64().unwrap();
+            v >= edges[0] && v < edges[1]
+        })
+        .count() as f64;
+    assert_eq!(
+        value(
+            &samples,
+            m::INPUT_FEATURE_BIN_TOTAL,
+            &[("feature", name), ("bin", "0")]
+        ),
+        Some(in_first_bin)
+    );
+    assert_eq!(value(&samples, m::BATCH_ROWS_TOTAL, &own), Some(n));
+    let batches = value(&samples, m::BATCHES_TOTAL, &own).unwrap();
+    assert!((1.0..=chunks.len() as f64).contains(&batches), "{batches}");
+
+    // Feedback: the true label of five predictions (one wrong on purpose).
+    let feedback_ids = feedback_ids.into_inner().unwrap();
+    let mut expected_correct = 0;
+    for i in 0..5 {
+        let label = if i == 4 {
+            if predicted[i] == "0" { "1" } else { "0" }.to_owned()
+        } else {
+            predicted[i].clone()
+        };
+        expected_correct += usize::from(label == predicted[i]);
+        let (status, answer) = server.post(
+            "/v2/models/digits/feedback",
+            json!({"id": feedback_ids[i], "label": label}).to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["revision"], 3);
+    }
+    // A label written as a number in the data may come as one.
+    let (status, answer) = server.post(
+        "/v2/models/digits/feedback",
+        json!({"id": feedback_ids[5], "label": predicted[5].parse::<i64>().unwrap()}).to_string(),
+    );
+    assert_eq!(
+        (status, &answer["correct"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
+    expected_correct += 1;
+    let samples = server.metrics();
+    let feedback = |revision, result| {
+        value(
+            &samples,
+            m::FEEDBACK_TOTAL,
+            &[("revision", revision), ("result", result)],
+        )
+    };
+    assert_eq!(feedback("3", "correct"), Some(expected_correct as f64));
+    assert_eq!(feedback("3", "incorrect"), Some(1.0));
+
+    // The same id twice counts once here.
+    let (status, answer) = server.post(
+        "/v2/models/digits/feedback",
+        json!({"id": feedback_ids[0], "label": predicted[0]}).to_string(),
+    );
+    assert_eq!(status, 409, "{answer}");
+
+    // Another replica of another revision with the same key counts an id of revision 3 under
+    // revision 3; a replica with another key refuses it.
+    let other = Server::start(
+        serve_order(trained, 4, batching(8, "1ms")),
+        Some(KEY),
+        &trained.dir,
+    );
+    let stranger = Server::start(
+        serve_order(trained, 4, batching(8, "1ms")),
+        Some(&"ff".repeat(32)),
+        &trained.dir,
+    );
+    other.wait_ready();
+    stranger.wait_ready();
+    let (status, answer) = other.post(
+        "/v2/models/digits/feedback",
+        json!({"id": feedback_ids[10], "label": predicted[10]}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["revision"], 3);
+    let samples = other.metrics();
+    assert_eq!(
+        value(
+            &samples,
+            m::FEEDBACK_TOTAL,
+            &[("revision", "3"), ("result", "correct")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&samples, m::MODEL_READY, &[("revision", "4")]),
+        Some(1.0)
+    );
+    let (status, answer) = stranger.post(
+        "/v2/models/digits/feedback",
+        json!({"id": feedback_ids[11], "label": predicted[11]}).to_string(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("not authentic"),
+        "{answer}"
+    );
+    drop(stranger);
+    drop(other);
+
+    every_bad_request_is_refused_and_the_server_keeps_serving(&server, &feedback_ids, &predicted);
+}
+
+/// Each bad request gets its 4xx and a JSON error that names the problem.
+fn every_bad_request_is_refused_and_the_server_keeps_serving(
+    server: &Server,
+    feedback_ids: &[String],
+    predicted: &[String],
+) {
+    let row = json!(vec![1.0; 64]);
+    let mut with_string = row.clone();
+    with_string[5] = json!("x");
+    let infer_path = "/v2/models/digits/infer";
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed JSON", "{\"inputs\": [".into(), 400, "not valid JSON"),
+        ("not JSON at all", "hello".into(), 400, "not valid JSON"),
+        ("missing inputs", "{}".into(), 400, "missing field `inputs`"),
+        ("no input", json!({"inputs": []}).to_string(), 400, "no inputs"),
+        (
+            "wrong feature count",
+            json!({"inputs": [{"name": "x", "shape": [1, 63], "datatype": "FP32", "data": vec![1.0; 63]}]}).to_string(),
+            400,
+            "expects [n, 64]",
+        ),
+        (
+            "data not matching the shape",
+            json!({"inputs": [{"name": "x", "shape": [2, 64], "datatype": "FP32", "data": row}]}).to_string(),
+            400,
+            "(128 values) but 64 values",
+        ),
+        (
+            "wrong datatype",
+            json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "BYTES", "data": vec!["1"; 64]}]}).to_string(),
+            400,
+            "reads numbers, not text",
+        ),
+        (
+            "three dimensions",
+            json!({"inputs": [{"name": "x", "shape": [1, 2, 32], "datatype": "FP32", "data": row}]}).to_string(),
+            400,
+            "expects [n, 64]",
+        ),
+        (
+            "a short row",
+            json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": [[0.5, 1.0]]}]}).to_string(),
+            400,
+            "row 0 has 2 values",
+        ),
+        (
+            "a string among numbers",
+            json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": with_string}]}).to_string(),
+            400,
+            "value 5 (row 0, feature \"pixel_5\") is \"x\", not a number",
+        ),
+        (
+            "unknown output",
+            json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": row}], "outputs": [{"name": "logits"}]}).to_string(),
+            400,
+            "unknown output \"logits\"",
+        ),
+    ];
+    for (case, body, status, message) in cases {
+        let (got, answer) = server.post(infer_path, &body);
+        assert_eq!(got, status, "{case}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{case}: {answer}");
+    }
+
+    let valid =
+        json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": row}]});
+    let (status, answer) = server.post("/v2/models/fashion/infer", valid.to_string());
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown model \"fashion\"")
+    );
+    let (status, answer) = server.post("/v2/models/digits/versions/9/infer", valid.to_string());
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no version \"9\"")
+    );
+    assert_eq!(server.get_json("/v2/models/fashion").0, 404);
+    let (status, answer) = server.get_json("/v2/nothing/here");
+    assert_eq!(status, 404);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no route GET /v2/nothing/here")
+    );
+    let (status, answer) = server.get_json("/v2/models/digits/infer");
+    assert_eq!(status, 405, "{answer}");
+    assert!(answer["error"].as_str().is_some());
+
+    // A body over the limit (256 KiB in these tests) is refused before it is parsed.
+    let big = json!({"inputs": [{"name": "x", "shape": [1000, 64], "datatype": "FP64",
+        "data": vec![vec![12.345_678_9; 64]; 1000]}]})
+    .to_string();
+    assert!(big.len() > 256 * 1024);
+    let (status, answer) = server.post(infer_path, &big);
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 262144 bytes")
+    );
+
+    // Feedback that cannot be trusted, or does not fit.
+    let id = &feedback_ids[20];
+    let label = &predicted[20];
+    // Signed with a key the client made up...
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = FeedbackClaim::new("digits", 3, label, now)
+        .sign(&FeedbackKey::from_hex(&"ee".repeat(32), 16).unwrap());
+    // ...or a real id that claims another prediction, under its real MAC.
+    let (payload, tag) = id.split_once('.').unwrap();
+    let mut claim: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claim["p"] = json!(if label == "0" { "1" } else { "0" });
+    let altered = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(claim.to_string()));
+    let feedback_cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "forged id",
+            json!({"id": forged, "label": label}),
+            400,
+            "not authentic",
+        ),
+        (
+            "altered id",
+            json!({"id": altered, "label": label}),
+            400,
+            "not authentic",
+        ),
+        (
+            "invented id",
+            json!({"id": "eyJtIjoiZGlnaXRzIn0.AAAA", "label": label}),
+            400,
+            "not authentic",
+        ),
+        (
+            "garbage id",
+            json!({"id": "x", "label": label}),
+            400,
+            "malformed",
+        ),
+        ("no id", json!({"label": label}), 400, "no string \"id\""),
+        ("no label", json!({"id": id}), 400, "no string \"label\""),
+        (
+            "unknown label",
+            json!({"id": id, "label": "eleven"}),
+            400,
+            "unknown label \"eleven\"",
+        ),
+    ];
+    for (case, body, status, message) in feedback_cases {
+        let (got, answer) = server.post("/v2/models/digits/feedback", body.to_string());
+        assert_eq!(got, status, "{case}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{case}: {answer}"
+        );
+    }
+    let (status, _) = server.post("/v2/models/digits/feedback", "{");
+    assert_eq!(status, 400);
+    let (status, _) = server.post(
+        "/v2/models/other/feedback",
+        json!({"id": id, "label": label}).to_string(),
+    );
+    assert_eq!(status, 404);
+
+    // Still serving, and the refusals are counted by code.
+    let (status, answer) = server.post(infer_path, valid.to_string());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(server.get("/v2/health/ready").0, 200);
+    let samples = server.metrics();
+    assert_eq!(
+        value(&samples, m::REQUESTS_TOTAL, &[("code", "400")]),
+        Some(11.0)
+    );
+    assert_eq!(
+        value(&samples, m::REQUESTS_TOTAL, &[("code", "413")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&samples, m::REQUESTS_TOTAL, &[("code", "404")]),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn sigterm_answers_the_requests_in_flight_then_exits() {
+    let trained = digits();
+    // A batch that waits a minute for company, unless the server shuts down.
+    let server = Server::start(
+        serve_order(trained, 1, batching(1000, "60s")),
+        Some(KEY),
+        &trained.dir,
+    );
+    server.wait_ready();
+    let rows: Vec<&Value> = trained.test_rows[..3].iter().map(|(r, _)| r).collect();
+    let request = rows_request(&rows);
+    let response = std::thread::scope(|scope| {
+        let in_flight = scope.spawn(|| server.infer(&request));
+        let deadline = Instant::now() + PATIENCE;
+        while value(&server.metrics(), m::REQUESTS_IN_FLIGHT, &[]) != Some(1.0) {
+            assert!(Instant::now() < deadline, "the request never arrived");
+            std::thread::yield_now();
+        }
+        let started = Instant::now();
+        server.sigterm();
+        let response = in_flight.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the request waited for its batch timeout instead of being drained"
+        );
+        response
+    });
+    assert_eq!(response.0, 200, "{}", response.1);
+    assert_eq!(
+        output(&response.1, "label")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let base = server.base.clone();
+    let (exit, log) = server.wait_exit();
+    assert!(exit.success(), "{exit:?}");
+    let log = log.join("\n");
+    assert!(log.contains("SIGTERM: not ready any more"), "{log}");
+    assert!(log.ends_with("stopped"), "{log}");
+    // Nobody listens any more.
+    assert!(std::net::TcpStream::connect(base.trim_start_matches("http://")).is_err());
+}
+
+#[test]
+fn a_corrupted_or_unexpected_model_is_never_ready() {
+    let trained = digits();
+    let dir = temp_dir("serve-corrupted");
+    let model = dir.join("models/corrupted");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["model.json", "model.safetensors"] {
+        std::fs::copy(trained.model_dir.join(file), model.join(file)).unwrap();
+    }
+    let weights = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let mut order = serve_order(trained, 2, batching(8, "1ms"));
+    order.model_dir = model.display().to_string();
+    let corrupted = Server::start(order, Some(KEY), &dir);
+
+    // Intact weights, but not the model the order asks for.
+    let mut order = serve_order(trained, 2, batching(8, "1ms"));
+    order.model_digest = layout::sha256_digest(&"0".repeat(64));
+    let unexpected = Server::start(order, Some(KEY), &dir);
+
+    for (server, reason) in [
+        (corrupted, "the artifact is damaged or was altered"),
+        (unexpected, "not the expected sha256:0000"),
+    ] {
+        let line = server.wait_for_line("NOT READY");
+        assert!(line.contains(reason), "{line}");
+        let (status, ready) = server.get_json("/v2/health/ready");
+        assert_eq!(status, 503, "{ready}");
+        assert_eq!(ready["ready"], false);
+        assert!(ready["error"].as_str().unwrap().contains(reason), "{ready}");
+        assert_eq!(server.get("/v2/health/live").0, 200, "alive, but not ready");
+        let row = json!(vec![0.0; 64]);
+        let (status, answer) = server.infer(
+            &json!({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": row}]}),
+        );
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(
+            value(&server.metrics(), m::MODEL_READY, &[("revision", "2")]),
+            Some(0.0)
+        );
+        let (exit, _) = server.terminate();
+        assert!(exit.success());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_text_model_answers_bytes_inputs() {
+    let source = example("text/news-or-blog.jsonl");
+    let order = |dir: &Path| {
+        prepare_order(
+            dir,
+            "news-or-blog",
+            Some(&source),
+            example_spec("text/dataset.yaml"),
+        )
+    };
+    // Small and quick: the round trip matters here, not the accuracy.
+    let job = json!({
+        "datasetRef": {"name": "news-or-blog"},
+        "task": "classification",
+        "model": {"architecture": "textLstm", "textLstm": {"vocabularySize": 2000, "maxLength": 32, "embeddingDim": 16, "hiddenSize": 16}},
+        "hyperparameters": {"epochs": 2, "batchSize": 64, "optimizer": {"type": "adam", "learningRate": 0.01}, "seed": 3},
+    });
+    let trained = train_model("serve-text", order, &source, job);
+    let mut serve = serve_order(&trained, 1, batching(32, "2ms"));
+    serve.name = "news".into();
+    // Named by the order this time, rather than found from the card.
+    serve.profile_path = Some(
+        trained
+            .dataset_dir
+            .join("profile.json")
+            .display()
+            .to_string(),
+    );
+    let server = Server::start(serve, None, &trained.dir);
+    server.wait_ready();
+
+    let (status, metadata) = server.get_json("/v2/models/news");
+    assert_eq!(status, 200);
+    assert_eq!(metadata["inputs"][0]["datatype"], "BYTES");
+    let rows = &trained.test_rows[..40];
+    let texts: Vec<&Value> = rows.iter().map(|(t, _)| t).collect();
+    let request = json!({"inputs": [{"name": "text", "shape": [texts.len()], "datatype": "BYTES", "data": texts}]});
+    let (status, response) = server.post("/v2/models/news/infer", request.to_string());
+    assert_eq!(status, 200, "{response}");
+    let labels: Vec<String> =
+        serde_json::from_value(output(&response, "label")["data"].clone()).unwrap();
+
+    // The same predictions as the model API offline.
+    let model = modelops_worker::model::predict::LoadedModel::load(
+        &trained.model_dir,
+        None,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let offline_texts: Vec<&str> = texts.iter().map(|t| t.as_str().unwrap()).collect();
+    let modelops_worker::model::predict::Prediction::Classes {
+        labels: offline, ..
+    } = model.predict_texts(&offline_texts).unwrap()
+    else {
+        panic!("a classifier")
+    };
+    assert_eq!(labels, offline);
+
+    // A number is not a text; [n, 1] is as good as [n].
+    let (status, answer) = server.post(
+        "/v2/models/news/infer",
+        json!({"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]})
+            .to_string(),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("reads text"),
+        "{answer}"
+    );
+    let (status, _) = server.post(
+        "/v2/models/news/infer",
+        json!({"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": [["短讯"]]}]})
+            .to_string(),
+    );
+    assert_eq!(status, 200);
+
+    // Text lengths are counted on the profile's bins; feedback works without a configured key
+    // (on this replica).
+    let samples = server.metrics();
+    assert_eq!(
+        sum(
+            &samples,
+            m::INPUT_FEATURE_BIN_TOTAL,
+            &[("feature", "textLength")]
+        ),
+        41.0
+    );
+    let ids = output(&response, "feedback_id")["data"].as_array().unwrap();
+    let (status, answer) = server.post(
+        "/v2/models/news/feedback",
+        json!({"id": ids[0], "label": rows[0].1}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (exit, log) = server.terminate();
+    assert!(exit.success());
+    assert!(
+        log.iter()
+            .any(|l| l.contains("MODELOPS_FEEDBACK_KEY is not set")),
+        "{log:?}"
+    );
+    std::fs::remove_dir_all(&trained.dir).unwrap();
+}

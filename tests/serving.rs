@@ -515,8 +515,14 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
     let ns = TestNamespace::create(&client, "accuracy").await;
     two_models(&ns).await;
     model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-b"}}, "replicas": 2}})).await;
-    let md = ready_deployment(&ns, "digits", 1).await;
-    assert_eq!(md.status.unwrap().ready_replicas, Some(2));
+    ready_deployment(&ns, "digits", 1).await;
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(120),
+        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
+    )
+    .await;
     let ip = cluster_ip(&ns, "digits").await;
 
     let dataset = ns

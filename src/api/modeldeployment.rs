@@ -136,11 +136,13 @@ pub struct ModelArtifactSource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Serving {
-    /// Requests gathered into one forward pass at most.
+    /// Rows gathered into one forward pass at most (a larger request runs alone).
     #[serde(default = "default_max_batch_size")]
     #[schemars(range(min = 1, max = 4096))]
     pub max_batch_size: i32,
-    /// How long the first request of a batch waits for more (a duration such as `5ms`).
+    /// How long the first request of a batch waits for more (a duration such as `2ms`). The
+    /// default, `0s`, adds no wait: requests that arrive while a forward pass runs are batched
+    /// anyway, so a busy server batches and an idle one answers at once.
     #[serde(default = "default_batch_timeout")]
     #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
     pub batch_timeout: String,
@@ -151,7 +153,7 @@ fn default_max_batch_size() -> i32 {
 }
 
 fn default_batch_timeout() -> String {
-    "5ms".into()
+    "0s".into()
 }
 
 impl Default for Serving {
@@ -350,7 +352,7 @@ spec:
         .unwrap();
         assert_eq!(spec.replicas, 1);
         assert_eq!(spec.strategy.type_, StrategyType::Replace);
-        assert_eq!(spec.serving.batch_timeout, "5ms");
+        assert_eq!(spec.serving.batch_timeout, "0s");
         assert_eq!(spec.serving.max_batch_size, 32);
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod modeldeployment;
+pub mod monitor;
 pub mod trainingjob;
 pub mod workerpod;
 
@@ -34,6 +35,11 @@ pub struct Context {
     pub metrics: Metrics,
     /// The namespaces whose artifact claim exists.
     pub artifacts: artifacts::Claims,
+    /// Each Monitor's window, by uid (rebuilt from the pods' counters after a restart).
+    pub monitor_states:
+        std::sync::Mutex<std::collections::HashMap<String, crate::monitor::MonitorState>>,
+    /// Dataset profiles read so far.
+    pub profiles: crate::monitor::ProfileCache,
 }
 
 impl Context {
@@ -46,6 +52,8 @@ impl Context {
             recorder,
             metrics,
             artifacts: artifacts::Claims::default(),
+            monitor_states: Default::default(),
+            profiles: Default::default(),
         })
     }
 }
@@ -92,6 +100,7 @@ pub async fn run(ctx: Arc<Context>) {
     tokio::join!(
         dataset::run(ctx.clone()),
         trainingjob::run(ctx.clone()),
-        modeldeployment::run(ctx.clone())
+        modeldeployment::run(ctx.clone()),
+        monitor::run(ctx.clone())
     );
 }

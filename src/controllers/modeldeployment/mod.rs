@@ -154,7 +154,8 @@ async fn resolve(
     )))
 }
 
-/// The verdicts of the Monitors that target this ModelDeployment.
+/// The verdicts of the Monitors that target this ModelDeployment: one per revision each Monitor
+/// judged at its last evaluation (Inconclusive ones say nothing either way and are left out).
 async fn verdicts(
     ctx: &Context,
     md: &ModelDeployment,
@@ -165,30 +166,37 @@ async fn verdicts(
         .list(&ListParams::default())
         .await
         .action(|| format!("listing Monitors in {namespace}"))?;
-    Ok(list
+    let mut seen = Vec::new();
+    for monitor in list
         .items
         .into_iter()
         .filter(|m| m.spec.target_ref.name == md.name_any())
-        .flat_map(|m| {
-            let rollback = m.spec.action == MonitorAction::Rollback;
-            let name = m.name_any();
-            m.status.and_then(|s| s.last_evaluation).and_then(|e| {
-                let pass = match e.verdict {
-                    Verdict::Pass => true,
-                    Verdict::Fail => false,
-                    Verdict::Inconclusive => return None,
-                };
-                Some(VerdictSeen {
-                    monitor: name,
-                    revision: e.revision?,
-                    time: e.time,
-                    pass,
-                    rollback,
-                    reason: e.reason,
-                })
-            })
-        })
-        .collect())
+    {
+        let rollback = monitor.spec.action == MonitorAction::Rollback;
+        let name = monitor.name_any();
+        let Some(status) = monitor.status else {
+            continue;
+        };
+        let Some(time) = status.last_evaluation.as_ref().map(|e| e.time.clone()) else {
+            continue;
+        };
+        for revision in status.revisions {
+            let pass = match revision.verdict {
+                Verdict::Pass => true,
+                Verdict::Fail => false,
+                Verdict::Inconclusive => continue,
+            };
+            seen.push(VerdictSeen {
+                monitor: name.clone(),
+                revision: revision.revision,
+                time: time.clone(),
+                pass,
+                rollback,
+                reason: revision.reason,
+            });
+        }
+    }
+    Ok(seen)
 }
 
 async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {

@@ -1,0 +1,668 @@
+//! The closed loop on the test bed: Monitors judge live traffic, and a ModelDeployment whose
+//! model goes bad is rolled back by itself — without its spec being touched.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use modelops::api::conditions::types;
+use modelops::api::modeldeployment::RevisionState;
+use modelops::api::monitor::{Monitor, Verdict};
+use modelops::api::trainingjob::TrainingPhase;
+use modelops::api::{Dataset, ModelDeployment, TrainingJob};
+use serde_json::{Value, json};
+
+fn example<K: serde::de::DeserializeOwned>(path: &str) -> K {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+fn digits_csv() -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv"),
+    )
+    .unwrap()
+}
+
+/// Raw digits rows with their labels.
+fn digits_rows() -> Vec<(Vec<f64>, String)> {
+    digits_csv()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut values: Vec<&str> = line.split(',').collect();
+            let label = values.pop().unwrap().to_owned();
+            (values.iter().map(|v| v.parse().unwrap()).collect(), label)
+        })
+        .collect()
+}
+
+/// The digits with their labels shuffled among the rows (a fixed permutation): a model trained
+/// on them learns nothing true.
+fn shuffled_digits_csv() -> String {
+    let text = digits_csv();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    let labels: Vec<&str> = lines
+        .iter()
+        .map(|l| l.rsplit_once(',').unwrap().1)
+        .collect();
+    let n = lines.len();
+    let mut out = format!("{header}\n");
+    for (i, line) in lines.iter().enumerate() {
+        // A fixed permutation of the row indices: multiply by a number prime to n.
+        let j = (i * 7919 + 13) % n;
+        out.push_str(&format!(
+            "{},{}\n",
+            line.rsplit_once(',').unwrap().0,
+            labels[j]
+        ));
+    }
+    out
+}
+
+/// A good model (`good`, on the digits) and a bad one (`bad`, on shuffled labels), both mlps.
+async fn good_and_bad_models(ns: &TestNamespace) {
+    for (map, csv) in [
+        ("digits-data", digits_csv()),
+        ("shuffled-data", shuffled_digits_csv()),
+    ] {
+        let cm: ConfigMap =
+            from_json(json!({"metadata": {"name": map}, "data": {"digits.csv": csv}}));
+        ns.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap();
+    }
+    let digits: Dataset = example("examples/digits/dataset.yaml");
+    let mut shuffled = digits.clone();
+    shuffled.metadata.name = Some("shuffled".into());
+    shuffled.spec.source = serde_json::from_value(
+        json!({"configMap": {"name": "shuffled-data", "key": "digits.csv"}}),
+    )
+    .unwrap();
+    shuffled.spec.split.stratify = Some(false);
+    for dataset in [digits, shuffled] {
+        ns.api::<Dataset>()
+            .create(&PostParams::default(), &dataset)
+            .await
+            .unwrap();
+    }
+    for (name, dataset) in [("good", "digits"), ("bad", "shuffled")] {
+        let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
+        job.metadata.name = Some(name.into());
+        job.spec.dataset_ref.name = dataset.into();
+        job.spec.model =
+            serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
+                .unwrap();
+        job.spec.hyperparameters.early_stopping = None;
+        job.spec.hyperparameters.epochs = 12;
+        job.spec.resources.gpu = 0;
+        ns.api::<TrainingJob>()
+            .create(&PostParams::default(), &job)
+            .await
+            .unwrap();
+    }
+    for name in ["good", "bad"] {
+        let job = wait(
+            &ns.api::<TrainingJob>(),
+            name,
+            Duration::from_secs(300),
+            |j| {
+                j.and_then(|j| j.status.as_ref()?.phase)
+                    .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            job.status.as_ref().unwrap().phase,
+            Some(TrainingPhase::Succeeded),
+            "{name}: {:#?}",
+            job.status
+        );
+    }
+}
+
+async fn create<K>(ns: &TestNamespace, value: Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    ns.api::<K>()
+        .create(&PostParams::default(), &from_json(value))
+        .await
+        .unwrap()
+}
+
+async fn stable(ns: &TestNamespace, revision: i32) -> ModelDeployment {
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(180),
+        |md| {
+            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+                s.conditions.is_true(types::READY)
+                    && s.stable_revision == Some(revision)
+                    && s.canary_weight == Some(0)
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// One answer of the traffic loop.
+#[derive(Debug)]
+struct Answer {
+    at: Instant,
+    version: Option<String>,
+    failure: Option<String>,
+}
+
+/// Labelled traffic at `per_second` requests per second from the host through the Service:
+/// each request is one digits row (transformed by `shift`), and, with `feedback`, its true
+/// label is sent back right after the answer. Runs until `stop`.
+fn traffic(
+    ip: String,
+    per_second: u32,
+    feedback: bool,
+    shift: fn(&mut [f64]),
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Answer>> {
+    std::thread::spawn(move || {
+        let rows = digits_rows();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut answers = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let (mut row, label) = rows[(i * 31) % rows.len()].clone();
+                i += 1;
+                shift(&mut row);
+                let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": row}]})).unwrap();
+                let answer = match http(&ip, 80, "POST", "/v2/models/digits/infer", &body) {
+                    Ok((200, text)) => {
+                        let response: Value = serde_json::from_str(&text).unwrap_or_default();
+                        if feedback {
+                            let id = response["outputs"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "feedback_id")).map(|o| o["data"][0].clone());
+                            if let Some(id) = id {
+                                let body = serde_json::to_vec(&json!({"id": id, "label": label})).unwrap();
+                                let _ = http(&ip, 80, "POST", "/v2/models/digits/feedback", &body);
+                            }
+                        }
+                        Answer { at: Instant::now(), version: response["model_version"].as_str().map(str::to_owned), failure: None }
+                    }
+                    Ok((status, text)) => Answer { at: Instant::now(), version: None, failure: Some(format!("{status}: {text}")) },
+                    Err(e) => Answer { at: Instant::now(), version: None, failure: Some(e.to_string()) },
+                };
+                answers.push(answer);
+            }
+            answers
+        })
+    })
+}
+
+fn unchanged(_: &mut [f64]) {}
+
+async fn service_ip(ns: &TestNamespace) -> String {
+    ns.api::<Service>()
+        .get("digits")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap()
+}
+
+/// Waits until the Monitor has evaluated `n` more times, and returns every verdict it gave.
+async fn evaluations(
+    ns: &TestNamespace,
+    monitor: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<(Verdict, Option<i32>, String)> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let config = watcher::Config::default().fields(&format!("metadata.name={monitor}"));
+    let mut stream = watcher(ns.api::<Monitor>(), config)
+        .applied_objects()
+        .boxed();
+    let mut times = BTreeSet::new();
+    let mut verdicts = Vec::new();
+    let first = ns
+        .api::<Monitor>()
+        .get(monitor)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.last_evaluation)
+        .map(|e| e.time.0);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while times.len() < n {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the Monitor kept evaluating");
+        let Some(Ok(m)) = next else {
+            panic!("watch ended")
+        };
+        if let Some(e) = m.status.and_then(|s| s.last_evaluation)
+            && Some(e.time.0) != first
+            && times.insert(e.time.0)
+        {
+            verdicts.push((e.verdict, e.revision, e.reason.clone()));
+        }
+    }
+    verdicts
+}
+
+#[tokio::test]
+async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "rollback").await;
+    good_and_bad_models(&ns).await;
+    create::<ModelDeployment>(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "good"}}, "replicas": 2}})).await;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "guard"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "5s",
+                "window": {"samples": 40, "maxAge": "20s"},
+                "metrics": [{"accuracy": {"min": 0.8, "minSamples": 20}}],
+                "failureThreshold": 1,
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    stable(&ns, 1).await;
+    let ip = service_ip(&ns).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(ip, 20, true, unchanged, stop.clone());
+    // The guard judges the good model first.
+    let verdicts = evaluations(&ns, "guard", 3, Duration::from_secs(60)).await;
+    assert!(
+        verdicts.iter().any(|v| v.0 == Verdict::Pass),
+        "{verdicts:?}"
+    );
+
+    // The user deploys the bad model (as a GitOps tool would apply a changed manifest).
+    let mds = ns.api::<ModelDeployment>();
+    mds.patch(
+        "digits",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "bad"}}}})),
+    )
+    .await
+    .unwrap();
+    let applied = mds.get("digits").await.unwrap();
+
+    // Promoted, judged, rolled back: revision 1 is stable again and revision 2 keeps no pod.
+    let rolled_back = wait(&mds, "digits", Duration::from_secs(120), |md| {
+        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+            s.conditions.is_true(types::ROLLED_BACK)
+                && s.stable_revision == Some(1)
+                && s.revisions
+                    .iter()
+                    .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
+        })
+    })
+    .await
+    .unwrap();
+    let pods = ns.api::<Pod>();
+    let r2_gone = async {
+        loop {
+            let left = pods
+                .list(&ListParams::default().labels("modelops.dev/revision=2"))
+                .await
+                .unwrap();
+            let Some(pod) = left.items.first() else { break };
+            let name = pod.metadata.name.clone().unwrap();
+            wait(&pods, &name, Duration::from_secs(60), |p| p.is_none()).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), r2_gone)
+        .await
+        .expect("revision 2's pods end");
+    // A little more traffic, all of it on revision 1.
+    let after = evaluations(&ns, "guard", 1, Duration::from_secs(30)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.join().unwrap();
+
+    // Time from the first answer of the bad revision to the last one.
+    let bad: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.version.as_deref() == Some("2"))
+        .collect();
+    assert!(!bad.is_empty(), "the bad revision never answered");
+    let exposure = bad.last().unwrap().at - bad[0].at;
+    println!(
+        "bad revision served for {exposure:?} ({} of {} answers)",
+        bad.len(),
+        answers.len()
+    );
+    assert!(
+        exposure <= Duration::from_secs(30),
+        "the bad revision served for {exposure:?}"
+    );
+    let failures: Vec<&String> = answers.iter().filter_map(|a| a.failure.as_ref()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(answers.last().unwrap().version.as_deref() == Some("1"));
+    assert!(after.iter().all(|v| v.1 == Some(1)), "{after:?}");
+
+    // GitOps: the spec and its generation are the user's, untouched by the rollback.
+    assert_eq!(rolled_back.metadata.generation, applied.metadata.generation);
+    assert_eq!(
+        serde_json::to_value(&rolled_back.spec).unwrap(),
+        serde_json::to_value(&applied.spec).unwrap()
+    );
+    // And the rolled-back revision is not retried while the spec stays the same.
+    let later = mds.get("digits").await.unwrap();
+    let status = later.status.unwrap();
+    assert_eq!(status.stable_revision, Some(1));
+    assert!(
+        status
+            .revisions
+            .iter()
+            .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
+    );
+    let r2 = ns.api::<Deployment>().get("digits-r2").await.unwrap();
+    assert_eq!(r2.spec.unwrap().replicas, Some(0));
+    let monitor = ns
+        .api::<Monitor>()
+        .get("guard")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(monitor.actions.len(), 1, "{:#?}", monitor.actions);
+    ns.delete().await;
+}
+
+/// Pixel 20 (row 2, column 4) brightened by 10 grey levels: far outside what the model saw.
+fn brighten_pixel_20(row: &mut [f64]) {
+    row[20] += 10.0;
+}
+
+#[tokio::test]
+async fn input_drift_without_labels_is_detected_and_the_feature_named() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "drift").await;
+    good_and_bad_models(&ns).await;
+    create::<ModelDeployment>(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "good"}}}})).await;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "drift"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "2s",
+                "window": {"samples": 60, "maxAge": "30s"},
+                "metrics": [{"inputDrift": {"method": "psi", "max": 0.5, "minSamples": 40}}],
+                "failureThreshold": 2,
+                "action": "alert",
+            }
+        }),
+    )
+    .await;
+    stable(&ns, 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(
+        service_ip(&ns).await,
+        20,
+        false,
+        brighten_pixel_20,
+        stop.clone(),
+    );
+    wait(
+        &ns.api::<Monitor>(),
+        "drift",
+        Duration::from_secs(90),
+        |m| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.conditions.is_true(types::DRIFT_DETECTED))
+        },
+    )
+    .await;
+    let monitor = wait(
+        &ns.api::<Monitor>(),
+        "drift",
+        Duration::from_secs(30),
+        |m| {
+            m.and_then(|m| m.status.as_ref()?.last_evaluation.as_ref())
+                .is_some_and(|e| e.verdict == Verdict::Fail)
+        },
+    )
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let evaluation = monitor.status.unwrap().last_evaluation.unwrap();
+    assert_eq!(evaluation.verdict, Verdict::Fail, "{evaluation:#?}");
+    assert_eq!(
+        evaluation.worst_feature.as_deref(),
+        Some("pixel_20"),
+        "{evaluation:#?}"
+    );
+    // An alert Monitor moves no traffic.
+    let md = ns
+        .api::<ModelDeployment>()
+        .get("digits")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(md.stable_revision, Some(1));
+    assert!(!md.conditions.is_true(types::ROLLED_BACK));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_good_revision_under_labelled_traffic_stays_stable_for_10_windows() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "steady").await;
+    good_and_bad_models(&ns).await;
+    create::<ModelDeployment>(
+        &ns,
+        json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "good"}}, "replicas": 2}}),
+    )
+    .await;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "guard"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "4s",
+                // PSI over few rows reads chance as drift (about (bins - 1) / rows for unchanged
+                // data, maximised over 64 features): judge drift on 120 rows or more.
+                "window": {"samples": 160, "maxAge": "13s"},
+                "metrics": [
+                    {"accuracy": {"min": 0.8, "minSamples": 20}},
+                    {"inputDrift": {"method": "psi", "max": 0.5, "minSamples": 120}},
+                ],
+                "failureThreshold": 1,
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    stable(&ns, 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
+    // Once the window has filled and the first verdict is in: ten windows (8 s of traffic
+    // each) of evaluations every 4 s. None fails; a window a little short of rows may be
+    // Inconclusive, never a reason to act.
+    wait(
+        &ns.api::<Monitor>(),
+        "guard",
+        Duration::from_secs(60),
+        |m| {
+            m.and_then(|m| m.status.as_ref()?.last_evaluation.as_ref())
+                .is_some_and(|e| e.verdict == Verdict::Pass)
+        },
+    )
+    .await;
+    let verdicts = evaluations(&ns, "guard", 20, Duration::from_secs(150)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert!(
+        verdicts.iter().all(|v| v.0 == Verdict::Pass),
+        "{verdicts:?}"
+    );
+    let md = ns
+        .api::<ModelDeployment>()
+        .get("digits")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(md.stable_revision, Some(1));
+    assert_eq!(md.revisions.len(), 1);
+    assert!(!md.conditions.is_true(types::ROLLED_BACK));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "restart").await;
+    good_and_bad_models(&ns).await;
+    create::<ModelDeployment>(
+        &ns,
+        json!({
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"trainingJobRef": {"name": "good"}},
+                "replicas": 2,
+                "strategy": {"type": "Canary", "canary": {
+                    "steps": [{"weight": 50, "pause": "10m"}, {"weight": 100}],
+                    "analysis": {"monitorRef": {"name": "analysis"}},
+                }},
+            }
+        }),
+    )
+    .await;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "analysis"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "3s",
+                "window": {"samples": 40, "maxAge": "30s"},
+                "metrics": [{"accuracy": {"min": 0.8, "minSamples": 15}}],
+                "failureThreshold": 2,
+                "action": "alert",
+            }
+        }),
+    )
+    .await;
+    stable(&ns, 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
+    let mds = ns.api::<ModelDeployment>();
+    mds.patch(
+        "digits",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "bad"}}}})),
+    )
+    .await
+    .unwrap();
+    // The canary takes traffic and the analysis starts judging it.
+    wait(&mds, "digits", Duration::from_secs(120), |md| {
+        md.and_then(|md| md.status.as_ref())
+            .is_some_and(|s| s.canary_weight == Some(50) && s.ready_replicas == Some(2))
+    })
+    .await;
+    // Restart the operator in the middle of the analysis.
+    let operator: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "modelops-system");
+    let before = operator
+        .list(&ListParams::default().labels("app.kubernetes.io/name=modelops"))
+        .await
+        .unwrap();
+    for pod in &before.items {
+        operator
+            .delete(
+                pod.metadata.name.as_deref().unwrap(),
+                &DeleteParams::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let rolled_back = wait(&mds, "digits", Duration::from_secs(180), |md| {
+        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+            s.revisions
+                .iter()
+                .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
+                && s.canary_weight == Some(0)
+        })
+    })
+    .await
+    .unwrap();
+    // One more evaluation after the rollback: nothing happens twice.
+    evaluations(&ns, "analysis", 2, Duration::from_secs(60)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let restarted = operator
+        .list(&ListParams::default().labels("app.kubernetes.io/name=modelops"))
+        .await
+        .unwrap();
+    assert!(
+        restarted.items.iter().all(|p| !before
+            .items
+            .iter()
+            .any(|b| b.metadata.uid == p.metadata.uid)),
+        "the operator did not restart"
+    );
+    let status = rolled_back.status.unwrap();
+    assert_eq!(status.stable_revision, Some(1));
+    // One RolledBack event: the restarted operator recovered the state from the cluster and did
+    // not act again.
+    let events = std::process::Command::new("kubectl")
+        .args([
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            "involvedObject.kind=ModelDeployment,reason=RolledBack",
+            "-o",
+            "name",
+        ])
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&events.stdout).to_string();
+    assert_eq!(events.lines().count(), 1, "RolledBack events: {events:?}");
+    let md = mds.get("digits").await.unwrap().status.unwrap();
+    assert!(
+        md.revisions
+            .iter()
+            .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
+    );
+    ns.delete().await;
+}

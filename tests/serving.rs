@@ -17,26 +17,6 @@ use modelops::api::trainingjob::TrainingPhase;
 use modelops::api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::{Value, json};
 
-fn example<K: serde::de::DeserializeOwned>(path: &str) -> K {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
-}
-
-/// Raw digits rows (64 grey levels) with their labels, from the example data.
-fn digits_rows() -> Vec<(Vec<f64>, String)> {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv");
-    std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let mut values: Vec<&str> = line.split(',').collect();
-            let label = values.pop().unwrap().to_owned();
-            (values.iter().map(|v| v.parse().unwrap()).collect(), label)
-        })
-        .collect()
-}
-
 fn infer_body(rows: &[&Vec<f64>]) -> Vec<u8> {
     let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
     serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 64], "data": data}]}))

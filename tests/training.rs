@@ -26,11 +26,6 @@ fn artifacts_dir() -> std::path::PathBuf {
     std::path::Path::new(&cluster).join("artifacts")
 }
 
-fn example<K: serde::de::DeserializeOwned>(path: &str) -> K {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
-}
-
 /// Creates the ConfigMap a Dataset example reads its data from.
 async fn data_config_map(ns: &TestNamespace, name: &str, key: &str, file: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);

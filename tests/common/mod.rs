@@ -211,3 +211,30 @@ pub fn http(
     // Chunked bodies are not expected from the server (it sets Content-Length).
     Ok((status, rest.to_owned()))
 }
+
+/// A manifest of `examples/`, typed.
+pub fn example<K: DeserializeOwned>(path: &str) -> K {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// The digits data set as shipped in `examples/data/digits.csv`.
+pub fn digits_csv() -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv"),
+    )
+    .unwrap()
+}
+
+/// Raw digits rows (64 grey levels) with their labels.
+pub fn digits_rows() -> Vec<(Vec<f64>, String)> {
+    digits_csv()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut values: Vec<&str> = line.split(',').collect();
+            let label = values.pop().unwrap().to_owned();
+            (values.iter().map(|v| v.parse().unwrap()).collect(), label)
+        })
+        .collect()
+}

@@ -559,7 +559,7 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
                 "window": {"samples": 40, "maxAge": "30s"},
                 "metrics": [{"accuracy": {"min": 0.8, "minSamples": 15}}],
                 "failureThreshold": 2,
-                "action": "alert",
+                "action": "rollback",
             }
         }),
     )

@@ -233,8 +233,9 @@ pub struct CanaryStep {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
-    /// A Monitor, in the same namespace, whose verdict gates each step: Pass moves on, Fail
-    /// rolls back.
+    /// A Monitor, in the same namespace, whose verdict gates each step: Pass moves on; Fail rolls
+    /// back when the Monitor's action is `rollback`, and holds the canary where it is when it is
+    /// `alert`.
     pub monitor_ref: LocalRef,
 }
 

@@ -41,8 +41,9 @@ pub struct VerdictSeen {
     pub time: Time,
     /// Pass (true) or Fail (false); Inconclusive verdicts are not passed in.
     pub pass: bool,
-    /// Whether the Monitor's action is `rollback` (an `alert` Monitor never moves traffic,
-    /// unless it is the canary's analysis Monitor).
+    /// Whether the Monitor's action is `rollback`. An `alert` Monitor never moves traffic: as a
+    /// canary's analysis its Pass still lets a step advance, but its Fail only holds the canary
+    /// where it is (and says so in an Event), it does not roll it back.
     pub rollback: bool,
     /// Its reason, for the revision's record.
     pub reason: String,
@@ -209,12 +210,12 @@ pub fn plan(
         }
     }
 
-    let fail_for = |revision: i32, since: &Time, analysis: Option<&str>| {
+    let fail_for = |revision: i32, since: &Time| {
         verdicts.iter().find(|v| {
             v.revision == revision
                 && !v.pass
+                && v.rollback
                 && seconds_between(since, &v.time) >= 0.0
-                && (v.rollback || Some(v.monitor.as_str()) == analysis)
         })
     };
     let analysis = spec
@@ -241,7 +242,7 @@ pub fn plan(
         };
         step = step.clamp(0, steps.len() as i32 - 1);
         let (weight, pause) = steps[step as usize].clone();
-        if let Some(failure) = fail_for(revision, &since, analysis) {
+        if let Some(failure) = fail_for(revision, &since) {
             set_state(
                 &mut revisions[index],
                 RevisionState::RolledBack,
@@ -317,7 +318,7 @@ pub fn plan(
     {
         let revision = revisions[index].revision;
         let since = revisions[index].since.clone();
-        if let Some(failure) = fail_for(revision, &since, None) {
+        if let Some(failure) = fail_for(revision, &since) {
             let previous = revisions
                 .iter()
                 .position(|r| r.state == RevisionState::Superseded && r.revision < revision);
@@ -650,6 +651,45 @@ spec:
         );
         assert_eq!(retried.canary.map(|c| c.0), Some(2));
         assert!(retried.rolled_back.is_none());
+    }
+
+    #[test]
+    fn an_alert_analysis_holds_a_failing_canary_without_rolling_it_back() {
+        let spec = canary_spec();
+        let first = plan(
+            &spec,
+            Some(1),
+            None,
+            Some(&model(1)),
+            &ready(&[(1, 2)]),
+            &[],
+            &at(0),
+        );
+        let p = plan(
+            &spec,
+            Some(2),
+            Some(&status_of(&first)),
+            Some(&model(2)),
+            &ready(&[(1, 2)]),
+            &[],
+            &at(100),
+        );
+        let alert = VerdictSeen {
+            rollback: false,
+            ..verdict(2, false, 120)
+        };
+        let obs = ready(&[(1, 1), (2, 1)]);
+        let p = plan(
+            &spec,
+            Some(2),
+            Some(&status_of(&p)),
+            Some(&model(2)),
+            &obs,
+            &[alert],
+            &at(120),
+        );
+        assert_eq!(p.canary, Some((2, 0, 50)), "held at its step");
+        assert!(p.rolled_back.is_none());
     }
 
     #[test]

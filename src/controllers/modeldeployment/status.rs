@@ -96,6 +96,12 @@ pub fn status(
         now,
     ));
     match &plan.rolled_back {
+        // Once recorded, the message of the moment of the rollback (which names the Monitor and
+        // its reason) is kept while the same revision stays rolled back.
+        Some((revision, _))
+            if conditions.get(types::ROLLED_BACK).is_some_and(|c| {
+                c.status == "True" && c.message.starts_with(&format!("revision {revision} "))
+            }) => {}
         Some((revision, why)) => {
             conditions.set(new_condition(
                 types::ROLLED_BACK,

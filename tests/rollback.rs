@@ -15,7 +15,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use modelops::api::conditions::types;
 use modelops::api::modeldeployment::RevisionState;
 use modelops::api::monitor::{Monitor, Verdict};
-use modelops::api::trainingjob::TrainingPhase;
 use modelops::api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::{Value, json};
 
@@ -86,23 +85,7 @@ async fn good_and_bad_models(ns: &TestNamespace) {
             .unwrap();
     }
     for name in ["good", "bad"] {
-        let job = wait(
-            &ns.api::<TrainingJob>(),
-            name,
-            Duration::from_secs(300),
-            |j| {
-                j.and_then(|j| j.status.as_ref()?.phase)
-                    .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            job.status.as_ref().unwrap().phase,
-            Some(TrainingPhase::Succeeded),
-            "{name}: {:#?}",
-            job.status
-        );
+        training_succeeded(ns, name, Duration::from_secs(300)).await;
     }
 }
 
@@ -118,23 +101,6 @@ where
         .create(&PostParams::default(), &from_json(value))
         .await
         .unwrap()
-}
-
-async fn stable(ns: &TestNamespace, revision: i32) -> ModelDeployment {
-    wait(
-        &ns.api::<ModelDeployment>(),
-        "digits",
-        Duration::from_secs(180),
-        |md| {
-            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-                s.conditions.is_true(types::READY)
-                    && s.stable_revision == Some(revision)
-                    && s.canary_weight == Some(0)
-            })
-        },
-    )
-    .await
-    .unwrap()
 }
 
 /// One answer of the traffic loop.
@@ -269,7 +235,7 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         }),
     )
     .await;
-    stable(&ns, 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let ip = service_ip(&ns).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(ip, 20, true, unchanged, stop.clone());
@@ -404,7 +370,7 @@ async fn input_drift_without_labels_is_detected_and_the_feature_named() {
         }),
     )
     .await;
-    stable(&ns, 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(
         service_ip(&ns).await,
@@ -486,7 +452,7 @@ async fn a_good_revision_under_labelled_traffic_stays_stable_for_10_windows() {
         }),
     )
     .await;
-    stable(&ns, 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
     // Once the window has filled and the first verdict is in: ten windows (8 s of traffic
@@ -564,7 +530,7 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
         }),
     )
     .await;
-    stable(&ns, 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
     let mds = ns.api::<ModelDeployment>();

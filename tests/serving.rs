@@ -13,7 +13,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
 use modelops::api::conditions::types;
-use modelops::api::trainingjob::TrainingPhase;
 use modelops::api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::{Value, json};
 
@@ -55,23 +54,7 @@ async fn two_models(ns: &TestNamespace) {
             .unwrap();
     }
     for name in ["digits-a", "digits-b"] {
-        let job = wait(
-            &ns.api::<TrainingJob>(),
-            name,
-            Duration::from_secs(300),
-            |j| {
-                j.and_then(|j| j.status.as_ref()?.phase)
-                    .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            job.status.as_ref().unwrap().phase,
-            Some(TrainingPhase::Succeeded),
-            "{name}: {:#?}",
-            job.status
-        );
+        training_succeeded(ns, name, Duration::from_secs(300)).await;
     }
 }
 
@@ -81,23 +64,6 @@ async fn model_deployment(ns: &TestNamespace, manifest: Value) -> ModelDeploymen
         .create(&PostParams::default(), &md)
         .await
         .unwrap()
-}
-
-async fn ready_deployment(ns: &TestNamespace, name: &str, stable: i32) -> ModelDeployment {
-    wait(
-        &ns.api::<ModelDeployment>(),
-        name,
-        Duration::from_secs(180),
-        |md| {
-            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-                s.conditions.is_true(types::READY)
-                    && s.stable_revision == Some(stable)
-                    && s.canary_weight == Some(0)
-            })
-        },
-    )
-    .await
-    .unwrap()
 }
 
 async fn cluster_ip(ns: &TestNamespace, name: &str) -> String {
@@ -135,7 +101,7 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
         }),
     )
     .await;
-    ready_deployment(&ns, "digits", 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let ip = cluster_ip(&ns, "digits").await;
 
     // Traffic from the host through the Service, all along.
@@ -195,7 +161,7 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     )
     .await;
     let canary_seen = Instant::now();
-    let promoted = ready_deployment(&ns, "digits", 2).await;
+    let promoted = serving_stable(&ns, "digits", 2).await;
     let promoted_at = Instant::now();
     // Revision 1 keeps no pod once promoted.
     let pods = ns.api::<Pod>();
@@ -267,7 +233,7 @@ async fn bad_requests_get_a_4xx_json_error_and_the_metrics_have_every_series() {
     let ns = TestNamespace::create(&client, "badreq").await;
     two_models(&ns).await;
     model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-a"}}, "replicas": 2}})).await;
-    ready_deployment(&ns, "digits", 1).await;
+    serving_stable(&ns, "digits", 1).await;
     let ip = cluster_ip(&ns, "digits").await;
     let rows = digits_rows();
     let good = infer_body(&[&rows[0].0, &rows[1].0]);
@@ -495,7 +461,7 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
     let ns = TestNamespace::create(&client, "accuracy").await;
     two_models(&ns).await;
     model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-b"}}, "replicas": 2}})).await;
-    ready_deployment(&ns, "digits", 1).await;
+    serving_stable(&ns, "digits", 1).await;
     wait(
         &ns.api::<ModelDeployment>(),
         "digits",

@@ -65,15 +65,14 @@ async fn dataset_ready(ns: &TestNamespace, name: &str) -> Dataset {
 
 /// Waits for a TrainingJob to finish and returns it; panics with its status if it failed.
 async fn succeeded(ns: &TestNamespace, name: &str, timeout: Duration) -> TrainingJob {
-    let job = wait(&ns.api::<TrainingJob>(), name, timeout, |j| {
-        j.and_then(|j| j.status.as_ref()?.phase)
-            .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
-    })
-    .await
-    .unwrap();
-    let status = job.status.as_ref().unwrap();
-    assert_eq!(status.phase, Some(TrainingPhase::Succeeded), "{status:#?}");
-    assert!(status.conditions.is_true(types::READY));
+    let job = training_succeeded(ns, name, timeout).await;
+    assert!(
+        job.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .is_true(types::READY)
+    );
     job
 }
 

@@ -169,16 +169,10 @@ pub fn from_json<K: DeserializeOwned>(value: serde_json::Value) -> K {
     serde_json::from_value(value).expect("valid manifest")
 }
 
-/// The restricted-profile security context every test container runs with.
+/// The restricted-profile security context every test container runs with: the one the
+/// operator gives its own pods.
 pub fn restricted_security_context() -> serde_json::Value {
-    serde_json::json!({
-        "allowPrivilegeEscalation": false,
-        "readOnlyRootFilesystem": true,
-        "runAsNonRoot": true,
-        "runAsUser": 65532,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    })
+    modelops::controllers::workerpod::restricted_container_security_context()
 }
 
 /// One HTTP/1.1 request over a fresh connection from the host (to a ClusterIP, say): the status
@@ -237,4 +231,54 @@ pub fn digits_rows() -> Vec<(Vec<f64>, String)> {
             (values.iter().map(|v| v.parse().unwrap()).collect(), label)
         })
         .collect()
+}
+
+/// Waits for a TrainingJob to finish and returns it; panics with its status unless it succeeded.
+pub async fn training_succeeded(
+    ns: &TestNamespace,
+    name: &str,
+    timeout: Duration,
+) -> modelops::api::TrainingJob {
+    use modelops::api::trainingjob::TrainingPhase;
+    let job = wait(
+        &ns.api::<modelops::api::TrainingJob>(),
+        name,
+        timeout,
+        |j| {
+            j.and_then(|j| j.status.as_ref()?.phase)
+                .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        job.status.as_ref().unwrap().phase,
+        Some(TrainingPhase::Succeeded),
+        "{name}: {:#?}",
+        job.status
+    );
+    job
+}
+
+/// Waits until a ModelDeployment serves with `revision` stable and no canary under way.
+pub async fn serving_stable(
+    ns: &TestNamespace,
+    name: &str,
+    revision: i32,
+) -> modelops::api::ModelDeployment {
+    use modelops::api::conditions::types;
+    wait(
+        &ns.api::<modelops::api::ModelDeployment>(),
+        name,
+        Duration::from_secs(180),
+        |md| {
+            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+                s.conditions.is_true(types::READY)
+                    && s.stable_revision == Some(revision)
+                    && s.canary_weight == Some(0)
+            })
+        },
+    )
+    .await
+    .unwrap()
 }

@@ -187,38 +187,37 @@ impl Server {
 
     /// Waits for a log line containing `text`.
     fn wait_for_line(&self, text: &str) -> String {
-        if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
+        self.wait_for_line_where(|line| line.contains(text))
+    }
+
+    /// Waits for a log line for which `matches` holds.
+    fn wait_for_line_where(&self, matches: impl Fn(&str) -> bool) -> String {
+        if let Some(line) = self.log.lock().unwrap().iter().find(|l| matches(l)) {
             return line.clone();
         }
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.lock().unwrap().recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
+                Ok(line) if matches(&line) => return line,
                 Ok(_) => {}
                 Err(_) => panic!(
-                    "the server never logged {text:?}:\n{}",
+                    "the server never logged the line waited for:\n{}",
                     self.log.lock().unwrap().join("\n")
                 ),
             }
         }
     }
 
-    /// Polls readiness until the server is ready (or says it never will be).
+    /// Waits until the server says it is ready (it logs `ready: …` once readiness is set, or
+    /// `NOT READY: …` when it never will be), then checks the readiness endpoint agrees.
     fn wait_ready(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let (status, body) = self.get("/v2/health/ready");
-            if status == 200 {
-                return;
-            }
-            assert_eq!(status, 503, "{body}");
-            let log = self.log.lock().unwrap().join("\n");
-            assert!(!log.contains("NOT READY"), "{log}");
-            assert!(Instant::now() < deadline, "never ready:\n{log}");
-            // The interval between polls, not a wait for something to happen.
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let line =
+            self.wait_for_line_where(|l| l.starts_with("ready:") || l.starts_with("NOT READY"));
+        let log = self.log.lock().unwrap().join("\n");
+        assert!(line.starts_with("ready:"), "{log}");
+        let (status, body) = self.get("/v2/health/ready");
+        assert_eq!(status, 200, "{body}\n{log}");
     }
 
     fn get(&self, path: &str) -> (u16, String) {

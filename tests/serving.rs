@@ -12,8 +12,8 @@ use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
-use modelops::api::conditions::types;
-use modelops::api::{Dataset, ModelDeployment, TrainingJob};
+use modelops_api::conditions::types;
+use modelops_api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::{Value, json};
 
 fn infer_body(rows: &[&Vec<f64>]) -> Vec<u8> {
@@ -25,7 +25,7 @@ fn infer_body(rows: &[&Vec<f64>]) -> Vec<u8> {
 /// Prepares the digits Dataset and trains two models on it: `digits-a` (an mlp) and `digits-b`
 /// (the example's cnn).
 async fn two_models(ns: &TestNamespace) {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv");
+    let file = repo_root().join("examples/data/digits.csv");
     let map: ConfigMap = from_json(json!({
         "metadata": {"name": "digits-data"},
         "data": {"digits.csv": std::fs::read_to_string(file).unwrap()},
@@ -86,6 +86,9 @@ struct Answer {
 
 #[tokio::test]
 async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
+    if skip_without_cluster() {
+        return;
+    }
     let client = client().await;
     let ns = TestNamespace::create(&client, "canary").await;
     two_models(&ns).await;
@@ -229,6 +232,9 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
 
 #[tokio::test]
 async fn bad_requests_get_a_4xx_json_error_and_the_metrics_have_every_series() {
+    if skip_without_cluster() {
+        return;
+    }
     let client = client().await;
     let ns = TestNamespace::create(&client, "badreq").await;
     two_models(&ns).await;
@@ -333,6 +339,9 @@ async fn bad_requests_get_a_4xx_json_error_and_the_metrics_have_every_series() {
 
 #[tokio::test]
 async fn a_model_whose_digest_does_not_match_is_never_served() {
+    if skip_without_cluster() {
+        return;
+    }
     let client = client().await;
     let ns = TestNamespace::create(&client, "corrupt").await;
     two_models(&ns).await;
@@ -457,6 +466,9 @@ fn raw_test_split(dataset_dir: &std::path::Path) -> (Vec<Vec<f64>>, Vec<i64>) {
 
 #[tokio::test]
 async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
+    if skip_without_cluster() {
+        return;
+    }
     let client = client().await;
     let ns = TestNamespace::create(&client, "accuracy").await;
     two_models(&ns).await;
@@ -488,7 +500,7 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
     let offline = job.model.unwrap().metrics.test_accuracy.unwrap();
     let cluster =
         std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
-    let (_, path) = modelops::api::workorder::layout::parse_pvc_uri(&dataset.artifact.unwrap().uri)
+    let (_, path) = modelops_api::workorder::layout::parse_pvc_uri(&dataset.artifact.unwrap().uri)
         .map(|(c, p)| (c.to_owned(), p.to_owned()))
         .unwrap();
     let (rows, labels) =

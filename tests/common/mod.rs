@@ -3,6 +3,8 @@
 //! Each test works in a namespace of its own and waits for conditions, never for time.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::io::Write;
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -11,6 +13,67 @@ use kube::runtime::wait::await_condition;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+
+/// The repository's root: examples, CRDs and the test bed's scripts are found from there.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is a folder of the repository")
+        .to_path_buf()
+}
+
+/// Why there is no cluster to test against, or `None` when the API server answers. Asked once
+/// per test binary, on a thread of its own (the tests run inside their own runtimes).
+fn cluster_unavailable() -> Option<&'static str> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the cluster check");
+                runtime.block_on(async {
+                    let client = match Client::try_default().await {
+                        Ok(client) => client,
+                        Err(e) => return Some(format!("no kubeconfig: {e}")),
+                    };
+                    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
+                        .await
+                    {
+                        Ok(Ok(_)) => None,
+                        Ok(Err(e)) => Some(format!("the API server does not answer: {e}")),
+                        Err(_) => Some("the API server did not answer within 10 s".to_owned()),
+                    }
+                })
+            })
+            .join()
+            .expect("the cluster check does not panic")
+        })
+        .as_deref()
+}
+
+/// True when this test must be skipped because no cluster is up: `cargo test` on a machine
+/// without the test bed runs the unit and worker tests and skips these, saying why once per
+/// test binary. `scripts/test` sets `MODELOPS_REQUIRE_CLUSTER=1`, which turns a missing
+/// cluster into a failure, so that CI never passes by skipping.
+pub fn skip_without_cluster() -> bool {
+    static SAID: Once = Once::new();
+    let Some(reason) = cluster_unavailable() else {
+        return false;
+    };
+    if std::env::var("MODELOPS_REQUIRE_CLUSTER").is_ok_and(|v| v == "1") {
+        panic!("MODELOPS_REQUIRE_CLUSTER=1 but there is no cluster: {reason}");
+    }
+    // Written to stderr itself, not through eprintln!, which the test harness captures.
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping the cluster tests of this binary: {reason} (run tests/cluster/up and export KUBECONFIG, or scripts/test)"
+        );
+    });
+    true
+}
 
 /// A client for the test bed, from `KUBECONFIG` (the test command points it at
 /// `$MODELOPS_CLUSTER_DIR/kubeconfig`).
@@ -110,7 +173,7 @@ pub async fn install_crds(client: &Client) -> Vec<String> {
     use kube::api::{Patch, PatchParams};
     use kube::runtime::wait::{Condition, conditions::is_crd_established};
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let dir = repo_root().join("crds");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e} (run scripts/crdgen)", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -172,7 +235,7 @@ pub fn from_json<K: DeserializeOwned>(value: serde_json::Value) -> K {
 /// The restricted-profile security context every test container runs with: the one the
 /// operator gives its own pods.
 pub fn restricted_security_context() -> serde_json::Value {
-    modelops::controllers::workerpod::restricted_container_security_context()
+    modelops_operator::controllers::workerpod::restricted_container_security_context()
 }
 
 /// One HTTP/1.1 request over a fresh connection from the host (to a ClusterIP, say): the status
@@ -208,16 +271,13 @@ pub fn http(
 
 /// A manifest of `examples/`, typed.
 pub fn example<K: DeserializeOwned>(path: &str) -> K {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let file = repo_root().join(path);
     serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
 }
 
 /// The digits data set as shipped in `examples/data/digits.csv`.
 pub fn digits_csv() -> String {
-    std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv"),
-    )
-    .unwrap()
+    std::fs::read_to_string(repo_root().join("examples/data/digits.csv")).unwrap()
 }
 
 /// Raw digits rows (64 grey levels) with their labels.
@@ -238,17 +298,12 @@ pub async fn training_succeeded(
     ns: &TestNamespace,
     name: &str,
     timeout: Duration,
-) -> modelops::api::TrainingJob {
-    use modelops::api::trainingjob::TrainingPhase;
-    let job = wait(
-        &ns.api::<modelops::api::TrainingJob>(),
-        name,
-        timeout,
-        |j| {
-            j.and_then(|j| j.status.as_ref()?.phase)
-                .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
-        },
-    )
+) -> modelops_api::TrainingJob {
+    use modelops_api::trainingjob::TrainingPhase;
+    let job = wait(&ns.api::<modelops_api::TrainingJob>(), name, timeout, |j| {
+        j.and_then(|j| j.status.as_ref()?.phase)
+            .is_some_and(|p| matches!(p, TrainingPhase::Succeeded | TrainingPhase::Failed))
+    })
     .await
     .unwrap();
     assert_eq!(
@@ -265,10 +320,10 @@ pub async fn serving_stable(
     ns: &TestNamespace,
     name: &str,
     revision: i32,
-) -> modelops::api::ModelDeployment {
-    use modelops::api::conditions::types;
+) -> modelops_api::ModelDeployment {
+    use modelops_api::conditions::types;
     wait(
-        &ns.api::<modelops::api::ModelDeployment>(),
+        &ns.api::<modelops_api::ModelDeployment>(),
         name,
         Duration::from_secs(180),
         |md| {

@@ -184,7 +184,7 @@ pub const TERMINATION_LOG_ENV: &str = "MODELOPS_TERMINATION_LOG";
 /// into the container's termination message, when that file exists.
 pub fn write_termination_message(message: &str) {
     let path = std::env::var(TERMINATION_LOG_ENV)
-        .unwrap_or_else(|_| modelops::api::workorder::TERMINATION_LOG_PATH.to_owned());
+        .unwrap_or_else(|_| modelops_api::workorder::TERMINATION_LOG_PATH.to_owned());
     // Outside a pod the file does not exist; creating it would litter the machine.
     if Path::new(&path).exists() {
         let _ = fs::write(&path, message);

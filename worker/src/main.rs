@@ -7,7 +7,7 @@ mod info;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use modelops::api::workorder::{
+use modelops_api::workorder::{
     PERMANENT_FAILURE_EXIT_CODE, TERMINATION_MESSAGE_LIMIT, WORK_ORDER_ENV, WorkOrder,
     WorkerFailure, termination_message,
 };

@@ -1,4 +1,4 @@
-//! The operator's work orders (`modelops::api::workorder`), turned into the worker's own
+//! The operator's work orders (`modelops_api::workorder`), turned into the worker's own
 //! configurations, run, and answered with the results the operator reads back.
 //!
 //! This is the only module that knows the API types: the data, model and training code take
@@ -23,13 +23,13 @@ use crate::train::optim::{OptimizerConfig, OptimizerKind};
 use crate::train::schedule::Schedule;
 use crate::train::{self, Hyperparameters, TrainConfig};
 use anyhow::Result;
-use modelops::api::common::parse_duration;
-use modelops::api::dataset::{self as dataset_api, DatasetSpec, Source};
-use modelops::api::serving::{
+use modelops_api::common::parse_duration;
+use modelops_api::dataset::{self as dataset_api, DatasetSpec, Source};
+use modelops_api::serving::{
     DEFAULT_FEEDBACK_MAX_AGE, DEFAULT_MAX_REQUEST_BYTES, FEEDBACK_KEY_ENV, MIN_FEEDBACK_KEY_BYTES,
 };
-use modelops::api::trainingjob::{self as job_api, TrainingJobSpec};
-use modelops::api::workorder::{
+use modelops_api::trainingjob::{self as job_api, TrainingJobSpec};
+use modelops_api::workorder::{
     ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, ServeOrder, TrainOrder, TrainResult, layout,
 };
 use std::path::{Path, PathBuf};

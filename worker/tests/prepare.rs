@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use modelops::api::workorder::WorkOrder;
+use modelops_api::workorder::WorkOrder;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpListener;

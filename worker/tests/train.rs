@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use modelops::api::workorder::WorkOrder;
+use modelops_api::workorder::WorkOrder;
 use modelops_worker::artifact::sha256_hex;
 use modelops_worker::model::predict::{LoadedModel, Prediction};
 use serde_json::{Value, json};
@@ -89,7 +89,7 @@ fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
         (Some(20), Some(20))
     );
     assert!(progress["validationAccuracy"].as_f64().unwrap() > 0.9);
-    let status: modelops::api::trainingjob::TrainingProgress =
+    let status: modelops_api::trainingjob::TrainingProgress =
         serde_json::from_value(progress).unwrap();
     assert_eq!(status.epoch, 20);
 

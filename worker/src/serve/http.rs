@@ -19,7 +19,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use modelops::api::serving::{LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, READY_PATH};
+use modelops_api::serving::{LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, READY_PATH};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};

@@ -1,12 +1,12 @@
 //! The serving metrics and their Prometheus text rendering (`GET /metrics`).
 //!
 //! Plain counters behind one mutex, rendered by hand: the series are few and fixed (their names
-//! are in `modelops::api::serving::metrics`, which the Monitor controller parses), and an update
+//! are in `modelops_api::serving::metrics`, which the Monitor controller parses), and an update
 //! is a handful of additions. The input histograms count raw feature values into the bins of
 //! the Dataset profile, so the Monitor compares live inputs with the training data bin by bin.
 
 use crate::data::profile::{Histogram, Profile};
-use modelops::api::serving::metrics::*;
+use modelops_api::serving::metrics::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -317,7 +317,7 @@ fn escape(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::data::profile::FeatureProfile;
-    use modelops::api::serving::{Sample, parse_metrics};
+    use modelops_api::serving::{Sample, parse_metrics};
 
     fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         samples

@@ -264,7 +264,7 @@ fn profile_path(config: &ServeConfig, dataset_digest: &str) -> Option<PathBuf> {
     if let Some(path) = &config.profile_path {
         return Some(path.clone());
     }
-    let hex = modelops::api::workorder::layout::digest_hex(dataset_digest);
+    let hex = modelops_api::workorder::layout::digest_hex(dataset_digest);
     if hex.is_empty() {
         return None;
     }

@@ -7,7 +7,7 @@
 //! shape `[n]` or `[n, 1]` (one string per row). The input's name is not checked: clients name it
 //! as they like (`input`, `input-0`).
 
-use modelops::api::serving::{
+use modelops_api::serving::{
     OUTPUT_FEEDBACK_ID, OUTPUT_LABEL, OUTPUT_PREDICTION, OUTPUT_PROBABILITIES,
 };
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! real `modelops-worker` binary.
 #![allow(dead_code)]
 
-use modelops::api::workorder::{PrepareOrder, TrainOrder, WorkOrder, layout};
+use modelops_api::workorder::{PrepareOrder, TrainOrder, WorkOrder, layout};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

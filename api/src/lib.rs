@@ -1,0 +1,133 @@
+//! The modelops API, group `modelops.dev`, version `v1alpha1`: the four kinds (Dataset,
+//! TrainingJob, ModelDeployment, Monitor) with their CRD schemas and CEL rules, the status
+//! conditions they share, and the work orders the operator hands worker pods.
+//!
+//! This crate is plain data (serde, schemars and the kube derive), so that the operator, the
+//! worker and the pure core can all depend on it without pulling in anything that runs.
+
+pub mod common;
+pub mod conditions;
+pub mod dataset;
+pub mod modeldeployment;
+pub mod monitor;
+pub mod profile;
+pub mod serving;
+pub mod trainingjob;
+pub mod workorder;
+
+pub use dataset::{Dataset, DatasetSpec, DatasetStatus};
+pub use modeldeployment::{ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus};
+pub use monitor::{Monitor, MonitorSpec, MonitorStatus};
+pub use trainingjob::{TrainingJob, TrainingJobSpec, TrainingJobStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_core::CustomResourceExt;
+
+/// The API group of every modelops kind.
+pub const GROUP: &str = "modelops.dev";
+
+/// The API version of every modelops kind.
+pub const VERSION: &str = "v1alpha1";
+
+/// The `kubectl get` category that lists every modelops kind (`kubectl get modelops`).
+pub const CATEGORY: &str = "modelops";
+
+/// The CRDs of every kind, in the order of the loop: data, training, serving, monitoring.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        Dataset::crd(),
+        TrainingJob::crd(),
+        ModelDeployment::crd(),
+        Monitor::crd(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_crd_is_namespaced_with_status_category_and_a_unique_short_name() {
+        let crds = crds();
+        let mut short_names = BTreeSet::new();
+        for crd in &crds {
+            let name = crd.metadata.name.as_deref().unwrap();
+            assert!(name.ends_with(".modelops.dev"), "{name}");
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.scope, "Namespaced", "{name}");
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&[CATEGORY.to_owned()][..]),
+                "{name}"
+            );
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, VERSION);
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some(),
+                "{name} has no status subresource"
+            );
+            assert!(
+                version.additional_printer_columns.as_ref().unwrap().len() >= 3,
+                "{name} needs printer columns"
+            );
+            for short in crd.spec.names.short_names.clone().unwrap() {
+                assert!(short_names.insert(short.clone()), "{short} used twice");
+                // Short names of built-in kinds (kubectl api-resources) must not be shadowed.
+                assert!(
+                    ![
+                        "ds", "deploy", "mon", "po", "svc", "cm", "sts", "rs", "cj", "pv", "pvc",
+                        "ns", "no", "ep", "ev", "sa", "pc", "sc", "hpa", "pdb", "ing", "netpol",
+                        "crd", "crds", "csr", "cs", "quota", "limits", "rc", "ip", "vac"
+                    ]
+                    .contains(&short.as_str()),
+                    "{short} clashes with a built-in kind"
+                );
+            }
+        }
+        assert_eq!(crds.len(), 4);
+    }
+
+    #[test]
+    fn schemas_are_structural_with_no_untyped_fields() {
+        for crd in crds() {
+            let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+            let text = schema.to_string();
+            for forbidden in [
+                "\"anyOf\"",
+                "\"oneOf\"",
+                "\"allOf\"",
+                "x-kubernetes-preserve-unknown-fields",
+                "\"$ref\"",
+            ] {
+                assert!(
+                    !text.contains(forbidden),
+                    "{}: {forbidden} in schema",
+                    crd.metadata.name.as_deref().unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conditions_are_list_maps_keyed_by_type() {
+        for crd in crds() {
+            let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+            let conditions =
+                &schema["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"];
+            assert_eq!(conditions["x-kubernetes-list-type"], "map");
+            assert_eq!(
+                conditions["x-kubernetes-list-map-keys"],
+                serde_json::json!(["type"])
+            );
+            assert!(
+                conditions["items"]["properties"]["observedGeneration"].is_object(),
+                "conditions carry observedGeneration"
+            );
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The `ModelDeployment` kind: serve a trained model over HTTP (Open Inference Protocol v2),
+//! roll new models out as revisions (at once, or as a canary in steps), and roll back to the
+//! stable revision when an analysis Monitor fails.
+
+use crate::common::{
+    ComputeResources, DIGEST_PATTERN, DURATION_PATTERN, LocalRef, PVC_URI_PATTERN, PodTemplate,
+};
+use crate::conditions::Conditions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_derive::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Serves a model. Each distinct model (digest plus serving-relevant spec) is a revision with a
+/// Deployment of its own; one Service spans the revisions and traffic follows the replicas.
+// Clippy reads the repeated keys of the printcolumn(...) lists as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[kube(
+    crates(kube_core = ::kube_core),
+    group = "modelops.dev",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    doc = "Serves a model over HTTP (Open Inference Protocol v2), rolls new models out as revisions, at once or as a canary, and rolls back when an analysis Monitor fails.",
+    namespaced,
+    status = "ModelDeploymentStatus",
+    shortname = "mdep",
+    category = "modelops",
+    printcolumn(
+        name = "Revision",
+        type_ = "integer",
+        json_path = ".status.currentRevision",
+        description = "Newest revision"
+    ),
+    printcolumn(
+        name = "Stable",
+        type_ = "integer",
+        json_path = ".status.stableRevision",
+        description = "Revision that takes the traffic the canary does not"
+    ),
+    printcolumn(
+        name = "Canary",
+        type_ = "integer",
+        json_path = ".status.canaryWeight",
+        description = "Percent of traffic on the canary revision"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
+        description = "Whether the model is served"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".status.endpoint",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentSpec {
+    /// The model to serve: exactly one of `trainingJobRef` or `artifact`.
+    pub model: ModelSource,
+    /// Serving replicas of the stable revision.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// Compute resources of each serving pod.
+    #[serde(default)]
+    pub resources: ComputeResources,
+    /// Request batching.
+    #[serde(default)]
+    pub serving: Serving,
+    /// How a new revision takes traffic.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Superseded and rolled-back revisions kept (their Deployments scaled to 0) besides the
+    /// current and stable ones.
+    #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0, max = 100))]
+    pub revision_history_limit: i32,
+    /// Adjustments to the serving pods.
+    #[serde(default)]
+    pub template: PodTemplate,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_revision_history_limit() -> i32 {
+    3
+}
+
+/// Where the model comes from. Exactly one member is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("has(self.trainingJobRef) != has(self.artifact)")
+        .message("spec.model: set exactly one of trainingJobRef or artifact"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSource {
+    /// Serve the model of a Succeeded TrainingJob in the same namespace; a new model from the
+    /// job (a re-run) becomes a new revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_job_ref: Option<LocalRef>,
+    /// Serve a model artifact directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ModelArtifactSource>,
+}
+
+/// A model artifact on the artifact volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelArtifactSource {
+    /// Where the model is: `pvc://<claim>/<path>`.
+    #[schemars(length(max = 2048), pattern(PVC_URI_PATTERN))]
+    pub uri: String,
+    /// sha256 of its `model.safetensors`, `sha256:<64 hex>`; serving refuses a model whose
+    /// digest differs.
+    #[schemars(pattern(DIGEST_PATTERN))]
+    pub digest: String,
+}
+
+/// Request batching of the serving pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Serving {
+    /// Rows gathered into one forward pass at most (a larger request runs alone).
+    #[serde(default = "default_max_batch_size")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub max_batch_size: i32,
+    /// How long the first request of a batch waits for more (a duration such as `2ms`). The
+    /// default, `0s`, adds no wait: requests that arrive while a forward pass runs are batched
+    /// anyway, so a busy server batches and an idle one answers at once.
+    #[serde(default = "default_batch_timeout")]
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    pub batch_timeout: String,
+}
+
+fn default_max_batch_size() -> i32 {
+    32
+}
+
+fn default_batch_timeout() -> String {
+    "0s".into()
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            max_batch_size: default_max_batch_size(),
+            batch_timeout: default_batch_timeout(),
+        }
+    }
+}
+
+/// Rollout strategies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StrategyType {
+    /// The new revision takes all traffic once it is ready.
+    #[default]
+    Replace,
+    /// The new revision takes traffic in steps (`canary.steps`), checked by an analysis.
+    Canary,
+}
+
+/// How a new revision takes traffic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("self.type != 'Canary' || has(self.canary)")
+        .message("spec.strategy.canary is required when spec.strategy.type is Canary: list its steps, for example [{weight: 10}, {weight: 50}]")
+        .field_path(".canary")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.type == 'Canary' || !has(self.canary)")
+        .message("spec.strategy.canary applies to type Canary only: remove it or set spec.strategy.type: Canary")
+        .field_path(".canary")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// `Replace` (default) or `Canary`.
+    #[serde(rename = "type", default)]
+    pub type_: StrategyType,
+    /// The canary's steps and analysis (type Canary only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+}
+
+/// A canary rollout: the new revision takes each step's share of traffic in turn, then all of
+/// it. When the analysis Monitor fails, traffic goes back to the stable revision.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("self.steps.map(s, s.weight).isSorted() && self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))")
+        .message("spec.strategy.canary.steps: weights must increase from step to step, for example 10, 50, 100")
+        .field_path(".steps"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// The steps, in order.
+    #[schemars(length(min = 1, max = 20))]
+    pub steps: Vec<CanaryStep>,
+    /// The check that gates each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// One step of a canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Percent of traffic on the new revision during the step, 1 to 100.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// How long the step lasts before the next (a duration such as `2m`); without it, the step
+    /// lasts until the analysis passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    pub pause: Option<String>,
+}
+
+/// The check that gates canary steps.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// A Monitor, in the same namespace, whose verdict gates each step: Pass moves on; Fail rolls
+    /// back when the Monitor's action is `rollback`, and holds the canary where it is when it is
+    /// `alert`.
+    pub monitor_ref: LocalRef,
+}
+
+/// The state of a revision.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RevisionState {
+    /// Takes the traffic the canary does not (all of it when there is no canary).
+    Stable,
+    /// Rolling out: takes `status.canaryWeight` percent of the traffic.
+    Canary,
+    /// Replaced by a newer revision that became stable.
+    Superseded,
+    /// Taken out of traffic after a failed analysis; stays so until the spec changes.
+    RolledBack,
+    /// Never became ready (image, model or digest problem).
+    Failed,
+}
+
+/// One revision of a ModelDeployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionStatus {
+    /// Revision number N; its Deployment is `<name>-r<N>`.
+    pub revision: i32,
+    /// sha256 of the model it serves.
+    pub model_digest: String,
+    /// The TrainingJob whose model it serves, when the model came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_job: Option<String>,
+    /// Stable, Canary, Superseded, RolledBack or Failed.
+    pub state: RevisionState,
+    /// When it entered its state.
+    pub since: Time,
+    /// Why it is in its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Hash of the model digest and the serving-relevant spec: what makes it a revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    /// The ModelDeployment generation that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+/// What is served.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded`, `RolledBack`, and `Reconciling` or `Stalled` while
+    /// they hold.
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub conditions: Conditions,
+    /// The newest revision (the canary while one rolls out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<i32>,
+    /// The revision that takes the traffic the canary does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<i32>,
+    /// Percent of traffic on the canary (0 without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// Index of the canary step under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_step: Option<i32>,
+    /// Serving replicas ready, over all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Base URL of the inference API (`http://<service>.<namespace>:<port>`); requests go to
+    /// `<endpoint>/v2/models/<name>/infer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The revisions kept, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_manifest_reads() {
+        let md: ModelDeployment = serde_yaml::from_str(
+            r#"
+apiVersion: modelops.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: digits, namespace: default}
+spec:
+  model: {trainingJobRef: {name: digits}}
+  replicas: 2
+  strategy:
+    type: Canary
+    canary:
+      steps: [{weight: 10, pause: 1m}, {weight: 50}]
+      analysis: {monitorRef: {name: digits}}
+"#,
+        )
+        .unwrap();
+        let canary = md.spec.strategy.canary.as_ref().unwrap();
+        assert_eq!(md.spec.strategy.type_, StrategyType::Canary);
+        assert_eq!(canary.steps[0].pause.as_deref(), Some("1m"));
+        assert_eq!(canary.analysis.as_ref().unwrap().monitor_ref.name, "digits");
+        assert_eq!(md.spec.serving, Serving::default());
+        assert_eq!(md.spec.revision_history_limit, 3);
+    }
+
+    #[test]
+    fn defaults_replace_one_replica() {
+        let spec: ModelDeploymentSpec = serde_json::from_value(serde_json::json!({
+            "model": {"artifact": {"uri": "pvc://modelops-artifacts/models/ab", "digest": "sha256:ab"}},
+        }))
+        .unwrap();
+        assert_eq!(spec.replicas, 1);
+        assert_eq!(spec.strategy.type_, StrategyType::Replace);
+        assert_eq!(spec.serving.batch_timeout, "0s");
+        assert_eq!(spec.serving.max_batch_size, 32);
+    }
+}

@@ -1,0 +1,448 @@
+//! The `Monitor` kind: watch the live quality of a ModelDeployment (accuracy on labelled
+//! feedback, input and prediction drift against the Dataset profile, latency, errors) and write
+//! a verdict. The Monitor only measures; the ModelDeployment controller acts on its verdict.
+
+use crate::common::{DURATION_PATTERN, LocalRef};
+use crate::conditions::Conditions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube_derive::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Evaluations kept in `status.history`.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// Actions kept in `status.actions`.
+pub const ACTIONS_LIMIT: usize = 10;
+
+/// Revisions kept in `status.revisions`.
+pub const REVISIONS_LIMIT: usize = 10;
+
+/// Watches a ModelDeployment's live quality and gives a verdict every `interval`.
+// Clippy reads the repeated keys of the printcolumn(...) lists as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[kube(
+    crates(kube_core = ::kube_core),
+    group = "modelops.dev",
+    version = "v1alpha1",
+    kind = "Monitor",
+    doc = "Watches the live quality of a ModelDeployment (accuracy, drift, latency, errors) and gives a verdict: Pass, Fail or Inconclusive.",
+    namespaced,
+    status = "MonitorStatus",
+    shortname = "mmon",
+    category = "modelops",
+    printcolumn(
+        name = "Verdict",
+        type_ = "string",
+        json_path = ".status.lastEvaluation.verdict",
+        description = "Pass, Fail or Inconclusive"
+    ),
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.targetRef.name",
+        description = "The ModelDeployment watched"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.lastEvaluation.reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Action",
+        type_ = "string",
+        json_path = ".spec.action",
+        priority = 1
+    )
+)]
+#[x_kube(
+    validation = Rule::new("self.metrics.filter(m, has(m.accuracy)).size() <= 1 && self.metrics.filter(m, has(m.inputDrift)).size() <= 1 && self.metrics.filter(m, has(m.predictionDrift)).size() <= 1 && self.metrics.filter(m, has(m.latency)).size() <= 1 && self.metrics.filter(m, has(m.errorRate)).size() <= 1")
+        .message("spec.metrics: each kind (accuracy, inputDrift, predictionDrift, latency, errorRate) may appear at most once")
+        .field_path(".metrics"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorSpec {
+    /// The ModelDeployment to watch, in the same namespace.
+    pub target_ref: LocalRef,
+    /// Time between evaluations (a duration such as `30s`), at least 1s.
+    #[serde(default = "default_interval")]
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("spec.interval must be at least 1s"))]
+    pub interval: String,
+    /// Which requests an evaluation looks at.
+    #[serde(default)]
+    pub window: Window,
+    /// What to measure, each with its threshold.
+    #[schemars(length(min = 1, max = 5))]
+    pub metrics: Vec<MetricSpec>,
+    /// Consecutive failing evaluations before the verdict is Fail, at least 1.
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub failure_threshold: i32,
+    /// What a Fail verdict asks for: `rollback` (the ModelDeployment goes back to its stable
+    /// revision) or `alert` (a Warning event and conditions only, the default).
+    #[serde(default)]
+    pub action: MonitorAction,
+}
+
+fn default_interval() -> String {
+    "30s".into()
+}
+
+fn default_failure_threshold() -> i32 {
+    3
+}
+
+/// Which requests an evaluation looks at: the last `samples` requests no older than `maxAge`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// Most recent requests considered, at least 1.
+    #[serde(default = "default_window_samples")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub samples: i32,
+    /// Oldest request considered (a duration such as `1h`).
+    #[serde(default = "default_window_max_age")]
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    pub max_age: String,
+}
+
+fn default_window_samples() -> i32 {
+    1000
+}
+
+fn default_window_max_age() -> String {
+    "1h".into()
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            samples: default_window_samples(),
+            max_age: default_window_max_age(),
+        }
+    }
+}
+
+/// What a Fail verdict asks for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MonitorAction {
+    /// Send traffic back to the ModelDeployment's stable revision.
+    Rollback,
+    /// Report only: a Warning event and the Monitor's conditions.
+    #[default]
+    Alert,
+}
+
+/// One measurement with its threshold. Exactly one member is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("[has(self.accuracy), has(self.inputDrift), has(self.predictionDrift), has(self.latency), has(self.errorRate)].filter(x, x).size() == 1")
+        .message("spec.metrics[]: each item sets exactly one of accuracy, inputDrift, predictionDrift, latency or errorRate"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// Accuracy on labelled feedback (`POST /v2/models/{name}/feedback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<AccuracyMetric>,
+    /// Drift of the input features against the Dataset profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_drift: Option<DriftMetric>,
+    /// Drift of the predicted classes against the Dataset's label distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_drift: Option<DriftMetric>,
+    /// Request latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyMetric>,
+    /// Share of requests answered with an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<ErrorRateMetric>,
+}
+
+/// The measurement, as one value, for code that handles each case.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metric<'a> {
+    /// `accuracy`.
+    Accuracy(&'a AccuracyMetric),
+    /// `inputDrift`.
+    InputDrift(&'a DriftMetric),
+    /// `predictionDrift`.
+    PredictionDrift(&'a DriftMetric),
+    /// `latency`.
+    Latency(&'a LatencyMetric),
+    /// `errorRate`.
+    ErrorRate(&'a ErrorRateMetric),
+}
+
+impl MetricSpec {
+    /// The one measurement that is set, or `None` when none or several are (which the CRD's
+    /// rules refuse).
+    pub fn get(&self) -> Option<Metric<'_>> {
+        let set: Vec<Metric<'_>> = [
+            self.accuracy.as_ref().map(Metric::Accuracy),
+            self.input_drift.as_ref().map(Metric::InputDrift),
+            self.prediction_drift.as_ref().map(Metric::PredictionDrift),
+            self.latency.as_ref().map(Metric::Latency),
+            self.error_rate.as_ref().map(Metric::ErrorRate),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match set.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+/// Accuracy on labelled feedback must stay at or above `min`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccuracyMetric {
+    /// Lowest acceptable accuracy, in [0, 1].
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min: f64,
+    /// Labelled feedbacks needed in the window before accuracy is judged (fewer gives
+    /// Inconclusive).
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_samples: i32,
+}
+
+fn default_min_samples() -> i32 {
+    100
+}
+
+/// Drift statistics.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DriftMethod {
+    /// Population stability index on the profile's bins (0.1: small shift, 0.25: large).
+    #[default]
+    Psi,
+    /// Kolmogorov-Smirnov distance, in [0, 1].
+    Ks,
+}
+
+/// Drift must stay at or below `max` (the largest over the features, for input drift).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("!has(self.method) || self.method != 'ks' || self.max <= 1.0")
+        .message("spec.metrics[].{inputDrift,predictionDrift}.max: a ks distance is at most 1; set max in (0, 1] or use method psi")
+        .field_path(".max"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftMetric {
+    /// `psi` (default) or `ks`.
+    #[serde(default)]
+    pub method: DriftMethod,
+    /// Highest acceptable drift, greater than 0.
+    #[schemars(range(max = 100.0), extend("minimum" = 0.0, "exclusiveMinimum" = true))]
+    pub max: f64,
+    /// Requests needed in the window before drift is judged (fewer gives Inconclusive).
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_samples: i32,
+}
+
+/// The 99th percentile of request latency must stay at or below `p99Max`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyMetric {
+    /// Highest acceptable p99 latency (a duration such as `200ms`), greater than 0.
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("spec.metrics[].latency.p99Max must be greater than 0, for example 200ms"))]
+    pub p99_max: String,
+}
+
+/// The share of requests answered with an error must stay at or below `max`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorRateMetric {
+    /// Highest acceptable error rate, in [0, 1].
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max: f64,
+}
+
+/// The outcome of an evaluation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Verdict {
+    /// Every metric is within its threshold.
+    Pass,
+    /// A metric has been out of its threshold for `failureThreshold` evaluations in a row.
+    Fail,
+    /// Not enough traffic or labels to judge.
+    Inconclusive,
+}
+
+/// One evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// When it ran.
+    pub time: Time,
+    /// The ModelDeployment revision evaluated (the canary during a rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i32>,
+    /// Measured values by metric kind (`accuracy`, `inputDrift`, ...; latency in seconds).
+    #[serde(default)]
+    pub values: BTreeMap<String, f64>,
+    /// Thresholds by metric kind, as the spec set them (latency in seconds).
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, f64>,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: Verdict,
+    /// Why, in one CamelCase word (see the conditions' reasons).
+    pub reason: String,
+    /// Details for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The input feature that drifted most (with an `inputDrift` metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_feature: Option<String>,
+}
+
+/// The latest verdict on one revision. During a canary the Monitor judges the canary and the
+/// stable revision apart, each with its own count of failing evaluations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionVerdict {
+    /// The ModelDeployment revision.
+    pub revision: i32,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: Verdict,
+    /// Why, in one CamelCase word.
+    pub reason: String,
+    /// Failing evaluations of this revision in a row so far.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// Measured values by metric kind, as in `lastEvaluation.values`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
+}
+
+/// An entry of the evaluation history.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationSummary {
+    /// When it ran.
+    pub time: Time,
+    /// The revision evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i32>,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+}
+
+/// An action the Monitor asked for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    /// When.
+    pub time: Time,
+    /// `rollback` or `alert`.
+    pub action: MonitorAction,
+    /// The revision it concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i32>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What the Monitor measured and decided.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `DriftDetected`, `AccuracyDegraded`, and `Reconciling` or `Stalled` while they
+    /// hold.
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub conditions: Conditions,
+    /// The latest evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<Evaluation>,
+    /// Failing evaluations in a row so far, of the revision `lastEvaluation` describes.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// The latest verdict on every revision the window saw, newest revision first, at most
+    /// `REVISIONS_LIMIT`; `lastEvaluation` describes one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionVerdict>,
+    /// Changes of verdict, newest first, at most `HISTORY_LIMIT`: an entry is added when the
+    /// revision, verdict or reason differs from the newest entry, and keeps the time the change
+    /// was first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<EvaluationSummary>,
+    /// Actions asked for, newest first, at most `ACTIONS_LIMIT`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_reads_with_defaults() {
+        let monitor: Monitor = serde_yaml::from_str(
+            r#"
+apiVersion: modelops.dev/v1alpha1
+kind: Monitor
+metadata: {name: digits, namespace: default}
+spec:
+  targetRef: {name: digits}
+  metrics:
+    - accuracy: {min: 0.9}
+    - inputDrift: {max: 0.2}
+    - latency: {p99Max: 200ms}
+  action: rollback
+"#,
+        )
+        .unwrap();
+        let spec = &monitor.spec;
+        assert_eq!(spec.interval, "30s");
+        assert_eq!(spec.failure_threshold, 3);
+        assert_eq!(spec.window, Window::default());
+        assert_eq!(spec.action, MonitorAction::Rollback);
+        let drift = spec.metrics[1].input_drift.as_ref().unwrap();
+        assert_eq!(drift.method, DriftMethod::Psi);
+        assert_eq!(drift.min_samples, 100);
+        assert!(matches!(spec.metrics[2].get(), Some(Metric::Latency(_))));
+    }
+
+    #[test]
+    fn two_kinds_in_one_item_are_no_metric() {
+        let item = MetricSpec {
+            accuracy: Some(AccuracyMetric {
+                min: 0.9,
+                min_samples: 1,
+            }),
+            error_rate: Some(ErrorRateMetric { max: 0.1 }),
+            ..Default::default()
+        };
+        assert_eq!(item.get(), None);
+        assert_eq!(MetricSpec::default().get(), None);
+    }
+
+    #[test]
+    fn action_defaults_to_alert() {
+        assert_eq!(MonitorAction::default(), MonitorAction::Alert);
+    }
+}

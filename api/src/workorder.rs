@@ -1,0 +1,561 @@
+//! What the operator and the worker pods tell each other, shared by both crates:
+//!
+//! - the work order, JSON in the environment variable [`WORK_ORDER_ENV`] of every worker pod;
+//! - the result a worker writes to [`TERMINATION_LOG_PATH`] (the operator reads it back from the
+//!   pod's `state.terminated.message`): [`PrepareResult`], [`TrainResult`] or, on failure,
+//!   [`WorkerFailure`];
+//! - `progress.json`, which a training worker rewrites every epoch
+//!   ([`crate::trainingjob::TrainingProgress`]);
+//! - the layout of the artifact volume ([`layout`]), as docs/decisions.md describes it.
+//!
+//! Digests are written `sha256:<64 hex>` in statuses, results and work orders; folder names on
+//! the artifact volume use the 64 hex digits alone ([`layout::digest_hex`]).
+
+use crate::common::ComputeResources;
+use crate::dataset::{DatasetSpec, RowCounts};
+use crate::modeldeployment::Serving;
+use crate::trainingjob::{Architecture, ModelMetrics, ParameterValue, TrainingJobSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The environment variable that holds a worker pod's work order (JSON).
+pub const WORK_ORDER_ENV: &str = "MODELOPS_WORK_ORDER";
+
+/// Where a worker writes its result; the kubelet hands it to the operator in the pod status.
+pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
+
+/// The worker's exit code for a failure that only a change of the spec or the data can fix
+/// (`retryable: false` in its [`WorkerFailure`]); the operator's Jobs fail at once on it.
+pub const PERMANENT_FAILURE_EXIT_CODE: u8 = 3;
+
+/// The most the kubelet keeps of a termination message, in bytes.
+pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+/// Where every pod that reads or writes artifacts mounts the artifact volume.
+pub const ARTIFACTS_MOUNT_PATH: &str = "/artifacts";
+
+/// The artifact volume's claim when the chart's `artifacts.claimName` is left as it is.
+pub const DEFAULT_ARTIFACTS_CLAIM: &str = "modelops-artifacts";
+
+/// Where a prepare pod finds a `configMap` or `volume` source mounted.
+pub const SOURCE_MOUNT_PATH: &str = "/source";
+
+/// The port a serving pod listens on (inference API and `/metrics`).
+pub const SERVING_PORT: u16 = 8080;
+
+/// The layout of the artifact volume. Paths are relative to its root: `/artifacts/<path>` in a
+/// pod, `pvc://<claim>/<path>` as a URI.
+pub mod layout {
+    use super::ARTIFACTS_MOUNT_PATH;
+
+    /// Prepared numeric data (features, labels and split of every row).
+    pub const DATA_SAFETENSORS: &str = "data.safetensors";
+    /// Prepared text records (jsonl Datasets).
+    pub const TEXT_JSONL: &str = "text.jsonl";
+    /// Feature order, classes, normalisation and row counts of a prepared Dataset.
+    pub const DATASET_JSON: &str = "dataset.json";
+    /// Per-feature histograms of the train split: the drift reference.
+    pub const PROFILE_JSON: &str = "profile.json";
+    /// Training progress, rewritten every epoch in the checkpoint folder.
+    pub const PROGRESS_JSON: &str = "progress.json";
+    /// Model weights.
+    pub const MODEL_SAFETENSORS: &str = "model.safetensors";
+    /// The model card.
+    pub const MODEL_JSON: &str = "model.json";
+    /// The folder of all models.
+    pub const MODELS_DIR: &str = "models";
+
+    /// The 64 hex digits of a digest, whether or not it starts with `sha256:`.
+    pub fn digest_hex(digest: &str) -> &str {
+        digest.strip_prefix("sha256:").unwrap_or(digest)
+    }
+
+    /// A digest as statuses write it, `sha256:<hex>`, from its hex digits.
+    pub fn sha256_digest(hex: &str) -> String {
+        format!("sha256:{}", digest_hex(hex))
+    }
+
+    /// The folder that holds every prepared version of a Dataset.
+    pub fn dataset_versions_dir(namespace: &str, name: &str) -> String {
+        format!("datasets/{namespace}/{name}")
+    }
+
+    /// The folder of one prepared version of a Dataset.
+    pub fn dataset_dir(namespace: &str, name: &str, digest: &str) -> String {
+        format!(
+            "{}/{}",
+            dataset_versions_dir(namespace, name),
+            digest_hex(digest)
+        )
+    }
+
+    /// The checkpoint folder of one TrainingJob (its uid tells apart a job deleted and created
+    /// again under the same name).
+    pub fn checkpoint_dir(namespace: &str, job: &str, uid: &str) -> String {
+        format!("checkpoints/{namespace}/{job}/{uid}")
+    }
+
+    /// The checkpoint folder of one trial of a search.
+    pub fn trial_checkpoint_dir(namespace: &str, job: &str, uid: &str, trial: i32) -> String {
+        format!("{}/trial-{trial}", checkpoint_dir(namespace, job, uid))
+    }
+
+    /// The folder of one model.
+    pub fn model_dir(digest: &str) -> String {
+        format!("{MODELS_DIR}/{}", digest_hex(digest))
+    }
+
+    /// Where a path of the volume is inside a pod.
+    pub fn mount_path(path: &str) -> String {
+        format!("{ARTIFACTS_MOUNT_PATH}/{}", path.trim_start_matches('/'))
+    }
+
+    /// The URI of a path of the volume.
+    pub fn pvc_uri(claim: &str, path: &str) -> String {
+        format!("pvc://{claim}/{}", path.trim_start_matches('/'))
+    }
+
+    /// The claim and the path of a `pvc://<claim>/<path>` URI.
+    pub fn parse_pvc_uri(uri: &str) -> Option<(&str, &str)> {
+        let rest = uri.strip_prefix("pvc://")?;
+        let (claim, path) = rest.split_once('/')?;
+        (!claim.is_empty() && !path.is_empty()).then_some((claim, path))
+    }
+}
+
+/// The job of one worker pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+// A pod reads one order once: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum WorkOrder {
+    /// `modelops-worker prepare`: prepare a Dataset.
+    Prepare(PrepareOrder),
+    /// `modelops-worker train`: train a model (or one trial of a search).
+    Train(TrainOrder),
+    /// `modelops-worker serve`: serve one revision of a ModelDeployment.
+    Serve(ServeOrder),
+}
+
+impl WorkOrder {
+    /// The order as the operator puts it in [`WORK_ORDER_ENV`].
+    pub fn to_env_value(&self) -> String {
+        serde_json::to_string(self).expect("a work order serialises")
+    }
+
+    /// Reads an order from the text of [`WORK_ORDER_ENV`].
+    pub fn from_env_value(value: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(value)
+    }
+}
+
+/// Prepare a Dataset: fetch, validate, clean, split and normalise it, then publish the prepared
+/// data and profile into `<outputDir>/<hex digest>/`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepareOrder {
+    /// Namespace of the Dataset.
+    pub namespace: String,
+    /// Name of the Dataset.
+    pub name: String,
+    /// The Dataset's spec, as the operator read it.
+    pub spec: DatasetSpec,
+    /// Where the source file is mounted in the pod, for `configMap` and `volume` sources (under
+    /// [`SOURCE_MOUNT_PATH`]); `None` for `http`, which the worker downloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
+    /// Folder in the pod that receives the `<hex digest>/` folder:
+    /// `/artifacts/datasets/<namespace>/<name>`.
+    pub output_dir: String,
+    /// URI of `outputDir`: `pvc://<claim>/datasets/<namespace>/<name>`.
+    pub output_uri_prefix: String,
+}
+
+/// One trial of a search.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Trial {
+    /// Index of the trial, from 0.
+    pub index: i32,
+    /// The hyperparameters to use, by name (`learningRate`, `optimizer`, ...); see
+    /// [`TrainingJobSpec::for_trial`].
+    pub parameters: BTreeMap<String, ParameterValue>,
+}
+
+/// Train a model, resuming from the last checkpoint in `checkpointDir` when there is one, and
+/// publish it into `<modelsDir>/<hex digest>/`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainOrder {
+    /// Namespace of the TrainingJob.
+    pub namespace: String,
+    /// Name of the TrainingJob.
+    pub name: String,
+    /// Uid of the TrainingJob.
+    pub uid: String,
+    /// The TrainingJob's spec, as the operator read it (search included; a trial's worker
+    /// applies `trial` with [`TrainingJobSpec::for_trial`]).
+    pub spec: TrainingJobSpec,
+    /// Folder in the pod of the prepared Dataset version:
+    /// `/artifacts/datasets/<namespace>/<name>/<hex digest>`.
+    pub dataset_dir: String,
+    /// The pinned Dataset digest (`sha256:<hex>`), recorded in the model card.
+    pub dataset_digest: String,
+    /// Folder in the pod for checkpoints and `progress.json`.
+    pub checkpoint_dir: String,
+    /// Folder in the pod that receives the model's `<hex digest>/` folder: `/artifacts/models`.
+    pub models_dir: String,
+    /// URI of `modelsDir`: `pvc://<claim>/models`.
+    pub models_uri_prefix: String,
+    /// The trial to run, when the job searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
+}
+
+impl TrainOrder {
+    /// The spec to train with: the job's spec, with the trial's hyperparameters when there is a
+    /// trial.
+    pub fn effective_spec(&self) -> Result<TrainingJobSpec, String> {
+        match &self.trial {
+            Some(trial) => self.spec.for_trial(&trial.parameters),
+            None => Ok(self.spec.clone()),
+        }
+    }
+}
+
+/// Serve one revision of a ModelDeployment: `modelops-worker serve`.
+///
+/// Besides the order, a serving pod needs the environment variable
+/// [`crate::serving::FEEDBACK_KEY_ENV`] (from a Secret, the same for every revision) and the
+/// artifact volume mounted at [`ARTIFACTS_MOUNT_PATH`]. The server answers on `port` (the
+/// inference API, the health checks and `/metrics`): readiness is
+/// [`crate::serving::READY_PATH`], liveness [`crate::serving::LIVE_PATH`]. On SIGTERM
+/// it stops accepting connections, answers the requests it holds and exits; a `preStop` sleep of
+/// a few seconds lets the Service drop the pod before that.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServeOrder {
+    /// Namespace of the ModelDeployment.
+    pub namespace: String,
+    /// Name of the ModelDeployment: the model name in inference paths and in metrics.
+    pub name: String,
+    /// The revision served, reported as `model_version` and in the metrics' `revision` label.
+    pub revision: i32,
+    /// Folder in the pod of the model: `/artifacts/models/<hex digest>`.
+    pub model_dir: String,
+    /// The expected digest of `model.safetensors` (`sha256:<hex>`). On a mismatch (or any other
+    /// load failure) the server stays up but never becomes ready, so it takes no traffic.
+    pub model_digest: String,
+    /// Batching settings.
+    #[serde(default)]
+    pub serving: Serving,
+    /// Port to listen on.
+    #[serde(default = "default_serving_port")]
+    pub port: u16,
+    /// The Dataset profile (`profile.json`) whose bins the input histograms use:
+    /// `/artifacts/datasets/<namespace>/<dataset>/<hex digest>/profile.json`, the digest being
+    /// the model card's `datasetDigest`. Without it the server looks for
+    /// `/artifacts/datasets/*/*/<hex of the card's datasetDigest>/profile.json` itself, and
+    /// without a profile it serves without input histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_path: Option<String>,
+    /// The largest request body read, in bytes; larger ones are answered 413. Default
+    /// [`crate::serving::DEFAULT_MAX_REQUEST_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_bytes: Option<u64>,
+    /// How long a feedback id is accepted after its prediction (a duration such as `1h`).
+    /// Default [`crate::serving::DEFAULT_FEEDBACK_MAX_AGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_max_age: Option<String>,
+    /// The ModelDeployment's `spec.resources`: the CPU limit sets the libtorch threads.
+    #[serde(default)]
+    pub resources: ComputeResources,
+}
+
+fn default_serving_port() -> u16 {
+    SERVING_PORT
+}
+
+/// What a prepare pod reports when it succeeds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepareResult {
+    /// Digest of the prepared data (`sha256:<hex>`).
+    pub digest: String,
+    /// URI of the prepared data folder.
+    pub artifact_uri: String,
+    /// URI of `profile.json`.
+    pub profile_uri: String,
+    /// Row counts.
+    pub rows: RowCounts,
+    /// Class names in label order (categorical labels). Left out when the message would not fit
+    /// in [`TERMINATION_MESSAGE_LIMIT`]; `dataset.json` always has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+}
+
+/// What a train pod reports when it succeeds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainResult {
+    /// URI of the model folder.
+    pub model_uri: String,
+    /// Digest of `model.safetensors` (`sha256:<hex>`).
+    pub model_digest: String,
+    /// The architecture trained.
+    pub architecture: Architecture,
+    /// The Dataset digest trained on.
+    pub dataset_digest: String,
+    /// Test and validation metrics.
+    pub metrics: ModelMetrics,
+    /// Epochs trained (fewer than planned after early stopping).
+    pub epochs: i32,
+    /// The trial, when the job searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<i32>,
+    /// The search objective's value, when the job searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<f64>,
+}
+
+/// What a worker reports when it fails.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerFailure {
+    /// One CamelCase word: becomes the condition reason (`SourceUnavailable`, `InvalidRow`,
+    /// `DigestMismatch`, ...).
+    pub reason: String,
+    /// What failed and what to do, for a person.
+    pub message: String,
+    /// Whether running the pod again may help (a network error), as opposed to a problem only
+    /// a spec or data change fixes (a bad row).
+    pub retryable: bool,
+}
+
+/// A result as JSON that fits in a termination message. A [`PrepareResult`] that does not fit
+/// loses its class list; anything else too long is cut at a character boundary (the operator
+/// then sees invalid JSON and falls back to the artifact files).
+pub fn termination_message<T: Serialize>(result: &T) -> String {
+    let json = serde_json::to_string(result).expect("a result serialises");
+    if json.len() <= TERMINATION_MESSAGE_LIMIT {
+        return json;
+    }
+    let mut end = TERMINATION_MESSAGE_LIMIT;
+    while !json.is_char_boundary(end) {
+        end -= 1;
+    }
+    json[..end].to_owned()
+}
+
+impl PrepareResult {
+    /// The result as a termination message, leaving the classes out when they do not fit.
+    pub fn to_termination_message(&self) -> String {
+        let json = serde_json::to_string(self).expect("a result serialises");
+        if json.len() <= TERMINATION_MESSAGE_LIMIT {
+            return json;
+        }
+        termination_message(&PrepareResult {
+            classes: Vec::new(),
+            ..self.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainingjob::OptimizerType;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn digits_dataset() -> DatasetSpec {
+        let dataset: crate::Dataset =
+            serde_yaml::from_str(include_str!("../../examples/digits/dataset.yaml")).unwrap();
+        dataset.spec
+    }
+
+    fn digits_job() -> TrainingJobSpec {
+        let job: crate::TrainingJob =
+            serde_yaml::from_str(include_str!("../../examples/digits/trainingjob.yaml")).unwrap();
+        job.spec
+    }
+
+    #[test]
+    fn layout_follows_the_decisions() {
+        let digest = format!("sha256:{HEX}");
+        assert_eq!(
+            layout::dataset_dir("default", "digits", &digest),
+            format!("datasets/default/digits/{HEX}")
+        );
+        assert_eq!(layout::model_dir(&digest), format!("models/{HEX}"));
+        assert_eq!(layout::model_dir(HEX), format!("models/{HEX}"));
+        assert_eq!(
+            layout::checkpoint_dir("default", "digits", "uid-1"),
+            "checkpoints/default/digits/uid-1"
+        );
+        assert_eq!(
+            layout::trial_checkpoint_dir("default", "digits", "uid-1", 2),
+            "checkpoints/default/digits/uid-1/trial-2"
+        );
+        assert_eq!(layout::mount_path("models/x"), "/artifacts/models/x");
+        assert_eq!(
+            layout::pvc_uri("modelops-artifacts", "models/x"),
+            "pvc://modelops-artifacts/models/x"
+        );
+        assert_eq!(layout::sha256_digest(HEX), digest);
+        assert_eq!(layout::sha256_digest(&digest), digest);
+    }
+
+    #[test]
+    fn pvc_uris_parse() {
+        assert_eq!(
+            layout::parse_pvc_uri("pvc://modelops-artifacts/models/ab/model.json"),
+            Some(("modelops-artifacts", "models/ab/model.json"))
+        );
+        assert_eq!(layout::parse_pvc_uri("pvc://claim"), None);
+        assert_eq!(layout::parse_pvc_uri("pvc:///path"), None);
+        assert_eq!(layout::parse_pvc_uri("s3://bucket/key"), None);
+    }
+
+    #[test]
+    fn prepare_order_round_trips_tagged_by_kind() {
+        let order = WorkOrder::Prepare(PrepareOrder {
+            namespace: "default".into(),
+            name: "digits".into(),
+            spec: digits_dataset(),
+            source_path: Some(format!("{SOURCE_MOUNT_PATH}/digits.csv")),
+            output_dir: layout::mount_path(&layout::dataset_versions_dir("default", "digits")),
+            output_uri_prefix: layout::pvc_uri(
+                DEFAULT_ARTIFACTS_CLAIM,
+                &layout::dataset_versions_dir("default", "digits"),
+            ),
+        });
+        let text = order.to_env_value();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["kind"], "prepare");
+        assert_eq!(json["sourcePath"], "/source/digits.csv");
+        assert_eq!(json["outputDir"], "/artifacts/datasets/default/digits");
+        assert_eq!(json["spec"]["source"]["configMap"]["name"], "digits-data");
+        assert_eq!(WorkOrder::from_env_value(&text).unwrap(), order);
+    }
+
+    #[test]
+    fn train_order_with_a_trial_round_trips() {
+        let train = TrainOrder {
+            namespace: "default".into(),
+            name: "digits".into(),
+            uid: "uid-1".into(),
+            spec: digits_job(),
+            dataset_dir: layout::mount_path(&layout::dataset_dir("default", "digits", HEX)),
+            dataset_digest: layout::sha256_digest(HEX),
+            checkpoint_dir: layout::mount_path(&layout::trial_checkpoint_dir(
+                "default", "digits", "uid-1", 0,
+            )),
+            models_dir: layout::mount_path(layout::MODELS_DIR),
+            models_uri_prefix: layout::pvc_uri(DEFAULT_ARTIFACTS_CLAIM, layout::MODELS_DIR),
+            trial: Some(Trial {
+                index: 0,
+                parameters: BTreeMap::from([
+                    ("learningRate".into(), ParameterValue::Number(0.01)),
+                    ("optimizer".into(), ParameterValue::Text("sgd".into())),
+                ]),
+            }),
+        };
+        let text = WorkOrder::Train(train.clone()).to_env_value();
+        assert!(text.contains(r#""kind":"train""#), "{text}");
+        assert!(
+            text.contains(r#""parameters":{"learningRate":0.01,"optimizer":"sgd"}"#),
+            "{text}"
+        );
+        let WorkOrder::Train(read) = WorkOrder::from_env_value(&text).unwrap() else {
+            panic!("not a train order: {text}");
+        };
+        assert_eq!(read, train);
+        let spec = read.effective_spec().unwrap();
+        assert_eq!(spec.hyperparameters.optimizer.learning_rate, 0.01);
+        assert_eq!(spec.hyperparameters.optimizer.type_, OptimizerType::Sgd);
+    }
+
+    #[test]
+    fn a_serve_order_round_trips_with_defaults() {
+        let text = format!(
+            r#"{{"kind": "serve", "namespace": "default", "name": "digits", "revision": 3,
+                "modelDir": "/artifacts/models/{HEX}", "modelDigest": "sha256:{HEX}"}}"#
+        );
+        let WorkOrder::Serve(order) = WorkOrder::from_env_value(&text).unwrap() else {
+            panic!("not a serve order: {text}");
+        };
+        assert_eq!(order.port, SERVING_PORT);
+        assert_eq!(order.serving, Serving::default());
+        assert_eq!(order.profile_path, None);
+        let again = WorkOrder::Serve(order.clone()).to_env_value();
+        assert!(again.contains(r#""kind":"serve""#), "{again}");
+        assert_eq!(
+            WorkOrder::from_env_value(&again).unwrap(),
+            WorkOrder::Serve(order)
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused() {
+        let error = WorkOrder::from_env_value(r#"{"kind": "evaluate"}"#).unwrap_err();
+        assert!(error.to_string().contains("evaluate"), "{error}");
+    }
+
+    #[test]
+    fn results_read_what_a_worker_writes() {
+        let prepare: PrepareResult = serde_json::from_str(&format!(
+            r#"{{"digest": "sha256:{HEX}", "artifactUri": "pvc://c/datasets/d/n/{HEX}",
+                "profileUri": "pvc://c/datasets/d/n/{HEX}/profile.json",
+                "rows": {{"total": 10, "train": 8, "validation": 1, "test": 1}},
+                "classes": ["a", "b"]}}"#
+        ))
+        .unwrap();
+        assert_eq!(prepare.rows.rejected, 0);
+        assert_eq!(prepare.classes, ["a", "b"]);
+
+        let train: TrainResult = serde_json::from_str(&format!(
+            r#"{{"modelUri": "pvc://c/models/{HEX}", "modelDigest": "sha256:{HEX}",
+                "architecture": "cnn", "datasetDigest": "sha256:{HEX}",
+                "metrics": {{"testAccuracy": 0.97, "testLoss": 0.1}}, "epochs": 12}}"#
+        ))
+        .unwrap();
+        assert_eq!(train.architecture, Architecture::Cnn);
+        assert_eq!(train.metrics.test_accuracy, Some(0.97));
+
+        let failure: WorkerFailure = serde_json::from_str(
+            r#"{"reason": "SourceUnavailable", "message": "GET http://x: 404", "retryable": false}"#,
+        )
+        .unwrap();
+        assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn a_long_class_list_is_left_out_of_the_termination_message() {
+        let mut result = PrepareResult {
+            digest: layout::sha256_digest(HEX),
+            artifact_uri: "pvc://c/x".into(),
+            profile_uri: "pvc://c/x/profile.json".into(),
+            rows: RowCounts::default(),
+            classes: vec!["a".into(), "b".into()],
+        };
+        assert!(
+            result
+                .to_termination_message()
+                .contains(r#""classes":["a","b"]"#)
+        );
+        result.classes = (0..2000).map(|i| format!("class-{i}")).collect();
+        let message = result.to_termination_message();
+        assert!(message.len() <= TERMINATION_MESSAGE_LIMIT);
+        let read: PrepareResult = serde_json::from_str(&message).unwrap();
+        assert!(read.classes.is_empty());
+        assert_eq!(read.digest, result.digest);
+    }
+
+    #[test]
+    fn termination_messages_are_cut_at_the_limit() {
+        let long = "é".repeat(TERMINATION_MESSAGE_LIMIT);
+        let message = termination_message(&long);
+        assert!(message.len() <= TERMINATION_MESSAGE_LIMIT);
+    }
+}

@@ -1,0 +1,3 @@
+//! The Dataset: its status, from what the prepare Job reports.
+
+pub mod status;

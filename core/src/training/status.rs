@@ -1,0 +1,324 @@
+//! Pure: the TrainingJob's status from where its run stands.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use modelops_api::conditions::{new_condition, reasons, types};
+use modelops_api::trainingjob::{
+    ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
+};
+
+/// Where a TrainingJob stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// Waiting for the Dataset to exist or to be prepared.
+    WaitingForDataset {
+        /// `DatasetNotFound` or `DatasetNotReady`.
+        reason: &'static str,
+        /// What the job waits for.
+        message: String,
+    },
+    /// The spec cannot work with its Dataset; only a spec change helps.
+    InvalidSpec(String),
+    /// `spec.runPolicy.suspend` holds the job.
+    Suspended,
+    /// Worker pods are created but none runs yet.
+    Pending,
+    /// A worker pod is training.
+    Running,
+    /// Training produced this model.
+    Succeeded(ModelArtifact),
+    /// Training failed for good.
+    Failed {
+        /// The Job controller's or the worker's reason.
+        reason: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// What the reconcile observed besides the stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// The Dataset digest the job trains on, once pinned.
+    pub dataset_digest: Option<String>,
+    /// Pods started so far (1 + retries), summed over trials.
+    pub attempts: i32,
+    /// The latest progress the worker reported.
+    pub progress: Option<TrainingProgress>,
+    /// Trials of a search.
+    pub trials: Vec<TrialStatus>,
+    /// The best trial so far.
+    pub best_trial: Option<i32>,
+}
+
+/// The phase a stage shows in `kubectl get`.
+pub fn phase(stage: &Stage) -> TrainingPhase {
+    match stage {
+        Stage::WaitingForDataset { .. } | Stage::InvalidSpec(_) | Stage::Pending => {
+            TrainingPhase::Pending
+        }
+        Stage::Suspended => TrainingPhase::Suspended,
+        Stage::Running => TrainingPhase::Running,
+        Stage::Succeeded(_) => TrainingPhase::Succeeded,
+        Stage::Failed { .. } => TrainingPhase::Failed,
+    }
+}
+
+/// The new status.
+pub fn status(
+    current: Option<&TrainingJobStatus>,
+    generation: Option<i64>,
+    stage: &Stage,
+    observed: Observed,
+    now: &Time,
+) -> TrainingJobStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(phase(stage));
+    status.attempts = observed.attempts;
+    if observed.dataset_digest.is_some() {
+        status.dataset_digest = observed.dataset_digest;
+    }
+    if observed.progress.is_some() {
+        status.progress = observed.progress;
+    }
+    status.trials = observed.trials;
+    status.best_trial = observed.best_trial;
+    if matches!(stage, Stage::Pending | Stage::Running) && status.start_time.is_none() {
+        status.start_time = Some(now.clone());
+    }
+    if matches!(stage, Stage::Succeeded(_) | Stage::Failed { .. })
+        && status.completion_time.is_none()
+    {
+        status.completion_time = Some(now.clone());
+    }
+    if let Stage::Succeeded(model) = stage {
+        status.model = Some(model.clone());
+    }
+
+    let (ready_reason, message): (&str, String) = match stage {
+        Stage::WaitingForDataset { reason, message } => (reason, message.clone()),
+        Stage::InvalidSpec(message) => (reasons::INVALID_SPEC, message.clone()),
+        Stage::Suspended => (
+            reasons::JOB_SUSPENDED,
+            "spec.runPolicy.suspend is true: no pods run until it is false".into(),
+        ),
+        Stage::Pending => (reasons::PENDING, "waiting for worker pods to start".into()),
+        Stage::Running => (reasons::TRAINING, running_message(&status)),
+        Stage::Succeeded(model) => (
+            reasons::TRAINING_SUCCEEDED,
+            format!(
+                "trained model {}{}",
+                model.digest,
+                model
+                    .metrics
+                    .test_accuracy
+                    .map(|a| format!(", test accuracy {a:.4}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Stage::Failed { reason, message } => (reason.as_str(), message.clone()),
+    };
+    let conditions = &mut status.conditions;
+    let succeeded = matches!(stage, Stage::Succeeded(_));
+    conditions.set(new_condition(
+        types::READY,
+        succeeded,
+        ready_reason,
+        message.clone(),
+        generation,
+        now,
+    ));
+    if succeeded {
+        conditions.set(new_condition(
+            types::SUCCEEDED,
+            true,
+            ready_reason,
+            message.clone(),
+            generation,
+            now,
+        ));
+    }
+    if let Stage::Failed { .. } = stage {
+        conditions.set(new_condition(
+            types::FAILED,
+            true,
+            ready_reason,
+            message.clone(),
+            generation,
+            now,
+        ));
+    }
+    let suspended = matches!(stage, Stage::Suspended);
+    if suspended || conditions.get(types::SUSPENDED).is_some() {
+        let reason = if suspended {
+            reasons::JOB_SUSPENDED
+        } else {
+            reasons::JOB_RESUMED
+        };
+        let text = if suspended {
+            "spec.runPolicy.suspend is true"
+        } else {
+            "spec.runPolicy.suspend is false"
+        };
+        conditions.set(new_condition(
+            types::SUSPENDED,
+            suspended,
+            reason,
+            text,
+            generation,
+            now,
+        ));
+    }
+    let in_progress = matches!(
+        stage,
+        Stage::WaitingForDataset { .. } | Stage::Pending | Stage::Running
+    );
+    conditions.set_while_true(
+        types::RECONCILING,
+        in_progress.then(|| (ready_reason, message.clone())),
+        generation,
+        now,
+    );
+    let stalled = matches!(stage, Stage::InvalidSpec(_) | Stage::Failed { .. });
+    conditions.set_while_true(
+        types::STALLED,
+        stalled.then_some((ready_reason, message)),
+        generation,
+        now,
+    );
+    status
+}
+
+fn running_message(status: &TrainingJobStatus) -> String {
+    match &status.progress {
+        Some(p) => format!(
+            "training: epoch {} of {}{}",
+            p.epoch,
+            p.total_epochs,
+            p.validation_accuracy
+                .map(|a| format!(", validation accuracy {a:.4}"))
+                .unwrap_or_default()
+        ),
+        None => "training".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use modelops_api::trainingjob::{Architecture, ModelMetrics};
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn model() -> ModelArtifact {
+        ModelArtifact {
+            uri: "pvc://modelops-artifacts/models/abc".into(),
+            digest: "sha256:abc".into(),
+            architecture: Architecture::Mlp,
+            dataset_digest: "sha256:def".into(),
+            metrics: ModelMetrics {
+                test_accuracy: Some(0.97),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn waiting_for_a_missing_dataset_says_so() {
+        let stage = Stage::WaitingForDataset {
+            reason: reasons::DATASET_NOT_FOUND,
+            message: "Dataset digits does not exist".into(),
+        };
+        let s = status(None, Some(1), &stage, Observed::default(), &at(1));
+        assert_eq!(s.phase, Some(TrainingPhase::Pending));
+        let ready = s.conditions.get(types::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DatasetNotFound")
+        );
+        assert!(s.conditions.is_true(types::RECONCILING));
+        assert!(s.start_time.is_none());
+    }
+
+    #[test]
+    fn running_then_succeeded() {
+        let observed = Observed {
+            attempts: 1,
+            progress: Some(TrainingProgress {
+                epoch: 3,
+                total_epochs: 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let running = status(None, Some(1), &Stage::Running, observed, &at(10));
+        assert_eq!(running.start_time, Some(at(10)));
+        assert!(
+            running
+                .conditions
+                .get(types::READY)
+                .unwrap()
+                .message
+                .contains("epoch 3 of 20")
+        );
+
+        let done = status(
+            Some(&running),
+            Some(1),
+            &Stage::Succeeded(model()),
+            Observed {
+                attempts: 1,
+                ..Default::default()
+            },
+            &at(20),
+        );
+        assert_eq!(done.phase, Some(TrainingPhase::Succeeded));
+        assert!(done.conditions.is_true(types::READY));
+        assert!(done.conditions.is_true(types::SUCCEEDED));
+        assert!(done.conditions.get(types::RECONCILING).is_none());
+        assert_eq!(done.start_time, Some(at(10)));
+        assert_eq!(done.completion_time, Some(at(20)));
+        // progress is kept from the last report
+        assert_eq!(done.progress.unwrap().epoch, 3);
+        assert_eq!(done.model.unwrap().metrics.test_accuracy, Some(0.97));
+    }
+
+    #[test]
+    fn failure_stalls() {
+        let stage = Stage::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: "3 pods failed".into(),
+        };
+        let s = status(None, Some(1), &stage, Observed::default(), &at(5));
+        assert!(s.conditions.is_true(types::FAILED));
+        assert!(s.conditions.is_true(types::STALLED));
+        assert!(!s.conditions.is_true(types::READY));
+    }
+
+    #[test]
+    fn suspend_and_resume_flip_the_condition() {
+        let suspended = status(
+            None,
+            Some(1),
+            &Stage::Suspended,
+            Observed::default(),
+            &at(1),
+        );
+        assert!(suspended.conditions.is_true(types::SUSPENDED));
+        let resumed = status(
+            Some(&suspended),
+            Some(2),
+            &Stage::Pending,
+            Observed::default(),
+            &at(2),
+        );
+        let condition = resumed.conditions.get(types::SUSPENDED).unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", "JobResumed")
+        );
+    }
+}

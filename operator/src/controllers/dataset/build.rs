@@ -1,0 +1,176 @@
+//! Pure: a Dataset in, its prepare Job out.
+
+use crate::config::OperatorConfig;
+use crate::controllers::apply::child_labels;
+use crate::controllers::jobs;
+use crate::controllers::workerpod::{WorkerPod, pod_template};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use kube::{Resource, ResourceExt};
+use modelops_api::dataset::Source;
+use modelops_api::trainingjob::RunPolicy;
+use modelops_api::workorder::{PrepareOrder, SOURCE_MOUNT_PATH, WorkOrder, layout};
+use modelops_api::{Dataset, common::ComputeResources};
+use serde_json::json;
+
+/// Retries of a prepare pod: a network hiccup deserves another try, a bad file does not (the
+/// worker exits with a permanent failure code for those).
+const PREPARE_BACKOFF_LIMIT: i32 = 2;
+
+/// The name of the Job that prepares this version of the spec. The spec's hash is in the name,
+/// so a changed spec gets a new Job and an unchanged one finds its Job again.
+pub fn job_name(dataset: &Dataset) -> String {
+    let name = dataset.name_any();
+    let hash = jobs::short_hash(&dataset.spec);
+    // Job names must leave room for the pod suffix (63 characters in all for the label).
+    let stem: String = name.chars().take(40).collect();
+    format!("{stem}-prepare-{hash}")
+}
+
+/// The source mount: a configMap key or a file on a claim, under `/source`; none for http.
+fn source_volume(dataset: &Dataset) -> (Option<(Volume, VolumeMount)>, Option<String>) {
+    match dataset.spec.source.get() {
+        Some(Source::ConfigMap(cm)) => {
+            let volume = json!({"name": "source", "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": "data"}]}});
+            let mount = json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true});
+            (
+                Some((
+                    serde_json::from_value(volume).unwrap(),
+                    serde_json::from_value(mount).unwrap(),
+                )),
+                Some(format!("{SOURCE_MOUNT_PATH}/data")),
+            )
+        }
+        Some(Source::Volume(v)) => {
+            let volume = json!({"name": "source", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": true}});
+            let mount = json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true});
+            (
+                Some((
+                    serde_json::from_value(volume).unwrap(),
+                    serde_json::from_value(mount).unwrap(),
+                )),
+                Some(format!(
+                    "{SOURCE_MOUNT_PATH}/{}",
+                    v.path.trim_start_matches('/')
+                )),
+            )
+        }
+        Some(Source::Http(_)) | None => (None, None),
+    }
+}
+
+/// The work order of the prepare pod.
+pub fn prepare_order(config: &OperatorConfig, dataset: &Dataset, namespace: &str) -> WorkOrder {
+    let versions = layout::dataset_versions_dir(namespace, &dataset.name_any());
+    let (_, source_path) = source_volume(dataset);
+    WorkOrder::Prepare(PrepareOrder {
+        namespace: namespace.to_owned(),
+        name: dataset.name_any(),
+        spec: dataset.spec.clone(),
+        source_path,
+        output_dir: layout::mount_path(&versions),
+        output_uri_prefix: layout::pvc_uri(&config.artifacts.claim, &versions),
+    })
+}
+
+/// The prepare Job.
+pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) -> Job {
+    let order = prepare_order(config, dataset, namespace);
+    let labels = child_labels(dataset);
+    let (source, _) = source_volume(dataset);
+    let resources = ComputeResources::default();
+    let template = pod_template(
+        config,
+        WorkerPod {
+            command: "prepare",
+            order: &order,
+            resources: &resources,
+            template: None,
+            volumes: source.into_iter().collect(),
+            labels: labels.clone(),
+        },
+    );
+    let policy = RunPolicy {
+        backoff_limit: PREPARE_BACKOFF_LIMIT,
+        ..RunPolicy::default()
+    };
+    let owner = dataset
+        .controller_owner_ref(&())
+        .expect("a stored Dataset has a uid");
+    jobs::build(
+        &job_name(dataset),
+        namespace,
+        &labels,
+        owner,
+        template,
+        &policy,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits() -> Dataset {
+        let mut dataset: Dataset =
+            serde_yaml::from_str(include_str!("../../../../examples/digits/dataset.yaml")).unwrap();
+        dataset.metadata.namespace = Some("team-a".into());
+        dataset.metadata.uid = Some("uid-1".into());
+        dataset
+    }
+
+    #[test]
+    fn the_job_mounts_the_configmap_source_and_the_artifacts() {
+        let config = OperatorConfig::for_tests("/srv/artifacts".into());
+        let job = prepare_job(&config, &digits(), "team-a");
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let volumes: Vec<_> = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(volumes, ["artifacts", "tmp", "source"]);
+        let container = &pod.containers[0];
+        assert_eq!(container.args.as_deref(), Some(&["prepare".to_owned()][..]));
+        let order = &container.env.as_ref().unwrap()[0];
+        let order: WorkOrder = serde_json::from_str(order.value.as_deref().unwrap()).unwrap();
+        let WorkOrder::Prepare(order) = order else {
+            panic!("not a prepare order")
+        };
+        assert_eq!(order.source_path.as_deref(), Some("/source/data"));
+        assert_eq!(order.output_dir, "/artifacts/datasets/team-a/digits");
+        assert_eq!(
+            order.output_uri_prefix,
+            "pvc://modelops-artifacts/datasets/team-a/digits"
+        );
+        let labels = job.metadata.labels.unwrap();
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "modelops");
+        assert_eq!(labels["modelops.dev/dataset"], "digits");
+        assert_eq!(job.metadata.owner_references.unwrap()[0].kind, "Dataset");
+    }
+
+    #[test]
+    fn the_job_name_follows_the_spec() {
+        let a = digits();
+        let mut b = digits();
+        assert_eq!(job_name(&a), job_name(&b));
+        b.spec.split.seed = a.spec.split.seed + 1;
+        assert_ne!(job_name(&a), job_name(&b));
+        assert!(job_name(&a).starts_with("digits-prepare-"));
+    }
+
+    #[test]
+    fn pods_are_restricted() {
+        let config = OperatorConfig::for_tests("/srv".into());
+        let job = prepare_job(&config, &digits(), "team-a");
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let sc = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+        assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+}

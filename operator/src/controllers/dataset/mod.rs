@@ -1,0 +1,230 @@
+//! The Dataset controller: runs a prepare pod (as a Job) for each version of the spec and
+//! records the prepared data's digest, row counts, classes and profile in the status.
+
+pub mod build;
+
+use super::apply::{apply, apply_status};
+use super::error::{ApiContext, Error, Result};
+use super::{Context, error_policy, events, jobs};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use modelops_api::Dataset;
+use modelops_api::conditions::types;
+use modelops_api::dataset::Source;
+use modelops_api::workorder::PrepareResult;
+use modelops_core::dataset::status::{self, Stage};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a Dataset waiting for its source looks again (ConfigMaps and claims are not
+/// watched: the operator would need to watch every one in the cluster).
+const SOURCE_RECHECK: Duration = Duration::from_secs(10);
+
+/// Runs the Dataset controller until shutdown.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    Controller::new(
+        Api::<Dataset>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Job>::all(client),
+        watcher::Config::default().labels(&super::apply::owner_label_key::<Dataset>()),
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!("dataset reconcile: {e}");
+        }
+    })
+    .await;
+}
+
+/// The source's ConfigMap or claim, if it is missing: what to tell the user.
+async fn missing_source(
+    ctx: &Context,
+    dataset: &Dataset,
+    namespace: &str,
+) -> Result<Option<String>> {
+    let missing = match dataset.spec.source.get() {
+        Some(Source::ConfigMap(cm)) => {
+            let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+            match maps
+                .get_opt(&cm.name)
+                .await
+                .action(|| format!("reading ConfigMap {namespace}/{}", cm.name))?
+            {
+                None => Some(format!(
+                    "spec.source.configMap: ConfigMap {namespace}/{} does not exist; create it with the data under key {:?}",
+                    cm.name, cm.key
+                )),
+                Some(map)
+                    if !map.data.as_ref().is_some_and(|d| d.contains_key(&cm.key))
+                        && !map
+                            .binary_data
+                            .as_ref()
+                            .is_some_and(|d| d.contains_key(&cm.key)) =>
+                {
+                    Some(format!(
+                        "spec.source.configMap: ConfigMap {namespace}/{} has no key {:?}",
+                        cm.name, cm.key
+                    ))
+                }
+                Some(_) => None,
+            }
+        }
+        Some(Source::Volume(v)) => {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+            claims
+                .get_opt(&v.claim_name)
+                .await
+                .action(|| format!("reading PersistentVolumeClaim {namespace}/{}", v.claim_name))?
+                .is_none()
+                .then(|| {
+                    format!(
+                        "spec.source.volume: PersistentVolumeClaim {namespace}/{} does not exist",
+                        v.claim_name
+                    )
+                })
+        }
+        _ => None,
+    };
+    Ok(missing)
+}
+
+async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer("Dataset");
+    let namespace = dataset
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(format!("Dataset {}", dataset.name_any())))?;
+    let name = dataset.name_any();
+    let generation = dataset.metadata.generation;
+    let current = dataset.status.as_ref();
+
+    // Prepared already at this generation: nothing to do until the spec changes.
+    if current
+        .is_some_and(|s| s.observed_generation == generation && s.conditions.is_true(types::READY))
+    {
+        return Ok(Action::await_change());
+    }
+
+    // Dereference.
+    let (stage, next) = if let Some(message) = missing_source(&ctx, &dataset, &namespace).await? {
+        (
+            Stage::SourceMissing(message),
+            Action::requeue(SOURCE_RECHECK),
+        )
+    } else {
+        // Build and apply the prepare Job, unless it exists.
+        ctx.artifacts
+            .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
+            .await?;
+        let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+        let job_name = build::job_name(&dataset);
+        let job = match jobs_api
+            .get_opt(&job_name)
+            .await
+            .action(|| format!("reading Job {namespace}/{job_name}"))?
+        {
+            Some(job) => job,
+            None => {
+                let job = apply(
+                    &jobs_api,
+                    &build::prepare_job(&ctx.config, &dataset, &namespace),
+                )
+                .await?;
+                events::publish(
+                    &ctx.recorder,
+                    dataset.as_ref(),
+                    false,
+                    "Preparing",
+                    format!(
+                        "started Job {job_name} to prepare generation {}",
+                        generation.unwrap_or(0)
+                    ),
+                )
+                .await;
+                job
+            }
+        };
+        match jobs::outcome(&job) {
+            jobs::Outcome::Succeeded => {
+                let message =
+                    jobs::termination_message(&ctx.client, &namespace, &job_name, "Succeeded")
+                        .await?;
+                match message
+                    .as_deref()
+                    .map(serde_json::from_str::<PrepareResult>)
+                {
+                    Some(Ok(result)) => (Stage::Prepared(result), Action::await_change()),
+                    other => (
+                        Stage::Failed {
+                            reason: "UnreadableResult".into(),
+                            message: format!(
+                                "the prepare pod of Job {job_name} succeeded but left no readable result ({other:?}); delete the Job to prepare again"
+                            ),
+                        },
+                        Action::await_change(),
+                    ),
+                }
+            }
+            jobs::Outcome::Failed {
+                reason, message, ..
+            } => {
+                let pod_message =
+                    jobs::termination_message(&ctx.client, &namespace, &job_name, "Failed").await?;
+                (
+                    status::failure_from_message(&reason, &message, pod_message.as_deref()),
+                    Action::await_change(),
+                )
+            }
+            jobs::Outcome::Active { .. } | jobs::Outcome::Suspended => {
+                (Stage::Preparing, Action::await_change())
+            }
+        }
+    };
+
+    // Update status, and tell a person about the changes worth noticing.
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let new = status::status(current, generation, &stage, &now);
+    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &namespace);
+    let was_ready = current.is_some_and(|s| s.conditions.is_true(types::READY));
+    let was_stalled = current.is_some_and(|s| s.conditions.is_true(types::STALLED));
+    if apply_status(&api, dataset.as_ref(), current, &new).await? {
+        match &stage {
+            Stage::Prepared(result) if !was_ready => {
+                let rows = result.rows;
+                events::publish(
+                    &ctx.recorder,
+                    dataset.as_ref(),
+                    false,
+                    "Prepared",
+                    format!(
+                        "{name}: {} rows ({} rejected), digest {}",
+                        rows.total, rows.rejected, result.digest
+                    ),
+                )
+                .await
+            }
+            Stage::Failed { reason, message } if !was_stalled => {
+                events::publish(
+                    &ctx.recorder,
+                    dataset.as_ref(),
+                    true,
+                    "PrepareFailed",
+                    format!("{reason}: {message}"),
+                )
+                .await
+            }
+            _ => {}
+        }
+    }
+    Ok(next)
+}

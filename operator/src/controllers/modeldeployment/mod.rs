@@ -1,0 +1,343 @@
+//! The ModelDeployment controller: a Deployment per revision and one Service, revisions rolled
+//! out as canaries and promoted or rolled back on the verdicts of the Monitors that watch them
+//! (see [`plan`]). It never writes the spec: a rollback is status and child objects only.
+
+pub mod build;
+
+use super::apply::{apply, apply_status, owner_label_key};
+use super::error::{ApiContext, Error, Result};
+use super::{Context, error_policy, events, jobs};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use modelops_api::conditions::{reasons, types};
+use modelops_api::modeldeployment::ModelDeploymentStatus;
+use modelops_api::monitor::{MonitorAction, Verdict};
+use modelops_api::trainingjob::TrainingPhase;
+use modelops_api::{ModelDeployment, Monitor, TrainingJob};
+use modelops_core::rollout::plan::{self, DesiredModel, Observed, VerdictSeen};
+use modelops_core::rollout::status;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Runs the ModelDeployment controller until shutdown.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<ModelDeployment>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let store = controller.store();
+    let by_target = store.clone();
+    controller
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default().labels(&owner_label_key::<ModelDeployment>()),
+        )
+        // A new model: the TrainingJob it names succeeded.
+        .watches(
+            Api::<TrainingJob>::all(client.clone()),
+            watcher::Config::default(),
+            move |job| {
+                let (namespace, name) = (job.namespace(), job.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|md| {
+                        md.namespace() == namespace
+                            && md
+                                .spec
+                                .model
+                                .training_job_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|md| ObjectRef::from_obj(md.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // A verdict: the Monitors that target it evaluated.
+        .watches(
+            Api::<Monitor>::all(client),
+            watcher::Config::default(),
+            move |monitor| {
+                let namespace = monitor.namespace();
+                let target = monitor.spec.target_ref.name.clone();
+                by_target
+                    .state()
+                    .into_iter()
+                    .filter(|md| md.namespace() == namespace && md.name_any() == target)
+                    .map(|md| ObjectRef::from_obj(md.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("modeldeployment reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+/// The model the spec names: its URI and digest, or why it is not there yet.
+async fn resolve(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+) -> Result<std::result::Result<(String, DesiredModel), (&'static str, String)>> {
+    let (uri, digest, training_job) = if let Some(reference) = &md.spec.model.training_job_ref {
+        let jobs_api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
+        let Some(job) = jobs_api
+            .get_opt(&reference.name)
+            .await
+            .action(|| format!("reading TrainingJob {namespace}/{}", reference.name))?
+        else {
+            return Ok(Err((
+                reasons::REFERENCE_NOT_FOUND,
+                format!(
+                    "spec.model.trainingJobRef: TrainingJob {namespace}/{} does not exist",
+                    reference.name
+                ),
+            )));
+        };
+        let status = job.status.unwrap_or_default();
+        match (status.phase, status.model) {
+            (Some(TrainingPhase::Succeeded), Some(model)) => {
+                (model.uri, model.digest, Some(reference.name.clone()))
+            }
+            (phase, _) => {
+                return Ok(Err((
+                    reasons::REFERENCE_NOT_READY,
+                    format!(
+                        "spec.model.trainingJobRef: TrainingJob {namespace}/{} has not succeeded (phase {phase:?})",
+                        reference.name
+                    ),
+                )));
+            }
+        }
+    } else if let Some(artifact) = &md.spec.model.artifact {
+        (artifact.uri.clone(), artifact.digest.clone(), None)
+    } else {
+        return Ok(Err((
+            reasons::INVALID_SPEC,
+            "spec.model: set trainingJobRef or artifact".into(),
+        )));
+    };
+    let Some(dir) = build::model_dir(&uri) else {
+        return Ok(Err((
+            reasons::INVALID_SPEC,
+            format!("spec.model: {uri} is not a pvc:// URI of the artifact store"),
+        )));
+    };
+    let spec_hash = jobs::short_hash(&(
+        &digest,
+        &md.spec.serving,
+        &md.spec.resources,
+        &md.spec.template,
+    ));
+    Ok(Ok((
+        dir,
+        DesiredModel {
+            digest,
+            training_job,
+            spec_hash,
+        },
+    )))
+}
+
+/// The verdicts of the Monitors that target this ModelDeployment: one per revision each Monitor
+/// judged at its last evaluation (Inconclusive ones say nothing either way and are left out).
+async fn verdicts(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+) -> Result<Vec<VerdictSeen>> {
+    let monitors: Api<Monitor> = Api::namespaced(ctx.client.clone(), namespace);
+    let list = monitors
+        .list(&ListParams::default())
+        .await
+        .action(|| format!("listing Monitors in {namespace}"))?;
+    let mut seen = Vec::new();
+    for monitor in list
+        .items
+        .into_iter()
+        .filter(|m| m.spec.target_ref.name == md.name_any())
+    {
+        let rollback = monitor.spec.action == MonitorAction::Rollback;
+        let name = monitor.name_any();
+        let Some(status) = monitor.status else {
+            continue;
+        };
+        let Some(time) = status.last_evaluation.as_ref().map(|e| e.time.clone()) else {
+            continue;
+        };
+        for revision in status.revisions {
+            let pass = match revision.verdict {
+                Verdict::Pass => true,
+                Verdict::Fail => false,
+                Verdict::Inconclusive => continue,
+            };
+            seen.push(VerdictSeen {
+                monitor: name.clone(),
+                revision: revision.revision,
+                time: time.clone(),
+                pass,
+                rollback,
+                reason: revision.reason,
+            });
+        }
+    }
+    Ok(seen)
+}
+
+async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer("ModelDeployment");
+    let namespace = md
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(format!("ModelDeployment {}", md.name_any())))?;
+    let generation = md.metadata.generation;
+    let current: Option<&ModelDeploymentStatus> = md.status.as_ref();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    // Dereference: the model, the revisions' Deployments, the Monitors' verdicts.
+    let resolved = resolve(&ctx, &md, &namespace).await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing: BTreeMap<i32, Deployment> = deployments
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            owner_label_key::<ModelDeployment>(),
+            md.name_any()
+        )))
+        .await
+        .action(|| {
+            format!(
+                "listing the Deployments of ModelDeployment {namespace}/{}",
+                md.name_any()
+            )
+        })?
+        .items
+        .into_iter()
+        .filter_map(|d| Some((d.labels().get(build::REVISION_LABEL)?.parse().ok()?, d)))
+        .collect();
+    let observed: BTreeMap<i32, Observed> = existing
+        .iter()
+        .map(|(revision, d)| {
+            let status = d.status.clone().unwrap_or_default();
+            let failed = status.conditions.iter().flatten().any(|c| {
+                c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            });
+            (
+                *revision,
+                Observed {
+                    ready: status.ready_replicas.unwrap_or(0),
+                    failed,
+                },
+            )
+        })
+        .collect();
+    let verdicts = verdicts(&ctx, &md, &namespace).await?;
+
+    // Plan the revisions.
+    let (desired, model_dir, unresolved) = match &resolved {
+        Ok((dir, desired)) => (Some(desired), Some(dir.clone()), None),
+        Err((reason, message)) => (None, None, Some((*reason, message.clone()))),
+    };
+    let plan = plan::plan(
+        &md.spec, generation, current, desired, &observed, &verdicts, &now,
+    );
+
+    // Build and apply: a Deployment per kept revision, the Service; prune the rest.
+    ctx.artifacts
+        .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
+        .await?;
+    let key = ctx.feedback_key(&namespace, &md.name_any(), &md.uid().unwrap_or_default());
+    for revision in &plan.revisions {
+        let replicas = plan.replicas.get(&revision.revision).copied().unwrap_or(0);
+        // A revision's model folder: the digest names it in the store.
+        let dir = match (&model_dir, desired) {
+            (Some(dir), Some(d)) if d.digest == revision.model_digest => dir.clone(),
+            _ => modelops_api::workorder::layout::mount_path(
+                &modelops_api::workorder::layout::model_dir(&revision.model_digest),
+            ),
+        };
+        let deployment = build::deployment(
+            &ctx.config,
+            &md,
+            &namespace,
+            revision.revision,
+            &dir,
+            &revision.model_digest,
+            replicas,
+            &key,
+        );
+        apply(&deployments, &deployment).await?;
+    }
+    for (revision, d) in &existing {
+        if !plan.revisions.iter().any(|r| r.revision == *revision) {
+            deployments
+                .delete(&d.name_any(), &DeleteParams::background())
+                .await
+                .action(|| format!("deleting Deployment {namespace}/{}", d.name_any()))?;
+        }
+    }
+    apply(
+        &Api::<Service>::namespaced(ctx.client.clone(), &namespace),
+        &build::service(&md, &namespace),
+    )
+    .await?;
+
+    // Status, and Events for what a person should notice.
+    let ready_by_revision: BTreeMap<i32, i32> =
+        observed.iter().map(|(r, o)| (*r, o.ready)).collect();
+    let new = status::status(
+        current,
+        generation,
+        &plan,
+        &ready_by_revision,
+        build::endpoint(&md, &namespace),
+        unresolved,
+        &now,
+    );
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(&api, md.as_ref(), current, &new).await?;
+    for notice in &plan.notices {
+        events::publish(
+            &ctx.recorder,
+            md.as_ref(),
+            notice.warning,
+            notice.reason,
+            notice.message.clone(),
+        )
+        .await;
+    }
+    let was_ready = current.is_some_and(|s| s.conditions.is_true(types::READY));
+    if !was_ready && new.conditions.is_true(types::READY) {
+        events::publish(
+            &ctx.recorder,
+            md.as_ref(),
+            false,
+            "Available",
+            new.conditions
+                .get(types::READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
+    let pending = plan.canary.is_some() || new.conditions.is_true(types::DEGRADED);
+    Ok(match (plan.requeue_after, pending) {
+        (Some(after), _) => Action::requeue(after),
+        (None, true) => Action::requeue(std::time::Duration::from_secs(5)),
+        (None, false) => Action::await_change(),
+    })
+}

@@ -1,0 +1,292 @@
+//! The Monitor controller: every `spec.interval` it scrapes `/metrics` of every serving pod of
+//! its target ModelDeployment, folds the counters into a sliding window per revision, and writes
+//! the values, thresholds and verdict into `Monitor.status` (the statistics are in
+//! [`crate::monitor`]). It measures and judges; it never moves traffic: the ModelDeployment
+//! controller reads the verdicts and acts.
+
+use super::apply::apply_status;
+use super::error::{ApiContext, Error, Result};
+use super::{Context, error_policy, events};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use modelops_api::conditions::{new_condition, reasons, types};
+use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus};
+use modelops_api::profile::Profile;
+use modelops_api::serving::{METRICS_PATH, parse_metrics};
+use modelops_api::workorder::SERVING_PORT;
+use modelops_api::{Dataset, ModelDeployment, TrainingJob};
+use modelops_core::monitor::{self as stats, PodScrape, evaluate, status as monitor_status};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long one pod's `/metrics` may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the Monitor controller until shutdown.
+pub async fn run(ctx: Arc<Context>) {
+    Controller::new(
+        Api::<Monitor>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!("monitor reconcile: {e}");
+        }
+    })
+    .await;
+}
+
+/// GET `/metrics` of one pod, with a plain HTTP/1.0 request (the serving pods answer with a
+/// Content-Length and close).
+async fn scrape(ip: &str) -> Option<String> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect((ip, SERVING_PORT))
+            .await
+            .ok()?;
+        let request =
+            format!("GET {METRICS_PATH} HTTP/1.0\r\nHost: {ip}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8(response).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.split_whitespace()
+            .nth(1)
+            .filter(|code| *code == "200")?;
+        Some(body.to_owned())
+    };
+    tokio::time::timeout(SCRAPE_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Scrapes every running serving pod of the target, concurrently.
+async fn scrape_pods(ctx: &Context, namespace: &str, target: &str) -> Result<Vec<PodScrape>> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("modelops.dev/modeldeployment={target}")))
+        .await
+        .action(|| format!("listing the serving pods of {namespace}/{target}"))?;
+    let scrapes = list.items.into_iter().filter_map(|pod| {
+        let status = pod.status.as_ref()?;
+        let ip = status.pod_ip.clone()?;
+        let container = status
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == "serve")?
+            .clone();
+        let started_at = container
+            .state
+            .as_ref()?
+            .running
+            .as_ref()?
+            .started_at
+            .clone()?
+            .0;
+        let id = format!("{}/{}", pod.uid()?, container.restart_count);
+        Some(async move {
+            let samples = scrape(&ip).await.map(|text| parse_metrics(&text));
+            PodScrape {
+                pod: id,
+                started_at: Some(started_at),
+                samples,
+            }
+        })
+    });
+    Ok(futures::future::join_all(scrapes).await)
+}
+
+/// The Dataset profile of the model the target serves (the drift reference): the revision's
+/// TrainingJob names the Dataset, whose prepared version must be the one the model was trained
+/// on. None when the model did not come from a TrainingJob.
+async fn profile(
+    ctx: &Context,
+    namespace: &str,
+    target: &ModelDeployment,
+    revision: Option<i32>,
+) -> Result<Option<Arc<Profile>>> {
+    let Some(status) = &target.status else {
+        return Ok(None);
+    };
+    let Some(job_name) = status
+        .revisions
+        .iter()
+        .find(|r| Some(r.revision) == revision)
+        .or_else(|| status.revisions.first())
+        .and_then(|r| r.training_job.clone())
+    else {
+        return Ok(None);
+    };
+    let jobs: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(job) = jobs
+        .get_opt(&job_name)
+        .await
+        .action(|| format!("reading TrainingJob {namespace}/{job_name}"))?
+    else {
+        return Ok(None);
+    };
+    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(dataset) = datasets
+        .get_opt(&job.spec.dataset_ref.name)
+        .await
+        .action(|| format!("reading Dataset {namespace}/{}", job.spec.dataset_ref.name))?
+    else {
+        return Ok(None);
+    };
+    let Some(uri) = dataset.status.and_then(|s| s.profile).map(|p| p.uri) else {
+        return Ok(None);
+    };
+    match ctx.profiles.get(&ctx.config.artifacts, &uri) {
+        Ok(profile) => Ok(Some(profile)),
+        Err(e) => {
+            tracing::warn!(
+                "Monitor target {namespace}/{}: profile {uri}: {e}",
+                target.name_any()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A status that says the Monitor cannot evaluate, and why.
+fn not_evaluating(
+    monitor: &Monitor,
+    reason: &str,
+    message: String,
+    stalled: bool,
+) -> MonitorStatus {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let generation = monitor.metadata.generation;
+    let mut status = monitor.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    status.conditions.set(new_condition(
+        types::READY,
+        false,
+        reason,
+        message.clone(),
+        generation,
+        &now,
+    ));
+    status.conditions.set_while_true(
+        types::STALLED,
+        stalled.then_some((reason, message)),
+        generation,
+        &now,
+    );
+    status
+}
+
+async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer("Monitor");
+    let namespace = monitor
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(format!("Monitor {}", monitor.name_any())))?;
+    let api: Api<Monitor> = Api::namespaced(ctx.client.clone(), &namespace);
+    let current = monitor.status.as_ref();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    // Validate.
+    let bounds = match stats::validate(&monitor.spec) {
+        Ok(bounds) => bounds,
+        Err(problem) => {
+            let status = not_evaluating(&monitor, reasons::INVALID_SPEC, problem, true);
+            apply_status(&api, monitor.as_ref(), current, &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let interval = modelops_api::common::parse_duration(&monitor.spec.interval)
+        .unwrap_or(Duration::from_secs(30));
+    let previous = monitor_status::previous_status(&monitor);
+    let due = evaluate::due_in(&monitor.spec, previous, &now);
+    if !due.is_zero() {
+        return Ok(Action::requeue(due));
+    }
+
+    // Dereference the target and scrape its pods.
+    let target_name = &monitor.spec.target_ref.name;
+    let targets: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(target) = targets
+        .get_opt(target_name)
+        .await
+        .action(|| format!("reading ModelDeployment {namespace}/{target_name}"))?
+    else {
+        let status = not_evaluating(
+            &monitor,
+            reasons::REFERENCE_NOT_FOUND,
+            format!("spec.targetRef: ModelDeployment {namespace}/{target_name} does not exist"),
+            false,
+        );
+        apply_status(&api, monitor.as_ref(), current, &status).await?;
+        return Ok(Action::requeue(interval));
+    };
+    let pods = scrape_pods(&ctx, &namespace, target_name).await?;
+    let focus = target.status.as_ref().and_then(stats::focus_revision);
+    let profile = if evaluate::needs_profile(&monitor.spec) {
+        profile(&ctx, &namespace, &target, focus).await?
+    } else {
+        None
+    };
+
+    // Evaluate.
+    let window = {
+        let mut states = ctx.monitor_states.lock().expect("not poisoned");
+        let state = states.entry(monitor.uid().unwrap_or_default()).or_default();
+        state.observe(now.0, &pods, &bounds)
+    };
+    let outcome = stats::evaluate(
+        &monitor.spec,
+        &window,
+        profile.as_deref(),
+        previous,
+        focus,
+        &now,
+    );
+    let status = monitor_status::next_status(
+        &monitor.spec,
+        previous,
+        &outcome,
+        monitor.metadata.generation,
+    );
+    apply_status(&api, monitor.as_ref(), current, &status).await?;
+    if outcome.newly_failed() {
+        let evaluation = outcome.last_evaluation();
+        let action = match monitor.spec.action {
+            MonitorAction::Rollback => "the ModelDeployment rolls it back",
+            MonitorAction::Alert => "alert only: traffic stays as it is",
+        };
+        events::publish(
+            &ctx.recorder,
+            monitor.as_ref(),
+            true,
+            &evaluation.reason,
+            format!(
+                "revision {} of {target_name} failed: {}{}; {action}",
+                evaluation
+                    .revision
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                evaluation
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| evaluation.reason.clone()),
+                evaluation
+                    .worst_feature
+                    .as_ref()
+                    .map(|f| format!(" (worst feature {f})"))
+                    .unwrap_or_default(),
+            ),
+        )
+        .await;
+    }
+    Ok(Action::requeue(interval))
+}

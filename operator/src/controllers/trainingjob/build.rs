@@ -1,0 +1,188 @@
+//! Pure: a TrainingJob (with its pinned Dataset digest) in, its worker Jobs out.
+
+use crate::config::OperatorConfig;
+use crate::controllers::apply::child_labels;
+use crate::controllers::jobs;
+use crate::controllers::workerpod::{WorkerPod, pod_template};
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Resource, ResourceExt};
+use modelops_api::TrainingJob;
+use modelops_api::workorder::{TrainOrder, Trial, WorkOrder, layout};
+use modelops_core::training::search::TrialParameters;
+
+/// The label that tells a trial's Job which trial it runs.
+pub const TRIAL_LABEL: &str = "modelops.dev/trial";
+
+/// The name of the Job of the whole run, or of one trial.
+pub fn job_name(job: &TrainingJob, trial: Option<i32>) -> String {
+    let stem: String = job.name_any().chars().take(40).collect();
+    match trial {
+        None => format!("{stem}-train"),
+        Some(index) => format!("{stem}-trial-{index}"),
+    }
+}
+
+/// The checkpoint folder (relative to the artifact store) of the run or of one trial.
+pub fn checkpoint_dir(job: &TrainingJob, namespace: &str, trial: Option<i32>) -> String {
+    let uid = job.uid().unwrap_or_default();
+    match trial {
+        None => layout::checkpoint_dir(namespace, &job.name_any(), &uid),
+        Some(index) => layout::trial_checkpoint_dir(namespace, &job.name_any(), &uid, index),
+    }
+}
+
+/// The work order of the run or of one trial.
+pub fn train_order(
+    config: &OperatorConfig,
+    job: &TrainingJob,
+    namespace: &str,
+    dataset_digest: &str,
+    trial: Option<(i32, &TrialParameters)>,
+) -> WorkOrder {
+    WorkOrder::Train(TrainOrder {
+        namespace: namespace.to_owned(),
+        name: job.name_any(),
+        uid: job.uid().unwrap_or_default(),
+        spec: job.spec.clone(),
+        dataset_dir: layout::mount_path(&layout::dataset_dir(
+            namespace,
+            &job.spec.dataset_ref.name,
+            dataset_digest,
+        )),
+        dataset_digest: dataset_digest.to_owned(),
+        checkpoint_dir: layout::mount_path(&checkpoint_dir(job, namespace, trial.map(|t| t.0))),
+        models_dir: layout::mount_path(layout::MODELS_DIR),
+        models_uri_prefix: layout::pvc_uri(&config.artifacts.claim, layout::MODELS_DIR),
+        trial: trial.map(|(index, parameters)| Trial {
+            index,
+            parameters: parameters.clone(),
+        }),
+    })
+}
+
+/// The Job of the run or of one trial.
+pub fn train_job(
+    config: &OperatorConfig,
+    job: &TrainingJob,
+    namespace: &str,
+    dataset_digest: &str,
+    trial: Option<(i32, &TrialParameters)>,
+) -> Job {
+    let order = train_order(config, job, namespace, dataset_digest, trial);
+    let mut labels = child_labels(job);
+    if let Some((index, _)) = trial {
+        labels.insert(TRIAL_LABEL.to_owned(), index.to_string());
+    }
+    let template = pod_template(
+        config,
+        WorkerPod {
+            command: "train",
+            order: &order,
+            resources: &job.spec.resources,
+            template: Some(&job.spec.template),
+            volumes: Vec::new(),
+            labels: labels.clone(),
+        },
+    );
+    let owner = job
+        .controller_owner_ref(&())
+        .expect("a stored TrainingJob has a uid");
+    jobs::build(
+        &job_name(job, trial.map(|t| t.0)),
+        namespace,
+        &labels,
+        owner,
+        template,
+        &job.spec.run_policy,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelops_api::trainingjob::ParameterValue;
+    use std::collections::BTreeMap;
+
+    fn digits() -> TrainingJob {
+        let mut job: TrainingJob =
+            serde_yaml::from_str(include_str!("../../../../examples/digits/trainingjob.yaml"))
+                .unwrap();
+        job.metadata.namespace = Some("team-a".into());
+        job.metadata.uid = Some("uid-7".into());
+        job
+    }
+
+    fn order_of(job: &Job) -> TrainOrder {
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let env = &pod.containers[0].env.as_ref().unwrap()[0];
+        match serde_json::from_str(env.value.as_deref().unwrap()).unwrap() {
+            WorkOrder::Train(order) => order,
+            other => panic!("not a train order: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_order_points_at_the_pinned_dataset_and_the_checkpoints() {
+        let config = OperatorConfig::for_tests("/srv".into());
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let job = train_job(&config, &digits(), "team-a", &digest, None);
+        assert_eq!(job.metadata.name.as_deref(), Some("digits-train"));
+        let order = order_of(&job);
+        assert_eq!(
+            order.dataset_dir,
+            format!("/artifacts/datasets/team-a/digits/{}", "b".repeat(64))
+        );
+        assert_eq!(
+            order.checkpoint_dir,
+            "/artifacts/checkpoints/team-a/digits/uid-7"
+        );
+        assert_eq!(order.models_uri_prefix, "pvc://modelops-artifacts/models");
+        assert!(order.trial.is_none());
+        let spec = job.spec.unwrap();
+        assert_eq!(
+            spec.backoff_limit,
+            Some(digits().spec.run_policy.backoff_limit)
+        );
+    }
+
+    #[test]
+    fn gpus_and_scheduling_reach_the_pod() {
+        let config = OperatorConfig::for_tests("/srv".into());
+        let mut tj = digits();
+        tj.spec.resources.gpu = 1;
+        tj.spec
+            .template
+            .node_selector
+            .insert("gpu".into(), "h200".into());
+        let job = train_job(&config, &tj, "team-a", "sha256:00", None);
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let limits = pod.containers[0].resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["nvidia.com/gpu"].0, "1");
+        assert_eq!(pod.node_selector.unwrap()["gpu"], "h200");
+    }
+
+    #[test]
+    fn a_trial_has_its_own_job_checkpoints_and_parameters() {
+        let config = OperatorConfig::for_tests("/srv".into());
+        let parameters =
+            BTreeMap::from([("learningRate".to_owned(), ParameterValue::Number(0.01))]);
+        let job = train_job(
+            &config,
+            &digits(),
+            "team-a",
+            "sha256:00",
+            Some((2, &parameters)),
+        );
+        assert_eq!(job.metadata.name.as_deref(), Some("digits-trial-2"));
+        assert_eq!(job.metadata.labels.as_ref().unwrap()[TRIAL_LABEL], "2");
+        let order = order_of(&job);
+        assert_eq!(
+            order.checkpoint_dir,
+            "/artifacts/checkpoints/team-a/digits/uid-7/trial-2"
+        );
+        assert_eq!(
+            order.trial.unwrap().parameters["learningRate"],
+            ParameterValue::Number(0.01)
+        );
+    }
+}

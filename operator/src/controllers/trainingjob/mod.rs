@@ -1,0 +1,586 @@
+//! The TrainingJob controller: waits for its Dataset, pins the Dataset's digest, runs worker
+//! pods as Jobs (one, or one per trial of a search with at most `parallelism` at once), copies
+//! the worker's per-epoch progress into the status, and records the trained model.
+//!
+//! A TrainingJob that finished (Succeeded or Failed) is final, like a Kubernetes Job: to train
+//! again, create a new one.
+
+pub mod build;
+
+use super::apply::{apply, apply_status, owner_label_key};
+use super::error::{ApiContext, Error, Result};
+use super::{Context, error_policy, events, jobs};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use modelops_api::conditions::{reasons, types};
+use modelops_api::trainingjob::{
+    Architecture, ModelArtifact, ModelMetrics, TrainingJobStatus, TrainingPhase, TrainingProgress,
+    TrialStatus,
+};
+use modelops_api::workorder::{TrainResult, layout};
+use modelops_api::{Dataset, TrainingJob};
+use modelops_core::training::search;
+use modelops_core::training::status::{self, Observed, Stage};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a running job's progress is read again.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Runs the TrainingJob controller until shutdown.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<TrainingJob>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let store = controller.store();
+    controller
+        .owns(
+            Api::<Job>::all(client.clone()),
+            watcher::Config::default().labels(&owner_label_key::<TrainingJob>()),
+        )
+        // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
+        .watches(
+            Api::<Dataset>::all(client),
+            watcher::Config::default(),
+            move |dataset| {
+                let namespace = dataset.namespace();
+                let name = dataset.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|job| job.namespace() == namespace && job.spec.dataset_ref.name == name)
+                    .map(|job| ObjectRef::from_obj(job.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("trainingjob reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+/// The Dataset digest to train on: the one pinned at start, or the Dataset's now; or why the job
+/// has to wait.
+async fn dataset_digest(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+) -> Result<std::result::Result<(String, Option<Dataset>), Stage>> {
+    let name = &job.spec.dataset_ref.name;
+    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), namespace);
+    let dataset = datasets
+        .get_opt(name)
+        .await
+        .action(|| format!("reading Dataset {namespace}/{name}"))?;
+    if let Some(pinned) = job.status.as_ref().and_then(|s| s.dataset_digest.clone()) {
+        return Ok(Ok((pinned, dataset)));
+    }
+    let Some(dataset) = dataset else {
+        return Ok(Err(Stage::WaitingForDataset {
+            reason: reasons::DATASET_NOT_FOUND,
+            message: format!(
+                "spec.datasetRef: Dataset {namespace}/{name} does not exist yet; training starts once it is created and prepared"
+            ),
+        }));
+    };
+    let status = dataset.status.as_ref();
+    match status.and_then(|s| s.digest.clone()) {
+        Some(digest) if status.is_some_and(|s| s.conditions.is_true(types::READY)) => {
+            Ok(Ok((digest, Some(dataset))))
+        }
+        _ => {
+            let why = status
+                .and_then(|s| s.conditions.get(types::READY))
+                .map(|c| format!(" ({}: {})", c.reason, c.message))
+                .unwrap_or_default();
+            Ok(Err(Stage::WaitingForDataset {
+                reason: reasons::DATASET_NOT_READY,
+                message: format!("spec.datasetRef: Dataset {namespace}/{name} is not Ready{why}"),
+            }))
+        }
+    }
+}
+
+/// Checks of the spec against its Dataset that the CRD schema cannot make.
+fn validate(job: &TrainingJob, dataset: Option<&Dataset>) -> Option<String> {
+    let dataset = dataset?;
+    let text = dataset.spec.schema.text.is_some();
+    match job.spec.model.architecture {
+        Architecture::TextLstm if !text => Some(format!(
+            "spec.model.architecture textLstm needs a text Dataset, but Dataset {} has no spec.schema.text: use mlp or cnn, or a jsonl Dataset",
+            dataset.name_any()
+        )),
+        Architecture::Mlp | Architecture::Cnn if text => Some(format!(
+            "spec.model.architecture {} needs numeric features, but Dataset {} is text: use textLstm",
+            job.spec.model.architecture.as_str(),
+            dataset.name_any()
+        )),
+        _ => None,
+    }
+}
+
+/// The worker's progress file of a run, if it wrote one.
+fn read_progress(ctx: &Context, checkpoint_dir: &str) -> Option<TrainingProgress> {
+    let path = ctx
+        .config
+        .artifacts
+        .local_dir
+        .join(checkpoint_dir)
+        .join(layout::PROGRESS_JSON);
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The model recorded by a finished worker.
+fn model_from_result(result: &TrainResult) -> ModelArtifact {
+    ModelArtifact {
+        uri: result.model_uri.clone(),
+        digest: result.model_digest.clone(),
+        architecture: result.architecture,
+        dataset_digest: result.dataset_digest.clone(),
+        metrics: result.metrics.clone(),
+    }
+}
+
+/// A model read back from its card on the artifact store (for a search's best trial, whose Job
+/// may be gone by the time the search ends).
+fn model_from_card(ctx: &Context, digest: &str) -> Result<ModelArtifact> {
+    let dir = layout::model_dir(digest);
+    let path = ctx
+        .config
+        .artifacts
+        .local_dir
+        .join(&dir)
+        .join(layout::MODEL_JSON);
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Artifacts {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let card: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Artifacts {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    let architecture: Architecture =
+        serde_json::from_value(card["architecture"].clone()).unwrap_or(Architecture::Mlp);
+    let metrics: ModelMetrics = serde_json::from_value(card["metrics"].clone()).unwrap_or_default();
+    Ok(ModelArtifact {
+        uri: layout::pvc_uri(&ctx.config.artifacts.claim, &dir),
+        digest: layout::sha256_digest(digest),
+        architecture,
+        dataset_digest: card["datasetDigest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        metrics,
+    })
+}
+
+/// The outcome of one worker Job, as the TrainingJob sees it.
+struct RunState {
+    stage: Stage,
+    attempts: i32,
+    result: Option<TrainResult>,
+}
+
+/// Gets or creates the Job of a run (or trial), then reads where it stands.
+async fn run_job(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    desired: Job,
+    created: &mut bool,
+) -> Result<RunState> {
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = desired.metadata.name.clone().unwrap_or_default();
+    let existing = jobs_api
+        .get_opt(&name)
+        .await
+        .action(|| format!("reading Job {namespace}/{name}"))?;
+    let worker_job = match existing {
+        Some(existing) => {
+            // Suspension is the one field that may change after creation (Kueue flips it).
+            let suspend = job.spec.run_policy.suspend;
+            if existing
+                .spec
+                .as_ref()
+                .and_then(|s| s.suspend)
+                .unwrap_or(false)
+                != suspend
+            {
+                jobs_api
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"spec": {"suspend": suspend}})),
+                    )
+                    .await
+                    .action(|| format!("setting suspend on Job {namespace}/{name}"))?
+            } else {
+                existing
+            }
+        }
+        None => {
+            *created = true;
+            apply(&jobs_api, &desired).await?
+        }
+    };
+    Ok(match jobs::outcome(&worker_job) {
+        jobs::Outcome::Suspended => RunState {
+            stage: Stage::Suspended,
+            attempts: 0,
+            result: None,
+        },
+        jobs::Outcome::Active { running, failed } => RunState {
+            stage: if running > 0 {
+                Stage::Running
+            } else {
+                Stage::Pending
+            },
+            attempts: failed + 1,
+            result: None,
+        },
+        jobs::Outcome::Succeeded => {
+            let failed = worker_job
+                .status
+                .as_ref()
+                .and_then(|s| s.failed)
+                .unwrap_or(0);
+            let message =
+                jobs::termination_message(&ctx.client, namespace, &name, "Succeeded").await?;
+            match message.as_deref().map(serde_json::from_str::<TrainResult>) {
+                Some(Ok(result)) => RunState {
+                    stage: Stage::Succeeded(model_from_result(&result)),
+                    attempts: failed + 1,
+                    result: Some(result),
+                },
+                other => RunState {
+                    stage: Stage::Failed {
+                        reason: "UnreadableResult".into(),
+                        message: format!(
+                            "the worker of Job {name} succeeded but left no readable result: {other:?}"
+                        ),
+                    },
+                    attempts: failed + 1,
+                    result: None,
+                },
+            }
+        }
+        jobs::Outcome::Failed {
+            reason,
+            message,
+            failed,
+        } => {
+            let pod_message =
+                jobs::termination_message(&ctx.client, namespace, &name, "Failed").await?;
+            let detail = match pod_message
+                .as_deref()
+                .map(serde_json::from_str::<modelops_api::workorder::WorkerFailure>)
+            {
+                Some(Ok(failure)) => format!("{}: {}", failure.reason, failure.message),
+                Some(Err(_)) => pod_message.unwrap_or_default().trim().to_owned(),
+                None => String::new(),
+            };
+            let message = if detail.is_empty() {
+                message
+            } else {
+                format!("{message}; last worker error: {detail}")
+            };
+            RunState {
+                stage: Stage::Failed { reason, message },
+                attempts: failed.max(1),
+                result: None,
+            }
+        }
+    })
+}
+
+/// A search: starts trials up to `parallelism`, records finished ones, picks the best.
+async fn run_search(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    digest: &str,
+    created: &mut bool,
+) -> Result<(Stage, Observed)> {
+    let search = job.spec.search.as_ref().expect("called for searching jobs");
+    let plan = search::trials(search, job.spec.hyperparameters.seed.unwrap_or(42));
+    let recorded: BTreeMap<i32, TrialStatus> = job
+        .status
+        .as_ref()
+        .map(|s| s.trials.iter().map(|t| (t.index, t.clone())).collect())
+        .unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let existing: BTreeMap<String, Job> = jobs_api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            owner_label_key::<TrainingJob>(),
+            job.name_any()
+        )))
+        .await
+        .action(|| {
+            format!(
+                "listing the Jobs of TrainingJob {namespace}/{}",
+                job.name_any()
+            )
+        })?
+        .items
+        .into_iter()
+        .map(|j| (j.name_any(), j))
+        .collect();
+
+    let mut trials = Vec::new();
+    let mut attempts = 0;
+    let mut active = 0;
+    let mut progress = None;
+    for (index, parameters) in plan.iter().enumerate() {
+        let index = index as i32;
+        let shown = parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let finished = recorded
+            .get(&index)
+            .filter(|t| matches!(t.phase, TrainingPhase::Succeeded | TrainingPhase::Failed));
+        if let Some(trial) = finished {
+            trials.push(trial.clone());
+            continue;
+        }
+        let name = build::job_name(job, Some(index));
+        let may_start = active < search.parallelism || existing.contains_key(&name);
+        if !may_start {
+            trials.push(TrialStatus {
+                index,
+                parameters: shown,
+                phase: TrainingPhase::Pending,
+                objective: None,
+                model_digest: None,
+                message: None,
+            });
+            continue;
+        }
+        let desired = build::train_job(
+            &ctx.config,
+            job,
+            namespace,
+            digest,
+            Some((index, parameters)),
+        );
+        let state = run_job(ctx, job, namespace, desired, created).await?;
+        attempts += state.attempts;
+        let phase = status::phase(&state.stage);
+        if matches!(
+            phase,
+            TrainingPhase::Pending | TrainingPhase::Running | TrainingPhase::Suspended
+        ) {
+            active += 1;
+            if let Some(p) = read_progress(ctx, &build::checkpoint_dir(job, namespace, Some(index)))
+            {
+                progress = Some(TrainingProgress {
+                    trial: Some(index),
+                    ..p
+                });
+            }
+        }
+        let message = match &state.stage {
+            Stage::Failed { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        trials.push(TrialStatus {
+            index,
+            parameters: shown,
+            phase,
+            objective: state.result.as_ref().and_then(|r| r.objective),
+            model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
+            message,
+        });
+    }
+    let goal = search.objective.goal();
+    let best = search::best(&trials, goal).map(|t| (t.index, t.model_digest.clone()));
+    let all_finished = trials
+        .iter()
+        .all(|t| matches!(t.phase, TrainingPhase::Succeeded | TrainingPhase::Failed));
+    let stage = if all_finished {
+        match &best {
+            Some((_, Some(digest))) => Stage::Succeeded(model_from_card(ctx, digest)?),
+            _ => Stage::Failed {
+                reason: reasons::ALL_TRIALS_FAILED.into(),
+                message: format!("all {} trials failed; see status.trials", trials.len()),
+            },
+        }
+    } else if job.spec.run_policy.suspend {
+        Stage::Suspended
+    } else if trials.iter().any(|t| t.phase == TrainingPhase::Running) {
+        Stage::Running
+    } else {
+        Stage::Pending
+    };
+    let observed = Observed {
+        dataset_digest: Some(digest.to_owned()),
+        attempts,
+        progress,
+        trials,
+        best_trial: best.map(|b| b.0),
+    };
+    Ok((stage, observed))
+}
+
+async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer("TrainingJob");
+    let namespace = job
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(format!("TrainingJob {}", job.name_any())))?;
+    let current: Option<&TrainingJobStatus> = job.status.as_ref();
+    if current.is_some_and(|s| {
+        matches!(
+            s.phase,
+            Some(TrainingPhase::Succeeded | TrainingPhase::Failed)
+        )
+    }) {
+        return Ok(Action::await_change());
+    }
+    let generation = job.metadata.generation;
+    let mut created = false;
+
+    // Dereference and validate.
+    let (stage, observed) = match dataset_digest(&ctx, &job, &namespace).await? {
+        Err(waiting) => (waiting, Observed::default()),
+        Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
+            Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
+                (Stage::InvalidSpec(problem), Observed::default())
+            }
+            _ => {
+                // Build and apply the worker Jobs.
+                ctx.artifacts
+                    .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
+                    .await?;
+                if job.spec.search.is_some() {
+                    run_search(&ctx, &job, &namespace, &digest, &mut created).await?
+                } else {
+                    let desired = build::train_job(&ctx.config, &job, &namespace, &digest, None);
+                    let state = run_job(&ctx, &job, &namespace, desired, &mut created).await?;
+                    let progress =
+                        read_progress(&ctx, &build::checkpoint_dir(&job, &namespace, None));
+                    let observed = Observed {
+                        dataset_digest: Some(digest),
+                        attempts: state.attempts,
+                        progress,
+                        ..Default::default()
+                    };
+                    (state.stage, observed)
+                }
+            }
+        },
+    };
+
+    // Update the status, and publish the changes a person should notice.
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let previous_attempts = current.map(|s| s.attempts).unwrap_or(0);
+    let previous_phase = current.and_then(|s| s.phase);
+    let attempts = observed.attempts;
+    let new = status::status(current, generation, &stage, observed, &now);
+    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(&api, job.as_ref(), current, &new).await?;
+    let name = job.name_any();
+    if created
+        && previous_phase.is_none_or(|p| p == TrainingPhase::Pending)
+        && previous_attempts == 0
+    {
+        let what = if job.spec.search.is_some() {
+            "search trials"
+        } else {
+            "training"
+        };
+        events::publish(
+            &ctx.recorder,
+            job.as_ref(),
+            false,
+            "Started",
+            format!(
+                "{name}: started {what} on Dataset digest {}",
+                new.dataset_digest.clone().unwrap_or_default()
+            ),
+        )
+        .await;
+    }
+    if attempts > previous_attempts
+        && previous_attempts > 0
+        && !matches!(stage, Stage::Failed { .. })
+    {
+        events::publish(
+            &ctx.recorder,
+            job.as_ref(),
+            true,
+            "Retrying",
+            format!("{name}: a worker pod ended before finishing; attempt {attempts} resumes from the last checkpoint"),
+        )
+        .await;
+    }
+    if previous_phase != new.phase {
+        match &stage {
+            Stage::Succeeded(model) => {
+                events::publish(
+                    &ctx.recorder,
+                    job.as_ref(),
+                    false,
+                    "Succeeded",
+                    new.conditions
+                        .get(types::READY)
+                        .map(|c| c.message.clone())
+                        .unwrap_or_else(|| model.digest.clone()),
+                )
+                .await
+            }
+            Stage::Failed { reason, message } => {
+                events::publish(
+                    &ctx.recorder,
+                    job.as_ref(),
+                    true,
+                    "Failed",
+                    format!("{reason}: {message}"),
+                )
+                .await
+            }
+            Stage::Suspended => {
+                events::publish(
+                    &ctx.recorder,
+                    job.as_ref(),
+                    false,
+                    "Suspended",
+                    "spec.runPolicy.suspend is true".into(),
+                )
+                .await
+            }
+            Stage::WaitingForDataset { reason, message } => {
+                events::publish(&ctx.recorder, job.as_ref(), false, reason, message.clone()).await
+            }
+            Stage::InvalidSpec(message) => {
+                events::publish(
+                    &ctx.recorder,
+                    job.as_ref(),
+                    true,
+                    reasons::INVALID_SPEC,
+                    message.clone(),
+                )
+                .await
+            }
+            _ => {}
+        }
+    }
+    Ok(match stage {
+        Stage::Running | Stage::Pending => Action::requeue(PROGRESS_INTERVAL),
+        _ => Action::await_change(),
+    })
+}

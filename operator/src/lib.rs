@@ -1,0 +1,17 @@
+//! modelops-operator: the controllers that prepare data, train, serve and guard machine-learning
+//! models in a cluster. Each controller dereferences what its object names, validates, builds the
+//! child objects, applies them and publishes the status; the decisions themselves are the pure
+//! functions of `modelops-core`, and the contract with the worker pods is `modelops-api`.
+//! The library holds everything the operator binary is made of, so that tests and the CRD
+//! generator can reach it.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod controllers;
+pub mod crdgen;
+pub mod http;
+pub mod metrics;
+pub mod profile;
+
+/// The operator's version, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

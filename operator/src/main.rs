@@ -1,0 +1,143 @@
+//! The modelops operator binary: parses its flags, then runs the controllers and a small HTTP
+//! server for `/metrics`, `/healthz` and `/readyz`.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use modelops_operator::config::{ArtifactsConfig, ArtifactsProvisioning, OperatorConfig};
+use modelops_operator::controllers::{self, Context};
+use modelops_operator::metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Command-line flags of the operator (each also read from the environment variable named).
+#[derive(Debug, Parser)]
+#[command(name = "modelops-operator", version = modelops_operator::VERSION, about)]
+struct Flags {
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    #[arg(long, env = "MODELOPS_LOG", default_value = "info")]
+    log: String,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "MODELOPS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// The worker image of CPU pods.
+    #[arg(
+        long,
+        env = "MODELOPS_WORKER_IMAGE",
+        default_value = "modelops/worker:dev"
+    )]
+    worker_image: String,
+    /// The worker image of pods that request GPUs (default: the worker image).
+    #[arg(long, env = "MODELOPS_WORKER_GPU_IMAGE")]
+    worker_gpu_image: Option<String>,
+    /// `imagePullPolicy` of worker and serving pods.
+    #[arg(
+        long,
+        env = "MODELOPS_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    image_pull_policy: String,
+    /// The artifact claim's name, in every namespace that has modelops objects.
+    #[arg(
+        long,
+        env = "MODELOPS_ARTIFACTS_CLAIM",
+        default_value = "modelops-artifacts"
+    )]
+    artifacts_claim: String,
+    /// Create each namespace's claim with this StorageClass (ReadWriteMany).
+    #[arg(
+        long,
+        env = "MODELOPS_ARTIFACTS_STORAGE_CLASS",
+        conflicts_with = "artifacts_host_path"
+    )]
+    artifacts_storage_class: Option<String>,
+    /// Size of the claims made with --artifacts-storage-class.
+    #[arg(long, env = "MODELOPS_ARTIFACTS_SIZE", default_value = "20Gi")]
+    artifacts_size: String,
+    /// Back each namespace's claim with a hostPath volume on this node folder (one-node clusters).
+    #[arg(long, env = "MODELOPS_ARTIFACTS_HOST_PATH")]
+    artifacts_host_path: Option<String>,
+    /// The master key of feedback ids (a file, e.g. a mounted Secret). Without one the operator
+    /// makes a random key at start, and feedback ids issued before a restart stop verifying on
+    /// revisions created after it.
+    #[arg(long, env = "MODELOPS_FEEDBACK_KEY_FILE")]
+    feedback_key_file: Option<PathBuf>,
+    /// Where the operator sees the artifact store (its own mount of it).
+    #[arg(long, env = "MODELOPS_ARTIFACTS_DIR", default_value = "/artifacts")]
+    artifacts_dir: PathBuf,
+}
+
+impl Flags {
+    fn feedback_master_key(&self) -> anyhow::Result<Vec<u8>> {
+        use anyhow::Context as _;
+        match &self.feedback_key_file {
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .with_context(|| format!("reading --feedback-key-file {}", path.display()))?;
+                anyhow::ensure!(
+                    key.len() >= 16,
+                    "--feedback-key-file {}: the key must have at least 16 bytes",
+                    path.display()
+                );
+                Ok(key)
+            }
+            None => {
+                tracing::warn!(
+                    "no --feedback-key-file: using a random feedback master key for this run"
+                );
+                let mut key = vec![0u8; 32];
+                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+                Ok(key)
+            }
+        }
+    }
+
+    fn config(&self) -> anyhow::Result<OperatorConfig> {
+        let provisioning = match (&self.artifacts_storage_class, &self.artifacts_host_path) {
+            (Some(class), _) => ArtifactsProvisioning::StorageClass {
+                class: class.clone(),
+                size: self.artifacts_size.clone(),
+            },
+            (None, Some(path)) => ArtifactsProvisioning::HostPath { path: path.clone() },
+            (None, None) => ArtifactsProvisioning::Existing,
+        };
+        Ok(OperatorConfig {
+            feedback_master_key: self.feedback_master_key()?,
+            worker_gpu_image: self
+                .worker_gpu_image
+                .clone()
+                .unwrap_or_else(|| self.worker_image.clone()),
+            worker_image: self.worker_image.clone(),
+            image_pull_policy: self.image_pull_policy.clone(),
+            artifacts: ArtifactsConfig {
+                claim: self.artifacts_claim.clone(),
+                provisioning,
+                local_dir: self.artifacts_dir.clone(),
+            },
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log))
+        .init();
+    let config = flags.config()?;
+    // Not the whole config: it holds the feedback master key.
+    tracing::info!(
+        version = modelops_operator::VERSION,
+        worker_image = %config.worker_image,
+        artifacts = ?config.artifacts,
+        "modelops operator starting"
+    );
+    let client = kube::Client::try_default().await?;
+    let metrics = Metrics::default();
+    let ctx = Context::new(client, config, metrics.clone());
+    let listener = tokio::net::TcpListener::bind(flags.metrics_addr).await?;
+    let server = tokio::spawn(modelops_operator::http::serve(listener, metrics));
+    controllers::run(ctx).await;
+    server.abort();
+    tracing::info!("modelops operator stopped");
+    Ok(())
+}

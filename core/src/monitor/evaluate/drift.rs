@@ -1,0 +1,252 @@
+//! Input and prediction drift: how far the window's inputs and predicted classes moved from the
+//! Dataset profile, judged against `inputDrift.max` and `predictionDrift.max`.
+//!
+//! The statistics themselves (PSI, KS) are in [`crate::monitor::drift`]; this module only reads
+//! the window, checks there is enough of it, and judges. Without the profile, the drift
+//! reference, nothing can be judged: `ProfileUnavailable`.
+
+use super::outcome::MetricResult;
+use super::{keys, number};
+use crate::monitor::drift::{input_drift, prediction_drift};
+use crate::monitor::scrape::RevisionTotals;
+use modelops_api::conditions::reasons;
+use modelops_api::monitor::{DriftMethod, DriftMetric};
+use modelops_api::profile::Profile;
+
+/// Measures input drift on a revision's window: the largest drift over the input features,
+/// naming that feature.
+pub(super) fn measure_input(
+    spec: &DriftMetric,
+    totals: &RevisionTotals,
+    profile: Option<&Profile>,
+) -> MetricResult {
+    let key = keys::INPUT_DRIFT;
+    let Some(profile) = profile else {
+        return MetricResult::unjudged(
+            key,
+            spec.max,
+            reasons::PROFILE_UNAVAILABLE,
+            "inputDrift: the Dataset profile (the drift reference) is unavailable".into(),
+        );
+    };
+    let drift = input_drift(spec.method, profile, &totals.inputs);
+    let rows = drift.rows();
+    if rows == 0.0 && totals.requests_total() == 0.0 {
+        return MetricResult::no_traffic(key, spec.max);
+    }
+    let worst = match drift.worst() {
+        Some(worst) if rows >= f64::from(spec.min_samples) => worst,
+        _ => return too_few_input_rows(spec, rows),
+    };
+    let breach = worst.value > spec.max;
+    MetricResult {
+        worst_feature: Some(worst.feature.clone()),
+        ..MetricResult::measured(
+            key,
+            worst.value,
+            spec.max,
+            breach,
+            format!(
+                "inputDrift {} {} on feature {:?} {} maximum {} over {} rows",
+                method_name(spec.method),
+                number(worst.value),
+                worst.feature,
+                if breach { "above" } else { "within" },
+                number(spec.max),
+                number(rows)
+            ),
+        )
+    }
+}
+
+/// Input drift left unjudged: fewer input rows than `minSamples`.
+fn too_few_input_rows(spec: &DriftMetric, rows: f64) -> MetricResult {
+    // Requests but no rows at all: the pods bin inputs only once they have read the profile.
+    let hint = if rows == 0.0 {
+        " (the serving pods count no input features: did they find the Dataset profile?)"
+    } else {
+        ""
+    };
+    MetricResult::unjudged(
+        keys::INPUT_DRIFT,
+        spec.max,
+        reasons::TOO_FEW_SAMPLES,
+        format!(
+            "{} input rows in the window, inputDrift needs {} (minSamples){hint}",
+            number(rows),
+            spec.min_samples
+        ),
+    )
+}
+
+/// Measures prediction drift on a revision's window: the drift of the predicted classes from
+/// the training split's class balance (so only for classification models).
+pub(super) fn measure_prediction(
+    spec: &DriftMetric,
+    totals: &RevisionTotals,
+    profile: Option<&Profile>,
+) -> MetricResult {
+    let key = keys::PREDICTION_DRIFT;
+    let Some(balance) = profile.and_then(|p| p.class_balance.as_ref()) else {
+        let why = if profile.is_some() {
+            "the Dataset profile has no classes (predictionDrift needs a classification model)"
+        } else {
+            "the Dataset profile (the drift reference) is unavailable"
+        };
+        return MetricResult::unjudged(
+            key,
+            spec.max,
+            reasons::PROFILE_UNAVAILABLE,
+            format!("predictionDrift: {why}"),
+        );
+    };
+    let rows = totals.predicted_rows();
+    if rows == 0.0 && totals.requests_total() == 0.0 {
+        return MetricResult::no_traffic(key, spec.max);
+    }
+    let value = match prediction_drift(spec.method, balance, &totals.predictions) {
+        Some(value) if rows >= f64::from(spec.min_samples) => value,
+        _ => {
+            return MetricResult::unjudged(
+                key,
+                spec.max,
+                reasons::TOO_FEW_SAMPLES,
+                format!(
+                    "{} predicted rows in the window, predictionDrift needs {} (minSamples)",
+                    number(rows),
+                    spec.min_samples
+                ),
+            );
+        }
+    };
+    let breach = value > spec.max;
+    MetricResult::measured(
+        key,
+        value,
+        spec.max,
+        breach,
+        format!(
+            "predictionDrift {} {} {} maximum {} over {} rows",
+            method_name(spec.method),
+            number(value),
+            if breach { "above" } else { "within" },
+            number(spec.max),
+            number(rows)
+        ),
+    )
+}
+
+/// The method as a message names it.
+fn method_name(method: DriftMethod) -> &'static str {
+    match method {
+        DriftMethod::Psi => "psi",
+        DriftMethod::Ks => "ks",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Not `super::*`: the statistics `input_drift` and `prediction_drift` would clash with the
+    // fixtures of the same names.
+    use crate::monitor::evaluate::evaluate;
+    use crate::monitor::evaluate::fixtures::*;
+    use modelops_api::conditions::reasons;
+    use modelops_api::monitor::{DriftMethod, Verdict};
+    use modelops_api::profile::Profile;
+
+    #[test]
+    fn too_few_rows_is_too_few_samples() {
+        let spec = monitor_spec(vec![input_drift(DriftMethod::Psi, 0.2, 100)], 3);
+        let outcome = evaluate(
+            &spec,
+            &window([(1, traffic(40.0, 0.0, 0.0, 0.0))]),
+            Some(&profile()),
+            None,
+            None,
+            &now(0),
+        );
+        assert_eq!(outcome.focused.verdict, Verdict::Inconclusive);
+        assert_eq!(outcome.focused.reason, reasons::TOO_FEW_SAMPLES);
+        assert!(
+            outcome.focused.message.contains("40 input rows"),
+            "{}",
+            outcome.focused.message
+        );
+
+        let spec = monitor_spec(vec![prediction_drift(0.2, 100)], 3);
+        let outcome = evaluate(
+            &spec,
+            &window([(1, traffic(40.0, 0.0, 0.0, 0.0))]),
+            Some(&profile()),
+            None,
+            None,
+            &now(0),
+        );
+        assert_eq!(outcome.focused.reason, reasons::TOO_FEW_SAMPLES);
+    }
+
+    #[test]
+    fn input_drift_names_the_worst_feature() {
+        let spec = monitor_spec(vec![input_drift(DriftMethod::Ks, 0.3, 100)], 1);
+        let mut drifted = traffic(100.0, 0.0, 0.0, 0.0);
+        // y reversed: KS 0.4 (see monitor/drift.rs).
+        drifted.totals.inputs.get_mut("y").unwrap().inside = vec![10.0, 20.0, 30.0, 40.0];
+        let outcome = evaluate(
+            &spec,
+            &window([(1, drifted)]),
+            Some(&profile()),
+            None,
+            None,
+            &now(0),
+        );
+        let evaluation = outcome.last_evaluation();
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        assert_eq!(evaluation.reason, reasons::INPUT_DRIFT_ABOVE_MAXIMUM);
+        assert_eq!(evaluation.worst_feature.as_deref(), Some("y"));
+        assert!((evaluation.values["inputDrift"] - 0.4).abs() < 1e-12);
+        let message = evaluation.message.unwrap();
+        assert!(
+            message.contains("inputDrift ks 0.4 on feature \"y\" above maximum 0.3 over 100 rows"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn drift_without_a_profile_is_not_judged() {
+        let spec = monitor_spec(
+            vec![
+                input_drift(DriftMethod::Psi, 0.2, 1),
+                prediction_drift(0.2, 1),
+            ],
+            1,
+        );
+        let outcome = evaluate(
+            &spec,
+            &window([(1, traffic(100.0, 0.0, 0.0, 0.0))]),
+            None,
+            None,
+            None,
+            &now(0),
+        );
+        assert_eq!(outcome.focused.reason, reasons::PROFILE_UNAVAILABLE);
+        let regression = Profile {
+            class_balance: None,
+            ..profile()
+        };
+        let spec = monitor_spec(vec![prediction_drift(0.2, 1)], 1);
+        let outcome = evaluate(
+            &spec,
+            &window([(1, traffic(100.0, 0.0, 0.0, 0.0))]),
+            Some(&regression),
+            None,
+            None,
+            &now(0),
+        );
+        assert_eq!(outcome.focused.reason, reasons::PROFILE_UNAVAILABLE);
+        assert!(
+            outcome.focused.message.contains("no classes"),
+            "{}",
+            outcome.focused.message
+        );
+    }
+}

@@ -105,6 +105,26 @@ pub mod reasons {
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
     /// The model artifact's digest is not the one the spec or TrainingJob names.
     pub const DIGEST_MISMATCH: &str = "DigestMismatch";
+    /// The first revision of a ModelDeployment became stable at once (there was none to compare).
+    pub const FIRST_REVISION: &str = "FirstRevision";
+    /// A revision superseded, or rolled back at an earlier generation, rolls out again.
+    pub const ROLLED_OUT_AGAIN: &str = "RolledOutAgain";
+    /// The spec moved on to another model, so the canary under way was abandoned.
+    pub const SPEC_CHANGED: &str = "SpecChanged";
+    /// A revision's Deployment gave up: its pods never became ready.
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// A revision failed (its pods never became ready) and takes no traffic.
+    pub const REVISION_FAILED: &str = "RevisionFailed";
+    /// The stable revision was replaced by a promoted canary.
+    pub const REPLACED: &str = "Replaced";
+    /// A rollback Monitor reported Fail on the stable revision after its promotion.
+    pub const MONITOR_FAILED: &str = "MonitorFailed";
+    /// A superseded revision became stable again because the one after it failed its Monitor.
+    pub const RESTORED_AFTER_ROLLBACK: &str = "RestoredAfterRollback";
+    /// Traffic went back to an earlier revision after a Monitor's Fail.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// The stable revision failed its Monitor but no earlier revision is kept to roll back to.
+    pub const ROLLBACK_IMPOSSIBLE: &str = "RollbackImpossible";
 
     // Monitor.
     /// Every metric is within its threshold.

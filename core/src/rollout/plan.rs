@@ -11,13 +11,21 @@
 //!   after its promotion brings back the newest Superseded revision. A rolled-back revision stays
 //!   so until the spec's generation changes. The spec is never written: this is all status and
 //!   child objects, which GitOps tools do not reconcile.
+//!
+//! [`plan`] is a pipeline of steps, each in the module of its idea, each deciding one thing on
+//! the revisions as the steps before it left them: admit the target, abandon stale canaries, fail
+//! revisions that never became ready, move the canary, guard the stable revision, then derive the
+//! position, the replicas and the history.
 
+use super::draft::{Draft, Inputs};
+use super::{canary, failed, guard, replicas, target};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use modelops_api::common::parse_duration;
 use modelops_api::modeldeployment::{
-    ModelDeploymentSpec, ModelDeploymentStatus, RevisionState, RevisionStatus, StrategyType,
+    ModelDeploymentSpec, ModelDeploymentStatus, RevisionState, RevisionStatus,
 };
 use std::collections::BTreeMap;
+
+pub use super::replicas::split_replicas;
 
 /// The model the spec asks for, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +77,28 @@ pub struct Notice {
     pub message: String,
 }
 
+/// Where the canary under way stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanaryPosition {
+    /// The canary revision.
+    pub revision: i32,
+    /// The index of its step in `spec.strategy.canary.steps` (always 0 for Replace, whose only
+    /// step is full weight); recorded as `status.canaryStep`.
+    pub step: i32,
+    /// The percentage of the replicas, hence of the traffic, it takes at that step.
+    pub weight: i32,
+}
+
+/// A revision rolled back at the current generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolledBack {
+    /// The revision taken out of traffic.
+    pub revision: i32,
+    /// Why: the Monitor and its reason when the rollback happened in this pass, else the
+    /// revision's recorded reason.
+    pub message: String,
+}
+
 /// The outcome of planning.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -81,24 +111,13 @@ pub struct Plan {
     /// The stable revision.
     pub stable: Option<i32>,
     /// The canary under way, its step and weight.
-    pub canary: Option<(i32, i32, i32)>,
+    pub canary: Option<CanaryPosition>,
     /// The revision rolled back at this generation, with why.
-    pub rolled_back: Option<(i32, String)>,
+    pub rolled_back: Option<RolledBack>,
     /// Things to tell.
     pub notices: Vec<Notice>,
     /// When to look again without a change (a pause ending).
     pub requeue_after: Option<std::time::Duration>,
-}
-
-fn seconds_between(from: &Time, to: &Time) -> f64 {
-    (to.0.as_millisecond() - from.0.as_millisecond()) as f64 / 1000.0
-}
-
-/// Canary and stable replicas at a weight.
-pub fn split_replicas(replicas: i32, weight: i32) -> (i32, i32) {
-    let canary = ((replicas as i64 * weight as i64 + 99) / 100).max(1) as i32;
-    let stable = (replicas - canary).max(1);
-    (canary, stable)
 }
 
 /// Plans the revisions. `desired` is None while the model cannot be resolved (then nothing new
@@ -112,315 +131,66 @@ pub fn plan(
     verdicts: &[VerdictSeen],
     now: &Time,
 ) -> Plan {
-    let mut plan = Plan::default();
-    let mut revisions: Vec<RevisionStatus> =
-        current.map(|s| s.revisions.clone()).unwrap_or_default();
-    let mut step = current.and_then(|s| s.canary_step).unwrap_or(0);
-    let set_state = |r: &mut RevisionStatus, state: RevisionState, reason: &str| {
-        r.state = state;
-        r.since = now.clone();
-        r.reason = Some(reason.to_owned());
+    let inputs = Inputs {
+        spec,
+        generation,
+        observed,
+        verdicts,
+        now,
     };
-
-    // The target revision: the one whose hash the spec asks for.
-    let target = desired.map(|desired| {
-        let stable_exists = revisions.iter().any(|r| r.state == RevisionState::Stable);
-        match revisions
-            .iter()
-            .position(|r| r.spec_hash.as_deref() == Some(&desired.spec_hash))
-        {
-            None => {
-                let number = revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
-                let (state, reason) = if stable_exists {
-                    (RevisionState::Canary, "NewRevision")
-                } else {
-                    (RevisionState::Stable, "FirstRevision")
-                };
-                revisions.push(RevisionStatus {
-                    revision: number,
-                    model_digest: desired.digest.clone(),
-                    training_job: desired.training_job.clone(),
-                    state,
-                    since: now.clone(),
-                    reason: Some(reason.into()),
-                    spec_hash: Some(desired.spec_hash.clone()),
-                    generation,
-                });
-                step = 0;
-                plan.notices.push(Notice {
-                    warning: false,
-                    reason: "NewRevision",
-                    message: format!("revision {number} serves model {}", desired.digest),
-                });
-                number
-            }
-            Some(index) => {
-                let r = &mut revisions[index];
-                let retry = match r.state {
-                    RevisionState::Stable | RevisionState::Canary => false,
-                    // Rolled back (or failed) at this generation: stays so until the spec changes.
-                    RevisionState::RolledBack | RevisionState::Failed => r.generation < generation,
-                    RevisionState::Superseded => true,
-                };
-                if retry {
-                    let state = if stable_exists {
-                        RevisionState::Canary
-                    } else {
-                        RevisionState::Stable
-                    };
-                    set_state(r, state, "RolledOutAgain");
-                    r.generation = generation;
-                    step = 0;
-                    plan.notices.push(Notice {
-                        warning: false,
-                        reason: "NewRevision",
-                        message: format!("revision {} rolls out again", r.revision),
-                    });
-                }
-                r.revision
-            }
-        }
-    });
-    revisions.sort_by_key(|r| std::cmp::Reverse(r.revision));
-    plan.current = target.or_else(|| current.and_then(|s| s.current_revision));
-
-    // A canary that is not the target any more (the spec moved on) is abandoned.
-    for r in revisions.iter_mut() {
-        if r.state == RevisionState::Canary && Some(r.revision) != target {
-            set_state(r, RevisionState::Superseded, "SpecChanged");
-        }
+    let mut draft = Draft::from_status(current);
+    let target = desired.map(|desired| target::admit_target(&mut draft, &inputs, desired));
+    draft
+        .revisions
+        .sort_by_key(|r| std::cmp::Reverse(r.revision));
+    target::supersede_abandoned_canaries(&mut draft, &inputs, target);
+    failed::fail_revisions_never_ready(&mut draft, &inputs);
+    canary::move_canary(&mut draft, &inputs);
+    guard::roll_back_failed_stable(&mut draft, &inputs);
+    if draft.rolled_back.is_none() {
+        draft.rolled_back = guard::rollback_in_force(&draft.revisions, target, generation);
     }
+    finish(draft, &inputs, target, current)
+}
 
-    // A revision whose pods never became ready failed.
-    for r in revisions.iter_mut() {
-        if matches!(r.state, RevisionState::Canary | RevisionState::Stable)
-            && observed
-                .get(&r.revision)
-                .is_some_and(|o| o.failed && o.ready == 0)
-        {
-            set_state(r, RevisionState::Failed, "ProgressDeadlineExceeded");
-            plan.notices.push(Notice {
-                warning: true,
-                reason: "RevisionFailed",
-                message: format!(
-                    "revision {} never became ready (model, digest or image problem): it takes no traffic",
-                    r.revision
-                ),
-            });
-        }
+/// The plan from the decided revisions: the positions of the stable revision and the canary, the
+/// replicas they imply, and the history pruned.
+fn finish(
+    mut draft: Draft,
+    inputs: &Inputs,
+    target: Option<i32>,
+    current: Option<&ModelDeploymentStatus>,
+) -> Plan {
+    let stable = draft.revision_in(RevisionState::Stable);
+    let canary = canary::canary_position(&draft, &canary::strategy_steps(inputs.spec));
+    let mut replicas = replicas::assign_replicas(
+        &draft.revisions,
+        inputs,
+        stable,
+        canary.as_ref(),
+        draft.rolled_back.as_ref(),
+    );
+    let limit = inputs.spec.revision_history_limit;
+    replicas::prune_history(&mut draft.revisions, &mut replicas, target, limit);
+    Plan {
+        revisions: draft.revisions,
+        replicas,
+        // With the model unresolved, the spec still asks for what it asked for before.
+        current: target.or_else(|| current.and_then(|s| s.current_revision)),
+        stable,
+        canary,
+        rolled_back: draft.rolled_back,
+        notices: draft.notices,
+        requeue_after: draft.requeue_after,
     }
-
-    let fail_for = |revision: i32, since: &Time| {
-        verdicts.iter().find(|v| {
-            v.revision == revision
-                && !v.pass
-                && v.rollback
-                && seconds_between(since, &v.time) >= 0.0
-        })
-    };
-    let analysis = spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.analysis.as_ref())
-        .map(|a| a.monitor_ref.name.as_str());
-
-    // The canary: abort on Fail, advance when ready, paused and passed, promote after the last step.
-    if let Some(index) = revisions
-        .iter()
-        .position(|r| r.state == RevisionState::Canary)
-    {
-        let revision = revisions[index].revision;
-        let since = revisions[index].since.clone();
-        let steps: Vec<(i32, Option<String>)> = match (spec.strategy.type_, &spec.strategy.canary) {
-            (StrategyType::Canary, Some(canary)) => canary
-                .steps
-                .iter()
-                .map(|s| (s.weight, s.pause.clone()))
-                .collect(),
-            _ => vec![(100, None)],
-        };
-        step = step.clamp(0, steps.len() as i32 - 1);
-        let (weight, pause) = steps[step as usize].clone();
-        if let Some(failure) = fail_for(revision, &since) {
-            set_state(
-                &mut revisions[index],
-                RevisionState::RolledBack,
-                "AnalysisFailed",
-            );
-            revisions[index].generation = generation;
-            let message = format!(
-                "canary revision {revision} failed Monitor {} ({}): traffic stays on the stable revision",
-                failure.monitor, failure.reason
-            );
-            plan.rolled_back = Some((revision, message.clone()));
-            plan.notices.push(Notice {
-                warning: true,
-                reason: "RolledBack",
-                message,
-            });
-        } else {
-            let (canary_replicas, _) = split_replicas(spec.replicas, weight);
-            let ready = observed.get(&revision).map(|o| o.ready).unwrap_or(0) >= canary_replicas;
-            let pause_left = pause
-                .as_deref()
-                .and_then(|p| parse_duration(p).ok())
-                .map(|p| p.as_secs_f64() - seconds_between(&since, now))
-                .unwrap_or(0.0);
-            let passed = match analysis {
-                None => true,
-                Some(monitor) => verdicts.iter().any(|v| {
-                    v.monitor == monitor
-                        && v.revision == revision
-                        && v.pass
-                        // A verdict from before the step began says nothing about it.
-                        && seconds_between(&since, &v.time) > 0.0
-                }),
-            };
-            if ready && pause_left <= 0.0 && passed {
-                if (step as usize) + 1 < steps.len() {
-                    step += 1;
-                    revisions[index].since = now.clone();
-                    plan.notices.push(Notice {
-                        warning: false,
-                        reason: "CanaryStep",
-                        message: format!(
-                            "revision {revision}: step {} at weight {}",
-                            step, steps[step as usize].0
-                        ),
-                    });
-                    plan.requeue_after = Some(std::time::Duration::from_secs(1));
-                } else {
-                    for r in revisions.iter_mut() {
-                        if r.state == RevisionState::Stable {
-                            set_state(r, RevisionState::Superseded, "Replaced");
-                        }
-                    }
-                    set_state(&mut revisions[index], RevisionState::Stable, "Promoted");
-                    plan.notices.push(Notice {
-                        warning: false,
-                        reason: "Promoted",
-                        message: format!("revision {revision} is stable and takes all traffic"),
-                    });
-                }
-            } else if pause_left > 0.0 {
-                plan.requeue_after = Some(std::time::Duration::from_secs_f64(
-                    pause_left.min(30.0) + 0.1,
-                ));
-            }
-        }
-    }
-
-    // The guard after promotion: a Fail on the stable revision brings the previous good one back.
-    if let Some(index) = revisions
-        .iter()
-        .position(|r| r.state == RevisionState::Stable)
-    {
-        let revision = revisions[index].revision;
-        let since = revisions[index].since.clone();
-        if let Some(failure) = fail_for(revision, &since) {
-            let previous = revisions
-                .iter()
-                .position(|r| r.state == RevisionState::Superseded && r.revision < revision);
-            match previous {
-                Some(previous) => {
-                    let restored = revisions[previous].revision;
-                    set_state(&mut revisions[index], RevisionState::RolledBack, "MonitorFailed");
-                    revisions[index].generation = generation;
-                    set_state(&mut revisions[previous], RevisionState::Stable, "RestoredAfterRollback");
-                    let message = format!(
-                        "revision {revision} failed Monitor {} ({}): traffic is back on revision {restored}",
-                        failure.monitor, failure.reason
-                    );
-                    plan.rolled_back = Some((revision, message.clone()));
-                    plan.notices.push(Notice { warning: true, reason: "RolledBack", message });
-                }
-                None => plan.notices.push(Notice {
-                    warning: true,
-                    reason: "RollbackImpossible",
-                    message: format!(
-                        "revision {revision} failed Monitor {} ({}) but no earlier revision is kept to roll back to",
-                        failure.monitor, failure.reason
-                    ),
-                }),
-            }
-        }
-    }
-    if plan.rolled_back.is_none() {
-        // A rollback stays visible while the spec still asks for the rolled-back revision.
-        plan.rolled_back = revisions
-            .iter()
-            .find(|r| {
-                r.state == RevisionState::RolledBack
-                    && Some(r.revision) == target
-                    && r.generation == generation
-            })
-            .map(|r| (r.revision, r.reason.clone().unwrap_or_default()));
-    }
-
-    // Replicas.
-    let stable = revisions
-        .iter()
-        .find(|r| r.state == RevisionState::Stable)
-        .map(|r| r.revision);
-    let canary = revisions
-        .iter()
-        .find(|r| r.state == RevisionState::Canary)
-        .map(|r| r.revision);
-    let weight = match (&spec.strategy.canary, spec.strategy.type_) {
-        (Some(c), StrategyType::Canary) => {
-            c.steps.get(step as usize).map(|s| s.weight).unwrap_or(100)
-        }
-        _ => 100,
-    };
-    let stable_ready = stable
-        .and_then(|s| observed.get(&s))
-        .map(|o| o.ready)
-        .unwrap_or(0);
-    for r in &revisions {
-        let replicas = match r.state {
-            RevisionState::Stable => match canary {
-                Some(_) => split_replicas(spec.replicas, weight).1,
-                None => spec.replicas,
-            },
-            RevisionState::Canary => split_replicas(spec.replicas, weight).0,
-            // A revision just rolled back keeps serving until the restored one has a ready pod,
-            // so that the switch drops no request.
-            RevisionState::RolledBack
-                if stable_ready == 0
-                    && Some(r.revision) == plan.rolled_back.as_ref().map(|(n, _)| *n) =>
-            {
-                observed.get(&r.revision).map(|o| o.ready).unwrap_or(0)
-            }
-            _ => 0,
-        };
-        plan.replicas.insert(r.revision, replicas);
-    }
-    plan.stable = stable;
-    plan.canary = canary.map(|c| (c, step, weight));
-
-    // History: keep the active revisions, the target, and the newest `revisionHistoryLimit` others.
-    let mut kept_inactive = 0;
-    revisions.retain(|r| {
-        let active = matches!(r.state, RevisionState::Stable | RevisionState::Canary)
-            || Some(r.revision) == target;
-        if active {
-            return true;
-        }
-        kept_inactive += 1;
-        kept_inactive <= spec.revision_history_limit
-    });
-    plan.replicas
-        .retain(|revision, _| revisions.iter().any(|r| r.revision == *revision));
-    plan.revisions = revisions;
-    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
-    use modelops_api::modeldeployment::ModelDeployment;
+    use modelops_api::conditions::reasons;
+    use modelops_api::modeldeployment::{ModelDeployment, StrategyType};
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
@@ -460,10 +230,19 @@ spec:
     fn status_of(plan: &Plan) -> ModelDeploymentStatus {
         ModelDeploymentStatus {
             revisions: plan.revisions.clone(),
-            canary_step: plan.canary.map(|c| c.1),
+            canary_step: plan.canary.map(|c| c.step),
             current_revision: plan.current,
             ..Default::default()
         }
+    }
+
+    /// The canary `revision` at `step`, of `weight`.
+    fn at_step(revision: i32, step: i32, weight: i32) -> Option<CanaryPosition> {
+        Some(CanaryPosition {
+            revision,
+            step,
+            weight,
+        })
     }
 
     fn ready(pairs: &[(i32, i32)]) -> BTreeMap<i32, Observed> {
@@ -532,7 +311,7 @@ spec:
             &[],
             &at(100),
         );
-        assert_eq!(p.canary, Some((2, 0, 50)));
+        assert_eq!(p.canary, at_step(2, 0, 50));
         assert_eq!((p.replicas[&2], p.replicas[&1]), (1, 1));
         // Ready and passed, but the pause is not over.
         let obs = ready(&[(1, 1), (2, 1)]);
@@ -545,7 +324,7 @@ spec:
             &[verdict(2, true, 105)],
             &at(105),
         );
-        assert_eq!(p.canary, Some((2, 0, 50)));
+        assert_eq!(p.canary, at_step(2, 0, 50));
         assert!(p.requeue_after.is_some());
         // Pause over and a passing verdict after the step began: next step.
         let p = plan(
@@ -557,7 +336,7 @@ spec:
             &[verdict(2, true, 111)],
             &at(111),
         );
-        assert_eq!(p.canary, Some((2, 1, 100)));
+        assert_eq!(p.canary, at_step(2, 1, 100));
         assert_eq!((p.replicas[&2], p.replicas[&1]), (2, 1));
         // The old verdict predates the new step: wait for a fresh one.
         let obs = ready(&[(1, 1), (2, 2)]);
@@ -570,7 +349,7 @@ spec:
             &[verdict(2, true, 111)],
             &at(112),
         );
-        assert_eq!(p.canary, Some((2, 1, 100)));
+        assert_eq!(p.canary, at_step(2, 1, 100));
         let p = plan(
             &spec,
             Some(2),
@@ -587,7 +366,7 @@ spec:
             p.revisions.iter().find(|r| r.revision == 1).unwrap().state,
             RevisionState::Superseded
         );
-        assert!(p.notices.iter().any(|n| n.reason == "Promoted"));
+        assert!(p.notices.iter().any(|n| n.reason == reasons::PROMOTED));
     }
 
     #[test]
@@ -625,7 +404,7 @@ spec:
         assert_eq!(p.canary, None);
         assert_eq!(p.replicas[&2], 0);
         assert_eq!(p.replicas[&1], 2);
-        assert_eq!(p.rolled_back.as_ref().map(|r| r.0), Some(2));
+        assert_eq!(p.rolled_back.as_ref().map(|r| r.revision), Some(2));
         // Same generation, later: not retried.
         let again = plan(
             &spec,
@@ -649,7 +428,7 @@ spec:
             &[],
             &at(300),
         );
-        assert_eq!(retried.canary.map(|c| c.0), Some(2));
+        assert_eq!(retried.canary.map(|c| c.revision), Some(2));
         assert!(retried.rolled_back.is_none());
     }
 
@@ -688,7 +467,7 @@ spec:
             &[alert],
             &at(120),
         );
-        assert_eq!(p.canary, Some((2, 0, 50)), "held at its step");
+        assert_eq!(p.canary, at_step(2, 0, 50), "held at its step");
         assert!(p.rolled_back.is_none());
     }
 
@@ -722,7 +501,7 @@ spec:
             &[],
             &at(10),
         );
-        assert_eq!(p.canary, Some((2, 0, 100)));
+        assert_eq!(p.canary, at_step(2, 0, 100));
         let p = plan(
             &spec,
             Some(2),
@@ -823,12 +602,5 @@ spec:
             .map(|r| r.revision)
             .collect();
         assert_eq!(revisions, [4, 3]);
-    }
-
-    #[test]
-    fn replicas_split_by_weight() {
-        assert_eq!(split_replicas(2, 10), (1, 1));
-        assert_eq!(split_replicas(10, 30), (3, 7));
-        assert_eq!(split_replicas(4, 100), (4, 1));
     }
 }

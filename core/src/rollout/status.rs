@@ -1,9 +1,14 @@
 //! Pure: the ModelDeployment's status from its plan and what its Deployments report.
+//!
+//! [`status`] records the plan, then sets each condition in its own step: `Ready` (a stable
+//! revision serves), `Progressing` (a canary is under way), `Degraded` (fewer ready replicas than
+//! planned), `RolledBack` and, from those, kstatus's `Reconciling`.
 
-use super::plan::Plan;
+use super::plan::{Plan, RolledBack};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use modelops_api::conditions::{new_condition, reasons, types};
+use modelops_api::conditions::{Conditions, new_condition, reasons, types};
 use modelops_api::modeldeployment::ModelDeploymentStatus;
+use std::collections::BTreeMap;
 
 /// Why the model could not be resolved, if it could not.
 pub type Unresolved = Option<(&'static str, String)>;
@@ -13,129 +18,305 @@ pub fn status(
     current: Option<&ModelDeploymentStatus>,
     generation: Option<i64>,
     plan: &Plan,
-    ready_by_revision: &std::collections::BTreeMap<i32, i32>,
+    ready_by_revision: &BTreeMap<i32, i32>,
     endpoint: String,
     unresolved: Unresolved,
     now: &Time,
 ) -> ModelDeploymentStatus {
     let mut status = current.cloned().unwrap_or_default();
+    record_plan(&mut status, generation, plan);
+    let (ready, desired) = serving_replicas(plan, ready_by_revision);
+    status.ready_replicas = Some(ready);
+    status.endpoint = Some(endpoint);
+
+    let set = |conditions: &mut Conditions, type_: &str, value: &Assessment| {
+        let message = value.message.clone();
+        conditions.set(new_condition(
+            type_,
+            value.holds,
+            value.reason,
+            message,
+            generation,
+            now,
+        ));
+    };
+    let conditions = &mut status.conditions;
+    let serving = readiness(plan, ready_by_revision, &unresolved);
+    set(conditions, types::READY, &serving);
+    let progress = progress(plan);
+    set(conditions, types::PROGRESSING, &progress);
+    set(conditions, types::DEGRADED, &degradation(ready, desired));
+    record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
+    let reconciling = reconciling(&serving, &progress, plan.stable.is_some());
+    conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
+    status
+}
+
+/// Copies what the plan decided into the status: the revisions and the canary's position.
+fn record_plan(status: &mut ModelDeploymentStatus, generation: Option<i64>, plan: &Plan) {
     status.observed_generation = generation;
     status.revisions = plan.revisions.clone();
     status.current_revision = plan.current;
     status.stable_revision = plan.stable;
-    status.canary_weight = Some(plan.canary.map(|c| c.2).unwrap_or(0));
-    status.canary_step = plan.canary.map(|c| c.1);
-    let ready: i32 = plan
+    status.canary_weight = Some(plan.canary.map(|c| c.weight).unwrap_or(0));
+    status.canary_step = plan.canary.map(|c| c.step);
+}
+
+/// Ready and desired replicas over the revisions the plan keeps.
+fn serving_replicas(plan: &Plan, ready_by_revision: &BTreeMap<i32, i32>) -> (i32, i32) {
+    let ready = plan
         .replicas
         .keys()
         .map(|r| ready_by_revision.get(r).copied().unwrap_or(0))
         .sum();
-    let desired: i32 = plan.replicas.values().sum();
-    status.ready_replicas = Some(ready);
-    status.endpoint = Some(endpoint);
+    (ready, plan.replicas.values().sum())
+}
 
+/// A condition's status, reason and message, before it is stamped with generation and time.
+#[derive(Debug, Clone, PartialEq)]
+struct Assessment {
+    holds: bool,
+    reason: &'static str,
+    message: String,
+}
+
+impl Assessment {
+    fn new(holds: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Assessment {
+            holds,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// `Ready`: the stable revision has a ready pod. A stable revision that serves wins over an
+/// unresolved model (what serves keeps serving); otherwise the unresolved model is the news.
+fn readiness(
+    plan: &Plan,
+    ready_by_revision: &BTreeMap<i32, i32>,
+    unresolved: &Unresolved,
+) -> Assessment {
     let stable_ready = plan
         .stable
         .and_then(|s| ready_by_revision.get(&s))
         .copied()
         .unwrap_or(0);
-    let conditions = &mut status.conditions;
-    let (ready_ok, ready_reason, ready_message) = match (&unresolved, plan.stable) {
-        (_, Some(stable)) if stable_ready > 0 => (
+    match (unresolved, plan.stable) {
+        (_, Some(stable)) if stable_ready > 0 => Assessment::new(
             true,
             reasons::AVAILABLE,
             format!("revision {stable} serves with {stable_ready} ready replicas"),
         ),
-        (Some((reason, message)), _) => (false, *reason, message.clone()),
-        (None, Some(stable)) => (
+        (Some((reason, message)), _) => Assessment::new(false, reason, message.clone()),
+        (None, Some(stable)) => Assessment::new(
             false,
             reasons::REPLICAS_UNAVAILABLE,
             format!("revision {stable} has no ready replica yet"),
         ),
-        (None, None) => (false, reasons::PROGRESSING, "no revision is serving".into()),
-    };
-    conditions.set(new_condition(
-        types::READY,
-        ready_ok,
-        ready_reason,
-        ready_message.clone(),
-        generation,
-        now,
-    ));
-    let (progressing, reason, message) = match plan.canary {
-        Some((revision, step, weight)) => (
+        (None, None) => Assessment::new(false, reasons::PROGRESSING, "no revision is serving"),
+    }
+}
+
+/// `Progressing`: a canary is under way, at its step and weight.
+fn progress(plan: &Plan) -> Assessment {
+    match plan.canary {
+        Some(c) => Assessment::new(
             true,
             reasons::CANARY_STEP,
-            format!("revision {revision} is rolling out: step {step} at weight {weight}"),
+            format!(
+                "revision {} is rolling out: step {} at weight {}",
+                c.revision, c.step, c.weight
+            ),
         ),
-        None => (
+        None => Assessment::new(false, reasons::RECONCILED, "no rollout under way"),
+    }
+}
+
+/// `Degraded`: fewer serving replicas are ready than the plan asks for.
+fn degradation(ready: i32, desired: i32) -> Assessment {
+    let degraded = ready < desired;
+    let reason = if degraded {
+        reasons::REPLICAS_UNAVAILABLE
+    } else {
+        reasons::AVAILABLE
+    };
+    Assessment::new(
+        degraded,
+        reason,
+        format!("{ready} of {desired} serving replicas ready"),
+    )
+}
+
+/// `RolledBack`: set when a revision is rolled back at this generation, cleared (not removed)
+/// once none is; absent for a ModelDeployment that never rolled back.
+fn record_rollback(
+    conditions: &mut Conditions,
+    rolled_back: Option<&RolledBack>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let condition = match rolled_back {
+        // Once recorded, the message of the moment of the rollback (which names the Monitor and
+        // its reason) is kept while the same revision stays rolled back: later passes only know
+        // the revision's recorded reason.
+        Some(r) if records_rollback_of(conditions, r.revision) => return,
+        Some(RolledBack { revision, message }) => new_condition(
+            types::ROLLED_BACK,
+            true,
+            reasons::ANALYSIS_FAILED,
+            format!(
+                "revision {revision} rolled back: {message}; it stays so until the spec changes"
+            ),
+            generation,
+            now,
+        ),
+        None if conditions.get(types::ROLLED_BACK).is_some() => new_condition(
+            types::ROLLED_BACK,
             false,
             reasons::RECONCILED,
-            "no rollout under way".to_owned(),
+            "no revision is rolled back at this generation",
+            generation,
+            now,
         ),
+        None => return,
     };
-    conditions.set(new_condition(
-        types::PROGRESSING,
-        progressing,
-        reason,
-        message.clone(),
-        generation,
-        now,
-    ));
-    let degraded = ready < desired;
-    conditions.set(new_condition(
-        types::DEGRADED,
-        degraded,
-        if degraded {
-            reasons::REPLICAS_UNAVAILABLE
-        } else {
-            reasons::AVAILABLE
-        },
-        format!("{ready} of {desired} serving replicas ready"),
-        generation,
-        now,
-    ));
-    match &plan.rolled_back {
-        // Once recorded, the message of the moment of the rollback (which names the Monitor and
-        // its reason) is kept while the same revision stays rolled back.
-        Some((revision, _))
-            if conditions.get(types::ROLLED_BACK).is_some_and(|c| {
-                c.status == "True" && c.message.starts_with(&format!("revision {revision} "))
-            }) => {}
-        Some((revision, why)) => {
-            conditions.set(new_condition(
-                types::ROLLED_BACK,
-                true,
-                reasons::ANALYSIS_FAILED,
-                format!(
-                    "revision {revision} rolled back: {why}; it stays so until the spec changes"
-                ),
-                generation,
-                now,
-            ));
-        }
-        None if conditions.get(types::ROLLED_BACK).is_some() => {
-            conditions.set(new_condition(
-                types::ROLLED_BACK,
-                false,
-                reasons::RECONCILED,
-                "no revision is rolled back at this generation",
-                generation,
-                now,
-            ));
-        }
-        None => {}
+    conditions.set(condition);
+}
+
+/// Whether the `RolledBack` condition already records the rollback of `revision`.
+fn records_rollback_of(conditions: &Conditions, revision: i32) -> bool {
+    conditions.get(types::ROLLED_BACK).is_some_and(|c| {
+        c.status == "True" && c.message.starts_with(&format!("revision {revision} "))
+    })
+}
+
+/// kstatus's `Reconciling`, present while a canary is under way (its step says what is going
+/// on), or while the stable revision is not serving yet (Ready says why).
+fn reconciling(
+    serving: &Assessment,
+    progress: &Assessment,
+    stable_exists: bool,
+) -> Option<(&'static str, String)> {
+    if progress.holds {
+        Some((reasons::CANARY_STEP, progress.message.clone()))
+    } else if !serving.holds && stable_exists {
+        Some((serving.reason, serving.message.clone()))
+    } else {
+        None
     }
-    let reconciling = (progressing || (!ready_ok && plan.stable.is_some())).then_some({
-        (
-            if progressing {
-                reasons::CANARY_STEP
-            } else {
-                ready_reason
-            },
-            if progressing { message } else { ready_message },
-        )
-    });
-    conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
-    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::CanaryPosition;
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    fn stable_plan() -> Plan {
+        Plan {
+            stable: Some(1),
+            replicas: BTreeMap::from([(1, 2)]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_serving_stable_revision_is_ready_even_with_the_model_unresolved() {
+        let unresolved = Some((reasons::REFERENCE_NOT_FOUND, "no job".to_owned()));
+        let serving = readiness(&stable_plan(), &BTreeMap::from([(1, 1)]), &unresolved);
+        assert_eq!((serving.holds, serving.reason), (true, reasons::AVAILABLE));
+        let waiting = readiness(&stable_plan(), &BTreeMap::new(), &unresolved);
+        assert_eq!(
+            waiting,
+            Assessment::new(false, reasons::REFERENCE_NOT_FOUND, "no job")
+        );
+        let waiting = readiness(&stable_plan(), &BTreeMap::new(), &None);
+        assert_eq!(waiting.reason, reasons::REPLICAS_UNAVAILABLE);
+        let nothing = readiness(&Plan::default(), &BTreeMap::new(), &None);
+        assert_eq!(nothing.reason, reasons::PROGRESSING);
+    }
+
+    #[test]
+    fn a_canary_is_progress_and_reconciling() {
+        let plan = Plan {
+            canary: Some(CanaryPosition {
+                revision: 2,
+                step: 1,
+                weight: 50,
+            }),
+            ..stable_plan()
+        };
+        let progress = progress(&plan);
+        let message = "revision 2 is rolling out: step 1 at weight 50";
+        assert_eq!(
+            progress,
+            Assessment::new(true, reasons::CANARY_STEP, message)
+        );
+        let serving = Assessment::new(true, reasons::AVAILABLE, "");
+        let reconciling = reconciling(&serving, &progress, true);
+        assert_eq!(
+            reconciling,
+            Some((reasons::CANARY_STEP, message.to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_stable_revision_not_serving_yet_is_reconciling_for_the_ready_reason() {
+        let waiting = Assessment::new(false, reasons::REPLICAS_UNAVAILABLE, "not yet");
+        let idle = progress(&stable_plan());
+        let expected = Some((reasons::REPLICAS_UNAVAILABLE, "not yet".to_owned()));
+        assert_eq!(reconciling(&waiting, &idle, true), expected);
+        assert_eq!(reconciling(&waiting, &idle, false), None);
+    }
+
+    #[test]
+    fn the_status_records_the_plan_and_its_conditions() {
+        let plan = Plan {
+            current: Some(1),
+            replicas: BTreeMap::from([(1, 2), (2, 0)]),
+            ..stable_plan()
+        };
+        let ready = BTreeMap::from([(1, 1), (3, 5)]);
+        let status = status(None, Some(4), &plan, &ready, "e".into(), None, &at(0));
+        assert_eq!(status.observed_generation, Some(4));
+        assert_eq!((status.canary_weight, status.canary_step), (Some(0), None));
+        assert_eq!(status.ready_replicas, Some(1), "only kept revisions count");
+        assert!(status.conditions.is_true(types::READY));
+        assert!(status.conditions.is_true(types::DEGRADED), "1 of 2 ready");
+        assert!(!status.conditions.is_true(types::PROGRESSING));
+        assert!(status.conditions.get(types::RECONCILING).is_none());
+        assert!(status.conditions.get(types::ROLLED_BACK).is_none());
+    }
+
+    #[test]
+    fn the_rollback_message_of_the_moment_is_kept_and_cleared_when_over() {
+        let mut conditions = Conditions::default();
+        let now = at(0);
+        let first = RolledBack {
+            revision: 2,
+            message: "failed Monitor guard (AccuracyBelowMinimum)".into(),
+        };
+        record_rollback(&mut conditions, Some(&first), Some(2), &now);
+        let later = RolledBack {
+            message: reasons::ANALYSIS_FAILED.into(),
+            ..first.clone()
+        };
+        record_rollback(&mut conditions, Some(&later), Some(2), &at(5));
+        let condition = conditions.get(types::ROLLED_BACK).unwrap();
+        assert!(condition.message.contains("guard"), "{}", condition.message);
+        record_rollback(&mut conditions, None, Some(3), &at(9));
+        let condition = conditions.get(types::ROLLED_BACK).unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", reasons::RECONCILED)
+        );
+        let mut never = Conditions::default();
+        record_rollback(&mut never, None, Some(3), &at(9));
+        assert!(never.is_empty());
+    }
 }

@@ -9,11 +9,19 @@ CLUSTER_DIR=${MODELOPS_CLUSTER_DIR:-/tmp/modelops-cluster}
 CACHE_DIR=${MODELOPS_CACHE_DIR:-$HOME/.cache/modelops}
 K8S_VERSION=v1.36.3
 NODE_NAME=modelops-node
-SERVICE_CIDR=10.96.0.0/16
-KUBERNETES_SERVICE_IP=10.96.0.1
-DNS_SERVICE_IP=10.96.0.10
-POD_CIDR=10.88.0.0/16
+# The address ranges are settable, for a host whose own routes already use the defaults (`up`
+# refuses ranges that collide with the host's routes, and says which).
+SERVICE_CIDR=${MODELOPS_SERVICE_CIDR:-10.96.0.0/16}
+POD_CIDR=${MODELOPS_POD_CIDR:-10.88.0.0/16}
 API_PORT=6443
+# What the test bed makes on the host carries these names, so that `down` removes only that:
+# the pods' bridge, the bridge that holds the fallback routes, the CNI network (its iptables rules
+# carry it in their comments) and the cgroup under which every process of the test bed runs (the
+# kubelet's `cgroupRoot`, and the daemons' own leaf beside it).
+POD_BRIDGE=modelops-pods
+FALLBACK_BRIDGE=modelops0
+CNI_NETWORK=modelops-testbed
+CGROUP_NAME=${MODELOPS_CGROUP_NAME:-modelops-testbed}
 export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 export PATH=$CLUSTER_DIR/bin:$PATH
 
@@ -21,6 +29,63 @@ export PATH=$CLUSTER_DIR/bin:$PATH
 ctr_k8s() {
   "$CLUSTER_DIR/bin/ctr" --address "$CLUSTER_DIR/containerd/containerd.sock" -n k8s.io "$@" \
     2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2)
+}
+
+# ---------------------------------------------------------------- addresses
+# ip_to_int A.B.C.D / int_to_ip N: IPv4 addresses as integers, for range arithmetic.
+ip_to_int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
+int_to_ip() { echo "$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"; }
+# cidr_range A.B.C.D/N: prints the first and last address of the range as integers.
+cidr_range() {
+  local base=${1%/*} bits=${1#*/}
+  [ "$bits" = "$1" ] && bits=32
+  local size=$((1 << (32 - bits))) first
+  first=$(($(ip_to_int "$base") & ~(size - 1) & 0xffffffff))
+  echo "$first $((first + size - 1))"
+}
+# cidrs_overlap A B: whether two ranges share an address.
+cidrs_overlap() {
+  local a b
+  read -r -a a <<<"$(cidr_range "$1")"
+  read -r -a b <<<"$(cidr_range "$2")"
+  ((a[0] <= b[1] && b[0] <= a[1]))
+}
+# nth_address CIDR N: the Nth address of a range (1: the first after the network address).
+nth_address() { local r; read -r -a r <<<"$(cidr_range "$1")"; int_to_ip $((r[0] + $2)); }
+KUBERNETES_SERVICE_IP=$(nth_address "$SERVICE_CIDR" 1)
+
+# ---------------------------------------------------------------- processes and cgroups
+# The cgroup hierarchies of this host: the unified one alone on a cgroup v2 host, every mounted
+# one on a v1 or hybrid host.
+cgroup_hierarchies() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup; return; fi
+  awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts
+}
+# The hierarchy in which the test bed tracks its processes (every process is in exactly one
+# cgroup of each hierarchy): pids on v1, the unified one on v2.
+tracking_hierarchy() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup
+  elif [ -d /sys/fs/cgroup/pids ]; then echo /sys/fs/cgroup/pids
+  else echo /sys/fs/cgroup/unified; fi
+}
+# Every process in the test bed's cgroup (the daemons, the containerd shims, the containers).
+testbed_pids() {
+  local root
+  root="$(tracking_hierarchy)/$CGROUP_NAME"
+  [ -d "$root" ] || return 0
+  find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+}
+# start_time PID: the process' start time (field 22 of /proc/PID/stat, after the command name,
+# which may hold spaces), which tells a process from a later one that got the same PID.
+start_time() { local stat; stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; stat=${stat##*) }; set -- $stat; echo "${20}"; }
+# pid_alive PIDFILE: the process a pid file names ("PID START") still runs, and is the same one.
+pid_alive() {
+  local pid start state
+  [ -f "$1" ] && read -r pid start <"$1" || return 1
+  [ -n "$pid" ] && [ -n "$start" ] || return 1
+  [ "$(start_time "$pid")" = "$start" ] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+  [ "$state" != Z ]
 }
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

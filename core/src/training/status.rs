@@ -1,7 +1,7 @@
 //! Pure: the TrainingJob's status from where its run stands.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use modelops_api::conditions::{new_condition, reasons, types};
+use modelops_api::conditions::{Conditions, new_condition, reasons, types};
 use modelops_api::trainingjob::{
     ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
 };
@@ -63,7 +63,7 @@ pub fn phase(stage: &Stage) -> TrainingPhase {
     }
 }
 
-/// The new status.
+/// The new status: the observed facts, then the conditions, from where the job stands.
 pub fn status(
     current: Option<&TrainingJobStatus>,
     generation: Option<i64>,
@@ -73,6 +73,15 @@ pub fn status(
 ) -> TrainingJobStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
+    record_observed(&mut status, stage, observed, now);
+    let (reason, message) = ready_reason(stage, &status);
+    set_conditions(&mut status, stage, reason, message, generation, now);
+    status
+}
+
+/// Copies what the reconcile observed into the status; the start and completion times are set
+/// once, when the job first runs and when it ends.
+fn record_observed(status: &mut TrainingJobStatus, stage: &Stage, observed: Observed, now: &Time) {
     status.phase = Some(phase(stage));
     status.attempts = observed.attempts;
     if observed.dataset_digest.is_some() {
@@ -94,8 +103,11 @@ pub fn status(
     if let Stage::Succeeded(model) = stage {
         status.model = Some(model.clone());
     }
+}
 
-    let (ready_reason, message): (&str, String) = match stage {
+/// The reason and message of `Ready` (and of whichever other condition the stage sets).
+fn ready_reason<'a>(stage: &'a Stage, status: &TrainingJobStatus) -> (&'a str, String) {
+    match stage {
         Stage::WaitingForDataset { reason, message } => (reason, message.clone()),
         Stage::InvalidSpec(message) => (reasons::INVALID_SPEC, message.clone()),
         Stage::Suspended => (
@@ -103,7 +115,7 @@ pub fn status(
             "spec.runPolicy.suspend is true: no pods run until it is false".into(),
         ),
         Stage::Pending => (reasons::PENDING, "waiting for worker pods to start".into()),
-        Stage::Running => (reasons::TRAINING, running_message(&status)),
+        Stage::Running => (reasons::TRAINING, running_message(status)),
         Stage::Succeeded(model) => (
             reasons::TRAINING_SUCCEEDED,
             format!(
@@ -117,76 +129,80 @@ pub fn status(
             ),
         ),
         Stage::Failed { reason, message } => (reason.as_str(), message.clone()),
-    };
+    }
+}
+
+/// `Ready`, the domain conditions (`Succeeded`, `Failed`, `Suspended`) and kstatus'
+/// `Reconciling` and `Stalled` (present only while true).
+fn set_conditions(
+    status: &mut TrainingJobStatus,
+    stage: &Stage,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) {
     let conditions = &mut status.conditions;
     let succeeded = matches!(stage, Stage::Succeeded(_));
-    conditions.set(new_condition(
-        types::READY,
-        succeeded,
-        ready_reason,
-        message.clone(),
+    let failed = matches!(stage, Stage::Failed { .. });
+    let condition =
+        |kind: &str, on: bool| new_condition(kind, on, reason, message.clone(), generation, now);
+    conditions.set(condition(types::READY, succeeded));
+    if succeeded {
+        conditions.set(condition(types::SUCCEEDED, true));
+    }
+    if failed {
+        conditions.set(condition(types::FAILED, true));
+    }
+    set_suspended(
+        conditions,
+        matches!(stage, Stage::Suspended),
         generation,
         now,
-    ));
-    if succeeded {
-        conditions.set(new_condition(
-            types::SUCCEEDED,
-            true,
-            ready_reason,
-            message.clone(),
-            generation,
-            now,
-        ));
-    }
-    if let Stage::Failed { .. } = stage {
-        conditions.set(new_condition(
-            types::FAILED,
-            true,
-            ready_reason,
-            message.clone(),
-            generation,
-            now,
-        ));
-    }
-    let suspended = matches!(stage, Stage::Suspended);
-    if suspended || conditions.get(types::SUSPENDED).is_some() {
-        let reason = if suspended {
-            reasons::JOB_SUSPENDED
-        } else {
-            reasons::JOB_RESUMED
-        };
-        let text = if suspended {
-            "spec.runPolicy.suspend is true"
-        } else {
-            "spec.runPolicy.suspend is false"
-        };
-        conditions.set(new_condition(
-            types::SUSPENDED,
-            suspended,
-            reason,
-            text,
-            generation,
-            now,
-        ));
-    }
+    );
     let in_progress = matches!(
         stage,
         Stage::WaitingForDataset { .. } | Stage::Pending | Stage::Running
     );
     conditions.set_while_true(
         types::RECONCILING,
-        in_progress.then(|| (ready_reason, message.clone())),
+        in_progress.then(|| (reason, message.clone())),
         generation,
         now,
     );
     let stalled = matches!(stage, Stage::InvalidSpec(_) | Stage::Failed { .. });
     conditions.set_while_true(
         types::STALLED,
-        stalled.then_some((ready_reason, message)),
+        stalled.then_some((reason, message)),
         generation,
         now,
     );
-    status
+}
+
+/// `Suspended`: True while `spec.runPolicy.suspend` holds the job; once it has been True, it
+/// stays as False (`JobResumed`) so that the resume shows.
+fn set_suspended(
+    conditions: &mut Conditions,
+    suspended: bool,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    if !suspended && conditions.get(types::SUSPENDED).is_none() {
+        return;
+    }
+    let (reason, text) = if suspended {
+        (reasons::JOB_SUSPENDED, "spec.runPolicy.suspend is true")
+    } else {
+        (reasons::JOB_RESUMED, "spec.runPolicy.suspend is false")
+    };
+    conditions.set(new_condition(
+        types::SUSPENDED,
+        suspended,
+        reason,
+        text,
+        generation,
+        now,
+    ));
 }
 
 fn running_message(status: &TrainingJobStatus) -> String {

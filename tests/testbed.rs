@@ -212,3 +212,42 @@ fn up_is_idempotent() {
     assert!(status.success(), "a second tests/cluster/up failed");
     assert_eq!(before, pids(), "a second up restarted something");
 }
+
+/// `up` refuses a pod range that overlaps a route the host already has, names the route and the
+/// variable to set, and starts nothing. It runs in a folder of its own, beside the test bed.
+#[test]
+fn up_refuses_address_ranges_that_collide_with_the_hosts_routes() {
+    if skip_without_cluster() {
+        return;
+    }
+    let routes = std::process::Command::new("ip")
+        .args(["-4", "route", "show", "table", "main"])
+        .output()
+        .expect("ip runs");
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    // The host's own network: a route that is neither the default nor the test bed's.
+    let host_route = routes
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .find(|dst| dst.contains('/') && !dst.starts_with("10.88.") && !dst.starts_with("10.96."))
+        .expect("the host routes a network of its own")
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("modelops-collision-{}", std::process::id()));
+    let out = std::process::Command::new(repo_root().join("tests/cluster/up"))
+        .env("MODELOPS_CLUSTER_DIR", &dir)
+        .env("MODELOPS_POD_CIDR", &host_route)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up accepted {host_route}: {stderr}");
+    assert!(
+        stderr.contains(&format!("the host already routes {host_route}"))
+            && stderr.contains("MODELOPS_POD_CIDR"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("starting"),
+        "up started something: {stderr}"
+    );
+}

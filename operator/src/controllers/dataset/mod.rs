@@ -5,15 +5,14 @@ pub mod build;
 
 use super::apply::{apply, apply_status};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::Dataset;
 use modelops_api::conditions::types;
 use modelops_api::dataset::Source;
@@ -28,23 +27,10 @@ const SOURCE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Runs the Dataset controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    Controller::new(
-        Api::<Dataset>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
-        Api::<Job>::all(client),
-        watcher::Config::default().labels(&super::apply::owner_label_key::<Dataset>()),
-    )
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!("dataset reconcile: {e}");
-        }
-    })
-    .await;
+    Runner::<Dataset>::new(ctx)
+        .owns::<Job>()
+        .run(reconcile)
+        .await;
 }
 
 /// The source's ConfigMap or claim, if it is missing: what to tell the user.
@@ -100,7 +86,6 @@ async fn missing_source(
 }
 
 async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("Dataset");
     let namespace = dataset
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("Dataset {}", dataset.name_any())))?;

@@ -6,16 +6,14 @@ pub mod build;
 
 use super::apply::{apply, apply_status, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::modeldeployment::ModelDeploymentStatus;
 use modelops_api::monitor::{MonitorAction, Verdict};
@@ -28,62 +26,21 @@ use std::sync::Arc;
 
 /// Runs the ModelDeployment controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<ModelDeployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    let by_target = store.clone();
-    controller
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().labels(&owner_label_key::<ModelDeployment>()),
-        )
+    Runner::<ModelDeployment>::new(ctx)
+        .owns::<Deployment>()
         // A new model: the TrainingJob it names succeeded.
-        .watches(
-            Api::<TrainingJob>::all(client.clone()),
-            watcher::Config::default(),
-            move |job| {
-                let (namespace, name) = (job.namespace(), job.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|md| {
-                        md.namespace() == namespace
-                            && md
-                                .spec
-                                .model
-                                .training_job_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
-                    })
-                    .map(|md| ObjectRef::from_obj(md.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        // A verdict: the Monitors that target it evaluated.
-        .watches(
-            Api::<Monitor>::all(client),
-            watcher::Config::default(),
-            move |monitor| {
-                let namespace = monitor.namespace();
-                let target = monitor.spec.target_ref.name.clone();
-                by_target
-                    .state()
-                    .into_iter()
-                    .filter(|md| md.namespace() == namespace && md.name_any() == target)
-                    .map(|md| ObjectRef::from_obj(md.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("modeldeployment reconcile: {e}");
-            }
+        .watches(|job: &TrainingJob, md: &ModelDeployment| {
+            md.spec
+                .model
+                .training_job_ref
+                .as_ref()
+                .is_some_and(|r| r.name == job.name_any())
         })
+        // A verdict: the Monitors that target it evaluated.
+        .watches(|monitor: &Monitor, md: &ModelDeployment| {
+            md.name_any() == monitor.spec.target_ref.name
+        })
+        .run(reconcile)
         .await;
 }
 
@@ -199,7 +156,6 @@ async fn verdicts(
 }
 
 async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("ModelDeployment");
     let namespace = md
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("ModelDeployment {}", md.name_any())))?;

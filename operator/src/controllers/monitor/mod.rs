@@ -6,14 +6,13 @@
 
 use super::apply::apply_status;
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{new_condition, reasons, types};
 use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus};
 use modelops_api::profile::Profile;
@@ -28,20 +27,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long one pod's `/metrics` may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs the Monitor controller until shutdown.
+/// Runs the Monitor controller until shutdown. Nothing but its own changes wakes it: it
+/// requeues itself every `spec.interval`.
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(
-        Api::<Monitor>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    )
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!("monitor reconcile: {e}");
-        }
-    })
-    .await;
+    Runner::<Monitor>::new(ctx).run(reconcile).await;
 }
 
 /// GET `/metrics` of one pod, with a plain HTTP/1.0 request (the serving pods answer with a
@@ -187,7 +176,6 @@ fn not_evaluating(
 }
 
 async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("Monitor");
     let namespace = monitor
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("Monitor {}", monitor.name_any())))?;

@@ -9,15 +9,13 @@ pub mod build;
 
 use super::apply::{apply, apply_status, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
     Architecture, ModelArtifact, ModelMetrics, TrainingJobStatus, TrainingPhase, TrainingProgress,
@@ -36,39 +34,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<TrainingJob>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .owns(
-            Api::<Job>::all(client.clone()),
-            watcher::Config::default().labels(&owner_label_key::<TrainingJob>()),
-        )
+    Runner::<TrainingJob>::new(ctx)
+        .owns::<Job>()
         // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
-        .watches(
-            Api::<Dataset>::all(client),
-            watcher::Config::default(),
-            move |dataset| {
-                let namespace = dataset.namespace();
-                let name = dataset.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|job| job.namespace() == namespace && job.spec.dataset_ref.name == name)
-                    .map(|job| ObjectRef::from_obj(job.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("trainingjob reconcile: {e}");
-            }
+        .watches(|dataset: &Dataset, job: &TrainingJob| {
+            job.spec.dataset_ref.name == dataset.name_any()
         })
+        .run(reconcile)
         .await;
 }
 
@@ -438,7 +410,6 @@ async fn run_search(
 }
 
 async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("TrainingJob");
     let namespace = job
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("TrainingJob {}", job.name_any())))?;

@@ -14,6 +14,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::common::parse_duration;
+use modelops_api::conditions::reasons;
 use modelops_api::modeldeployment::{
     ModelDeploymentSpec, ModelDeploymentStatus, RevisionState, RevisionStatus, StrategyType,
 };
@@ -132,9 +133,9 @@ pub fn plan(
             None => {
                 let number = revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
                 let (state, reason) = if stable_exists {
-                    (RevisionState::Canary, "NewRevision")
+                    (RevisionState::Canary, reasons::NEW_REVISION)
                 } else {
-                    (RevisionState::Stable, "FirstRevision")
+                    (RevisionState::Stable, reasons::FIRST_REVISION)
                 };
                 revisions.push(RevisionStatus {
                     revision: number,
@@ -149,7 +150,7 @@ pub fn plan(
                 step = 0;
                 plan.notices.push(Notice {
                     warning: false,
-                    reason: "NewRevision",
+                    reason: reasons::NEW_REVISION,
                     message: format!("revision {number} serves model {}", desired.digest),
                 });
                 number
@@ -168,12 +169,12 @@ pub fn plan(
                     } else {
                         RevisionState::Stable
                     };
-                    set_state(r, state, "RolledOutAgain");
+                    set_state(r, state, reasons::ROLLED_OUT_AGAIN);
                     r.generation = generation;
                     step = 0;
                     plan.notices.push(Notice {
                         warning: false,
-                        reason: "NewRevision",
+                        reason: reasons::NEW_REVISION,
                         message: format!("revision {} rolls out again", r.revision),
                     });
                 }
@@ -187,7 +188,7 @@ pub fn plan(
     // A canary that is not the target any more (the spec moved on) is abandoned.
     for r in revisions.iter_mut() {
         if r.state == RevisionState::Canary && Some(r.revision) != target {
-            set_state(r, RevisionState::Superseded, "SpecChanged");
+            set_state(r, RevisionState::Superseded, reasons::SPEC_CHANGED);
         }
     }
 
@@ -198,10 +199,14 @@ pub fn plan(
                 .get(&r.revision)
                 .is_some_and(|o| o.failed && o.ready == 0)
         {
-            set_state(r, RevisionState::Failed, "ProgressDeadlineExceeded");
+            set_state(
+                r,
+                RevisionState::Failed,
+                reasons::PROGRESS_DEADLINE_EXCEEDED,
+            );
             plan.notices.push(Notice {
                 warning: true,
-                reason: "RevisionFailed",
+                reason: reasons::REVISION_FAILED,
                 message: format!(
                     "revision {} never became ready (model, digest or image problem): it takes no traffic",
                     r.revision
@@ -246,7 +251,7 @@ pub fn plan(
             set_state(
                 &mut revisions[index],
                 RevisionState::RolledBack,
-                "AnalysisFailed",
+                reasons::ANALYSIS_FAILED,
             );
             revisions[index].generation = generation;
             let message = format!(
@@ -256,7 +261,7 @@ pub fn plan(
             plan.rolled_back = Some((revision, message.clone()));
             plan.notices.push(Notice {
                 warning: true,
-                reason: "RolledBack",
+                reason: reasons::ROLLED_BACK,
                 message,
             });
         } else {
@@ -283,7 +288,7 @@ pub fn plan(
                     revisions[index].since = now.clone();
                     plan.notices.push(Notice {
                         warning: false,
-                        reason: "CanaryStep",
+                        reason: reasons::CANARY_STEP,
                         message: format!(
                             "revision {revision}: step {} at weight {}",
                             step, steps[step as usize].0
@@ -293,13 +298,17 @@ pub fn plan(
                 } else {
                     for r in revisions.iter_mut() {
                         if r.state == RevisionState::Stable {
-                            set_state(r, RevisionState::Superseded, "Replaced");
+                            set_state(r, RevisionState::Superseded, reasons::REPLACED);
                         }
                     }
-                    set_state(&mut revisions[index], RevisionState::Stable, "Promoted");
+                    set_state(
+                        &mut revisions[index],
+                        RevisionState::Stable,
+                        reasons::PROMOTED,
+                    );
                     plan.notices.push(Notice {
                         warning: false,
-                        reason: "Promoted",
+                        reason: reasons::PROMOTED,
                         message: format!("revision {revision} is stable and takes all traffic"),
                     });
                 }
@@ -325,19 +334,19 @@ pub fn plan(
             match previous {
                 Some(previous) => {
                     let restored = revisions[previous].revision;
-                    set_state(&mut revisions[index], RevisionState::RolledBack, "MonitorFailed");
+                    set_state(&mut revisions[index], RevisionState::RolledBack, reasons::MONITOR_FAILED);
                     revisions[index].generation = generation;
-                    set_state(&mut revisions[previous], RevisionState::Stable, "RestoredAfterRollback");
+                    set_state(&mut revisions[previous], RevisionState::Stable, reasons::RESTORED_AFTER_ROLLBACK);
                     let message = format!(
                         "revision {revision} failed Monitor {} ({}): traffic is back on revision {restored}",
                         failure.monitor, failure.reason
                     );
                     plan.rolled_back = Some((revision, message.clone()));
-                    plan.notices.push(Notice { warning: true, reason: "RolledBack", message });
+                    plan.notices.push(Notice { warning: true, reason: reasons::ROLLED_BACK, message });
                 }
                 None => plan.notices.push(Notice {
                     warning: true,
-                    reason: "RollbackImpossible",
+                    reason: reasons::ROLLBACK_IMPOSSIBLE,
                     message: format!(
                         "revision {revision} failed Monitor {} ({}) but no earlier revision is kept to roll back to",
                         failure.monitor, failure.reason

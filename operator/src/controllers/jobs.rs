@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Client;
 use kube::api::{Api, ListParams};
+use modelops_api::conditions::reasons;
 use modelops_api::trainingjob::RunPolicy;
 use modelops_api::workorder::PERMANENT_FAILURE_EXIT_CODE;
 use std::collections::BTreeMap;
@@ -112,7 +113,10 @@ pub fn outcome(job: &Job) -> Outcome {
             "Complete" => return Outcome::Succeeded,
             "Failed" => {
                 return Outcome::Failed {
-                    reason: condition.reason.clone().unwrap_or_else(|| "Failed".into()),
+                    reason: condition
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| reasons::FAILED.into()),
                     message: condition.message.clone().unwrap_or_default(),
                     failed,
                 };

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use modelops_api::Dataset;
-use modelops_api::conditions::types;
+use modelops_api::conditions::{reasons, types};
 use modelops_api::dataset::Source;
 use modelops_api::workorder::PrepareResult;
 use modelops_core::dataset::status::{self, Stage};
@@ -129,7 +129,7 @@ async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     dataset.as_ref(),
                     false,
-                    "Preparing",
+                    reasons::PREPARING,
                     format!(
                         "started Job {job_name} to prepare generation {}",
                         generation.unwrap_or(0)
@@ -151,7 +151,7 @@ async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
                     Some(Ok(result)) => (Stage::Prepared(result), Action::await_change()),
                     other => (
                         Stage::Failed {
-                            reason: "UnreadableResult".into(),
+                            reason: reasons::UNREADABLE_RESULT.into(),
                             message: format!(
                                 "the prepare pod of Job {job_name} succeeded but left no readable result ({other:?}); delete the Job to prepare again"
                             ),
@@ -190,7 +190,7 @@ async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     dataset.as_ref(),
                     false,
-                    "Prepared",
+                    reasons::PREPARED,
                     format!(
                         "{name}: {} rows ({} rejected), digest {}",
                         rows.total, rows.rejected, result.digest
@@ -203,7 +203,7 @@ async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     dataset.as_ref(),
                     true,
-                    "PrepareFailed",
+                    reasons::PREPARE_FAILED,
                     format!("{reason}: {message}"),
                 )
                 .await

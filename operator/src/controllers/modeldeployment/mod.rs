@@ -190,7 +190,7 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
             let failed = status.conditions.iter().flatten().any(|c| {
                 c.type_ == "Progressing"
                     && c.status == "False"
-                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                    && c.reason.as_deref() == Some(reasons::PROGRESS_DEADLINE_EXCEEDED)
             });
             (
                 *revision,
@@ -282,7 +282,7 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
             &ctx.recorder,
             md.as_ref(),
             false,
-            "Available",
+            reasons::AVAILABLE,
             new.conditions
                 .get(types::READY)
                 .map(|c| c.message.clone())

@@ -240,7 +240,7 @@ async fn run_job(
                 },
                 other => RunState {
                     stage: Stage::Failed {
-                        reason: "UnreadableResult".into(),
+                        reason: reasons::UNREADABLE_RESULT.into(),
                         message: format!(
                             "the worker of Job {name} succeeded but left no readable result: {other:?}"
                         ),
@@ -478,7 +478,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             &ctx.recorder,
             job.as_ref(),
             false,
-            "Started",
+            reasons::STARTED,
             format!(
                 "{name}: started {what} on Dataset digest {}",
                 new.dataset_digest.clone().unwrap_or_default()
@@ -494,7 +494,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             &ctx.recorder,
             job.as_ref(),
             true,
-            "Retrying",
+            reasons::RETRYING,
             format!("{name}: a worker pod ended before finishing; attempt {attempts} resumes from the last checkpoint"),
         )
         .await;
@@ -506,7 +506,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     job.as_ref(),
                     false,
-                    "Succeeded",
+                    reasons::SUCCEEDED,
                     new.conditions
                         .get(types::READY)
                         .map(|c| c.message.clone())
@@ -519,7 +519,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     job.as_ref(),
                     true,
-                    "Failed",
+                    reasons::FAILED,
                     format!("{reason}: {message}"),
                 )
                 .await
@@ -529,7 +529,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
                     &ctx.recorder,
                     job.as_ref(),
                     false,
-                    "Suspended",
+                    reasons::SUSPENDED,
                     "spec.runPolicy.suspend is true".into(),
                 )
                 .await

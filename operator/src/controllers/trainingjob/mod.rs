@@ -409,6 +409,9 @@ async fn run_search(
     Ok((stage, observed))
 }
 
+/// One reconcile, in the steps every controller takes: dereference (the Dataset's digest),
+/// validate (the spec against that Dataset), build and apply (the worker Jobs, see
+/// [`run_workers`]), update status (and the Events of what changed).
 async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = job
         .namespace()
@@ -422,48 +425,97 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
     }) {
         return Ok(Action::await_change());
     }
-    let generation = job.metadata.generation;
     let mut created = false;
 
-    // Dereference and validate.
+    // Dereference and validate: a spec that does not fit its Dataset is refused before it
+    // starts; once the digest is pinned, the run goes on with the data it began with.
     let (stage, observed) = match dataset_digest(&ctx, &job, &namespace).await? {
         Err(waiting) => (waiting, Observed::default()),
         Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
             Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
                 (Stage::InvalidSpec(problem), Observed::default())
             }
-            _ => {
-                // Build and apply the worker Jobs.
-                ctx.artifacts
-                    .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
-                    .await?;
-                if job.spec.search.is_some() {
-                    run_search(&ctx, &job, &namespace, &digest, &mut created).await?
-                } else {
-                    let desired = build::train_job(&ctx.config, &job, &namespace, &digest, None);
-                    let state = run_job(&ctx, &job, &namespace, desired, &mut created).await?;
-                    let progress =
-                        read_progress(&ctx, &build::checkpoint_dir(&job, &namespace, None));
-                    let observed = Observed {
-                        dataset_digest: Some(digest),
-                        attempts: state.attempts,
-                        progress,
-                        ..Default::default()
-                    };
-                    (state.stage, observed)
-                }
-            }
+            // Build and apply.
+            _ => run_workers(&ctx, &job, &namespace, digest, &mut created).await?,
         },
     };
 
-    // Update the status, and publish the changes a person should notice.
+    // Update status.
+    update_status(&ctx, &job, &namespace, &stage, observed, created).await?;
+    Ok(match stage {
+        Stage::Running | Stage::Pending => Action::requeue(PROGRESS_INTERVAL),
+        _ => Action::await_change(),
+    })
+}
+
+/// Builds and applies the worker Jobs (one, or the trials of a search) and reads where they
+/// stand. Sets `created` when it created one.
+async fn run_workers(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    digest: String,
+    created: &mut bool,
+) -> Result<(Stage, Observed)> {
+    ctx.artifacts
+        .ensure(&ctx.client, &ctx.config.artifacts, namespace)
+        .await?;
+    if job.spec.search.is_some() {
+        return run_search(ctx, job, namespace, &digest, created).await;
+    }
+    let desired = build::train_job(&ctx.config, job, namespace, &digest, None);
+    let state = run_job(ctx, job, namespace, desired, created).await?;
+    let progress = read_progress(ctx, &build::checkpoint_dir(job, namespace, None));
+    let observed = Observed {
+        dataset_digest: Some(digest),
+        attempts: state.attempts,
+        progress,
+        ..Default::default()
+    };
+    Ok((state.stage, observed))
+}
+
+/// Writes the status of `stage` and publishes the changes a person should notice.
+async fn update_status(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    stage: &Stage,
+    observed: Observed,
+    created: bool,
+) -> Result<()> {
+    let current = job.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let previous_attempts = current.map(|s| s.attempts).unwrap_or(0);
-    let previous_phase = current.and_then(|s| s.phase);
+    let previous = Previous {
+        attempts: current.map(|s| s.attempts).unwrap_or(0),
+        phase: current.and_then(|s| s.phase),
+    };
+    // The attempts this reconcile observed (the status may keep a count from before).
     let attempts = observed.attempts;
-    let new = status::status(current, generation, &stage, observed, &now);
-    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(&api, job.as_ref(), current, &new).await?;
+    let new = status::status(current, job.metadata.generation, stage, observed, &now);
+    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
+    apply_status(&api, job, current, &new).await?;
+    publish_events(ctx, job, &previous, &new, stage, attempts, created).await;
+    Ok(())
+}
+
+/// What the status said before this reconcile, for the Events of what changed.
+struct Previous {
+    attempts: i32,
+    phase: Option<TrainingPhase>,
+}
+
+/// The Events of a reconcile: started, retrying, and each change of phase.
+async fn publish_events(
+    ctx: &Context,
+    job: &TrainingJob,
+    previous: &Previous,
+    new: &TrainingJobStatus,
+    stage: &Stage,
+    attempts: i32,
+    created: bool,
+) {
+    let (previous_attempts, previous_phase) = (previous.attempts, previous.phase);
     let name = job.name_any();
     if created
         && previous_phase.is_none_or(|p| p == TrainingPhase::Pending)
@@ -476,7 +528,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
         };
         events::publish(
             &ctx.recorder,
-            job.as_ref(),
+            job,
             false,
             reasons::STARTED,
             format!(
@@ -492,7 +544,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
     {
         events::publish(
             &ctx.recorder,
-            job.as_ref(),
+            job,
             true,
             reasons::RETRYING,
             format!("{name}: a worker pod ended before finishing; attempt {attempts} resumes from the last checkpoint"),
@@ -500,11 +552,11 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
         .await;
     }
     if previous_phase != new.phase {
-        match &stage {
+        match stage {
             Stage::Succeeded(model) => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     false,
                     reasons::SUCCEEDED,
                     new.conditions
@@ -517,7 +569,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             Stage::Failed { reason, message } => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     true,
                     reasons::FAILED,
                     format!("{reason}: {message}"),
@@ -527,7 +579,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             Stage::Suspended => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     false,
                     reasons::SUSPENDED,
                     "spec.runPolicy.suspend is true".into(),
@@ -535,12 +587,12 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
                 .await
             }
             Stage::WaitingForDataset { reason, message } => {
-                events::publish(&ctx.recorder, job.as_ref(), false, reason, message.clone()).await
+                events::publish(&ctx.recorder, job, false, reason, message.clone()).await
             }
             Stage::InvalidSpec(message) => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     true,
                     reasons::INVALID_SPEC,
                     message.clone(),
@@ -550,8 +602,4 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             _ => {}
         }
     }
-    Ok(match stage {
-        Stage::Running | Stage::Pending => Action::requeue(PROGRESS_INTERVAL),
-        _ => Action::await_change(),
-    })
 }

@@ -175,13 +175,26 @@ async fn run_job(
     desired: Job,
     created: &mut bool,
 ) -> Result<RunState> {
+    let worker_job = apply_worker_job(ctx, job, namespace, desired, created).await?;
+    run_state(ctx, namespace, &worker_job).await
+}
+
+/// The worker Job as it is: created from `desired` when missing (setting `created`), or the
+/// existing one with its suspension brought in line with the spec.
+async fn apply_worker_job(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    desired: Job,
+    created: &mut bool,
+) -> Result<Job> {
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     let name = desired.metadata.name.clone().unwrap_or_default();
     let existing = jobs_api
         .get_opt(&name)
         .await
         .action(|| format!("reading Job {namespace}/{name}"))?;
-    let worker_job = match existing {
+    Ok(match existing {
         Some(existing) => {
             // Suspension is the one field that may change after creation (Kueue flips it).
             let suspend = job.spec.run_policy.suspend;
@@ -208,8 +221,13 @@ async fn run_job(
             *created = true;
             apply(&jobs_api, &desired).await?
         }
-    };
-    Ok(match jobs::outcome(&worker_job) {
+    })
+}
+
+/// Where a worker Job stands, with the worker's result or failure read from its pod.
+async fn run_state(ctx: &Context, namespace: &str, worker_job: &Job) -> Result<RunState> {
+    let name = worker_job.name_any();
+    Ok(match jobs::outcome(worker_job) {
         jobs::Outcome::Suspended => RunState {
             stage: Stage::Suspended,
             attempts: 0,
@@ -257,14 +275,7 @@ async fn run_job(
         } => {
             let pod_message =
                 jobs::termination_message(&ctx.client, namespace, &name, "Failed").await?;
-            let detail = match pod_message
-                .as_deref()
-                .map(serde_json::from_str::<modelops_api::workorder::WorkerFailure>)
-            {
-                Some(Ok(failure)) => format!("{}: {}", failure.reason, failure.message),
-                Some(Err(_)) => pod_message.unwrap_or_default().trim().to_owned(),
-                None => String::new(),
-            };
+            let detail = failure_detail(pod_message);
             let message = if detail.is_empty() {
                 message
             } else {
@@ -277,6 +288,20 @@ async fn run_job(
             }
         }
     })
+}
+
+/// The worker's own account of a failure, from its termination message: its reason and message
+/// when it wrote a [`WorkerFailure`](modelops_api::workorder::WorkerFailure), else the tail of
+/// its log; empty when there is none.
+fn failure_detail(pod_message: Option<String>) -> String {
+    match pod_message
+        .as_deref()
+        .map(serde_json::from_str::<modelops_api::workorder::WorkerFailure>)
+    {
+        Some(Ok(failure)) => format!("{}: {}", failure.reason, failure.message),
+        Some(Err(_)) => pod_message.unwrap_or_default().trim().to_owned(),
+        None => String::new(),
+    }
 }
 
 /// A search: starts trials up to `parallelism`, records finished ones, picks the best.
@@ -294,24 +319,7 @@ async fn run_search(
         .as_ref()
         .map(|s| s.trials.iter().map(|t| (t.index, t.clone())).collect())
         .unwrap_or_default();
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    let existing: BTreeMap<String, Job> = jobs_api
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            owner_label_key::<TrainingJob>(),
-            job.name_any()
-        )))
-        .await
-        .action(|| {
-            format!(
-                "listing the Jobs of TrainingJob {namespace}/{}",
-                job.name_any()
-            )
-        })?
-        .items
-        .into_iter()
-        .map(|j| (j.name_any(), j))
-        .collect();
+    let existing = worker_jobs(ctx, job, namespace).await?;
 
     let mut trials = Vec::new();
     let mut attempts = 0;
@@ -379,13 +387,58 @@ async fn run_search(
             message,
         });
     }
-    let goal = search.objective.goal();
-    let best = search::best(&trials, goal).map(|t| (t.index, t.model_digest.clone()));
+    let best =
+        search::best(&trials, search.objective.goal()).map(|t| (t.index, t.model_digest.clone()));
+    let stage = search_stage(ctx, job, &trials, &best)?;
+    let observed = Observed {
+        dataset_digest: Some(digest.to_owned()),
+        attempts,
+        progress,
+        trials,
+        best_trial: best.map(|b| b.0),
+    };
+    Ok((stage, observed))
+}
+
+/// The Jobs of a TrainingJob's trials, by name.
+async fn worker_jobs(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+) -> Result<BTreeMap<String, Job>> {
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(jobs_api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            owner_label_key::<TrainingJob>(),
+            job.name_any()
+        )))
+        .await
+        .action(|| {
+            format!(
+                "listing the Jobs of TrainingJob {namespace}/{}",
+                job.name_any()
+            )
+        })?
+        .items
+        .into_iter()
+        .map(|j| (j.name_any(), j))
+        .collect())
+}
+
+/// Where a search stands: succeeded with the best trial's model once every trial finished,
+/// failed when none produced one, else suspended, running or pending.
+fn search_stage(
+    ctx: &Context,
+    job: &TrainingJob,
+    trials: &[TrialStatus],
+    best: &Option<(i32, Option<String>)>,
+) -> Result<Stage> {
     let all_finished = trials
         .iter()
         .all(|t| matches!(t.phase, TrainingPhase::Succeeded | TrainingPhase::Failed));
-    let stage = if all_finished {
-        match &best {
+    Ok(if all_finished {
+        match best {
             Some((_, Some(digest))) => Stage::Succeeded(model_from_card(ctx, digest)?),
             _ => Stage::Failed {
                 reason: reasons::ALL_TRIALS_FAILED.into(),
@@ -398,15 +451,7 @@ async fn run_search(
         Stage::Running
     } else {
         Stage::Pending
-    };
-    let observed = Observed {
-        dataset_digest: Some(digest.to_owned()),
-        attempts,
-        progress,
-        trials,
-        best_trial: best.map(|b| b.0),
-    };
-    Ok((stage, observed))
+    })
 }
 
 /// One reconcile, in the steps every controller takes: dereference (the Dataset's digest),
@@ -551,6 +596,17 @@ async fn publish_events(
         )
         .await;
     }
+    publish_phase_change(ctx, job, previous.phase, new, stage).await;
+}
+
+/// The Event of a change of phase: succeeded, failed, suspended, waiting or refused.
+async fn publish_phase_change(
+    ctx: &Context,
+    job: &TrainingJob,
+    previous_phase: Option<TrainingPhase>,
+    new: &TrainingJobStatus,
+    stage: &Stage,
+) {
     if previous_phase != new.phase {
         match stage {
             Stage::Succeeded(model) => {
@@ -601,5 +657,25 @@ async fn publish_events(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_failure_reads_from_its_result_or_its_log() {
+        let written =
+            r#"{"reason":"DigestMismatch","message":"dataset changed","retryable":false}"#;
+        assert_eq!(
+            failure_detail(Some(written.into())),
+            "DigestMismatch: dataset changed"
+        );
+        assert_eq!(
+            failure_detail(Some("  panicked at main.rs\n".into())),
+            "panicked at main.rs"
+        );
+        assert_eq!(failure_detail(None), "");
     }
 }

@@ -374,18 +374,7 @@ async fn run_search(
                 });
             }
         }
-        let message = match &state.stage {
-            Stage::Failed { message, .. } => Some(message.clone()),
-            _ => None,
-        };
-        trials.push(TrialStatus {
-            index,
-            parameters: shown,
-            phase,
-            objective: state.result.as_ref().and_then(|r| r.objective),
-            model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
-            message,
-        });
+        trials.push(trial_status(index, shown, &state));
     }
     let best =
         search::best(&trials, search.objective.goal()).map(|t| (t.index, t.model_digest.clone()));
@@ -398,6 +387,22 @@ async fn run_search(
         best_trial: best.map(|b| b.0),
     };
     Ok((stage, observed))
+}
+
+/// A started trial's status, from where its Job stands.
+fn trial_status(index: i32, parameters: BTreeMap<String, String>, state: &RunState) -> TrialStatus {
+    let message = match &state.stage {
+        Stage::Failed { message, .. } => Some(message.clone()),
+        _ => None,
+    };
+    TrialStatus {
+        index,
+        parameters,
+        phase: status::phase(&state.stage),
+        objective: state.result.as_ref().and_then(|r| r.objective),
+        model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
+        message,
+    }
 }
 
 /// The Jobs of a TrainingJob's trials, by name.

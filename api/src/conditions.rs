@@ -57,8 +57,8 @@ pub mod reasons {
     pub const PROGRESSING: &str = "Progressing";
     /// Nothing is left to do for the current generation.
     pub const RECONCILED: &str = "Reconciled";
-    /// The API server refused or failed a request; the controller retries.
-    pub const API_ERROR: &str = "ApiError";
+    /// A worker pod (prepare or train) succeeded but left no result the operator can read.
+    pub const UNREADABLE_RESULT: &str = "UnreadableResult";
 
     // Dataset.
     /// A prepare pod is running.
@@ -81,18 +81,49 @@ pub mod reasons {
     pub const TRAINING: &str = "Training";
     /// Training produced a model.
     pub const TRAINING_SUCCEEDED: &str = "TrainingSucceeded";
-    /// A worker pod failed and `spec.runPolicy.backoffLimit` is spent.
+    /// A worker pod failed and `spec.runPolicy.backoffLimit` is spent (the Job controller's
+    /// reason, passed on).
     pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
-    /// `spec.runPolicy.activeDeadlineSeconds` passed.
+    /// `spec.runPolicy.activeDeadlineSeconds` passed (the Job controller's reason, passed on).
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     /// `spec.runPolicy.suspend` is true.
     pub const JOB_SUSPENDED: &str = "JobSuspended";
     /// `spec.runPolicy.suspend` went back to false.
     pub const JOB_RESUMED: &str = "JobResumed";
+    /// Event: the first worker pods of the run (or of the search's trials) were created.
+    pub const STARTED: &str = "Started";
+    /// Event: a worker pod ended before finishing; the next attempt resumes from the checkpoint.
+    pub const RETRYING: &str = "Retrying";
+    /// Event: training finished and produced a model.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// Event: training failed for good.
+    pub const FAILED: &str = "Failed";
+    /// Event: `spec.runPolicy.suspend` holds the job.
+    pub const SUSPENDED: &str = "Suspended";
 
     // ModelDeployment.
     /// A new revision is rolling out.
     pub const NEW_REVISION: &str = "NewRevision";
+    /// Revision: the first revision, stable at once (there is nothing to compare it with).
+    pub const FIRST_REVISION: &str = "FirstRevision";
+    /// Revision: an earlier revision the spec asks for again rolls out again.
+    pub const ROLLED_OUT_AGAIN: &str = "RolledOutAgain";
+    /// Revision: a canary abandoned because the spec moved on.
+    pub const SPEC_CHANGED: &str = "SpecChanged";
+    /// Revision: its pods never became ready (the Deployment controller's reason, passed on).
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// Event: a revision never became ready and takes no traffic.
+    pub const REVISION_FAILED: &str = "RevisionFailed";
+    /// Revision: the stable revision a promoted canary replaced.
+    pub const REPLACED: &str = "Replaced";
+    /// Revision: a stable revision that failed a rollback Monitor after its promotion.
+    pub const MONITOR_FAILED: &str = "MonitorFailed";
+    /// Revision: the earlier revision that took the traffic back after such a failure.
+    pub const RESTORED_AFTER_ROLLBACK: &str = "RestoredAfterRollback";
+    /// Event: traffic went back to the stable (or the earlier) revision after a failed analysis.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// Event: a stable revision failed a rollback Monitor but no earlier revision is kept.
+    pub const ROLLBACK_IMPOSSIBLE: &str = "RollbackImpossible";
     /// A canary step is waiting for its pause or its analysis.
     pub const CANARY_STEP: &str = "CanaryStep";
     /// The canary took all traffic and became the stable revision.
@@ -103,28 +134,6 @@ pub mod reasons {
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
     /// The analysis Monitor reported Fail, so traffic went back to the stable revision.
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
-    /// The model artifact's digest is not the one the spec or TrainingJob names.
-    pub const DIGEST_MISMATCH: &str = "DigestMismatch";
-    /// The first revision of a ModelDeployment became stable at once (there was none to compare).
-    pub const FIRST_REVISION: &str = "FirstRevision";
-    /// A revision superseded, or rolled back at an earlier generation, rolls out again.
-    pub const ROLLED_OUT_AGAIN: &str = "RolledOutAgain";
-    /// The spec moved on to another model, so the canary under way was abandoned.
-    pub const SPEC_CHANGED: &str = "SpecChanged";
-    /// A revision's Deployment gave up: its pods never became ready.
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    /// A revision failed (its pods never became ready) and takes no traffic.
-    pub const REVISION_FAILED: &str = "RevisionFailed";
-    /// The stable revision was replaced by a promoted canary.
-    pub const REPLACED: &str = "Replaced";
-    /// A rollback Monitor reported Fail on the stable revision after its promotion.
-    pub const MONITOR_FAILED: &str = "MonitorFailed";
-    /// A superseded revision became stable again because the one after it failed its Monitor.
-    pub const RESTORED_AFTER_ROLLBACK: &str = "RestoredAfterRollback";
-    /// Traffic went back to an earlier revision after a Monitor's Fail.
-    pub const ROLLED_BACK: &str = "RolledBack";
-    /// The stable revision failed its Monitor but no earlier revision is kept to roll back to.
-    pub const ROLLBACK_IMPOSSIBLE: &str = "RollbackImpossible";
 
     // Monitor.
     /// Every metric is within its threshold.
@@ -139,12 +148,8 @@ pub mod reasons {
     pub const LATENCY_ABOVE_MAXIMUM: &str = "LatencyAboveMaximum";
     /// The error rate is above `errorRate.max`.
     pub const ERROR_RATE_ABOVE_MAXIMUM: &str = "ErrorRateAboveMaximum";
-    /// Too few requests in the window to judge.
-    pub const NOT_ENOUGH_TRAFFIC: &str = "NotEnoughTraffic";
     /// Too few labelled feedbacks in the window to judge accuracy.
     pub const LABELS_PENDING: &str = "LabelsPending";
-    /// The serving pods could not be scraped.
-    pub const SCRAPE_FAILED: &str = "ScrapeFailed";
     /// No request reached the revision within the window.
     pub const NO_TRAFFIC: &str = "NoTraffic";
     /// A drift metric has fewer rows in the window than its `minSamples`.

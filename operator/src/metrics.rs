@@ -21,27 +21,27 @@ pub struct Metrics(Arc<Mutex<Counters>>);
 /// Records a reconcile's duration when dropped.
 pub struct ReconcileTimer {
     metrics: Metrics,
-    kind: &'static str,
+    kind: String,
     started: Instant,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
         let mut counters = self.metrics.0.lock().expect("not poisoned");
-        *counters.reconciles.entry(self.kind.to_owned()).or_default() += 1;
+        *counters.reconciles.entry(self.kind.clone()).or_default() += 1;
         *counters
             .duration_seconds_sum
-            .entry(self.kind.to_owned())
+            .entry(self.kind.clone())
             .or_default() += self.started.elapsed().as_secs_f64();
     }
 }
 
 impl Metrics {
     /// Starts timing a reconcile of `kind`.
-    pub fn reconcile_timer(&self, kind: &'static str) -> ReconcileTimer {
+    pub fn reconcile_timer(&self, kind: &str) -> ReconcileTimer {
         ReconcileTimer {
             metrics: self.clone(),
-            kind,
+            kind: kind.to_owned(),
             started: Instant::now(),
         }
     }

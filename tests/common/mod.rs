@@ -235,7 +235,10 @@ pub fn from_json<K: DeserializeOwned>(value: serde_json::Value) -> K {
 /// The restricted-profile security context every test container runs with: the one the
 /// operator gives its own pods.
 pub fn restricted_security_context() -> serde_json::Value {
-    modelops_operator::controllers::workerpod::restricted_container_security_context()
+    serde_json::to_value(
+        modelops_operator::controllers::workerpod::restricted_container_security_context(),
+    )
+    .expect("a security context serialises")
 }
 
 /// One HTTP/1.1 request over a fresh connection from the host (to a ClusterIP, say): the status

@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn a_failure_stalls_with_the_workers_reason() {
         let stage = failure_from_message(
-            "BackoffLimitExceeded",
+            reasons::BACKOFF_LIMIT_EXCEEDED,
             "Job has reached the specified backoff limit",
             Some(
                 r#"{"reason":"SourceUnavailable","message":"GET http://x/data.csv answered 404 Not Found","retryable":false}"#,
@@ -190,14 +190,14 @@ mod tests {
     #[test]
     fn a_failure_without_a_worker_message_keeps_the_jobs_reason() {
         let stage = failure_from_message(
-            "DeadlineExceeded",
+            reasons::DEADLINE_EXCEEDED,
             "Job was active longer than specified deadline",
             None,
         );
         assert_eq!(
             stage,
             Stage::Failed {
-                reason: "DeadlineExceeded".into(),
+                reason: reasons::DEADLINE_EXCEEDED.into(),
                 message: "Job was active longer than specified deadline".into()
             }
         );

@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn failure_stalls() {
         let stage = Stage::Failed {
-            reason: "BackoffLimitExceeded".into(),
+            reason: reasons::BACKOFF_LIMIT_EXCEEDED.into(),
             message: "3 pods failed".into(),
         };
         let s = status(None, Some(1), &stage, Observed::default(), &at(5));

@@ -46,6 +46,27 @@ where
     .action(|| format!("applying {} {name}", K::kind(&Default::default())))
 }
 
+/// The body of a status apply: the object's type and its whole status, nothing else (the spec
+/// belongs to the user's field manager).
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct StatusPatch<'a, S> {
+    api_version: String,
+    kind: String,
+    status: &'a S,
+}
+
+impl<'a, S> StatusPatch<'a, S> {
+    /// The status patch of an object of kind `K`.
+    fn new<K: Resource<DynamicType = ()>>(status: &'a S) -> Self {
+        Self {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            status,
+        }
+    }
+}
+
 /// Applies `status` as the whole status of `object`, unless it equals the status the object has.
 /// Returns whether it wrote.
 pub async fn apply_status<K, S>(
@@ -59,17 +80,13 @@ where
         + Clone
         + DeserializeOwned
         + Debug,
-    S: Serialize + PartialEq,
+    S: Serialize + PartialEq + Debug,
 {
     if current == Some(status) {
         return Ok(false);
     }
     let name = object.name_any();
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
+    let patch = StatusPatch::new::<K>(status);
     api.patch_status(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -78,4 +95,25 @@ where
     .await
     .action(|| format!("writing the status of {} {name}", K::kind(&())))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelops_api::Dataset;
+    use serde_json::json;
+
+    #[test]
+    fn the_status_patch_serialises_as_before() {
+        let status = json!({"observedGeneration": 3, "conditions": [{"type": "Ready"}]});
+        let before = json!({
+            "apiVersion": Dataset::api_version(&()),
+            "kind": Dataset::kind(&()),
+            "status": status,
+        });
+        assert_eq!(
+            serde_json::to_value(StatusPatch::new::<Dataset>(&status)).unwrap(),
+            before
+        );
+    }
 }

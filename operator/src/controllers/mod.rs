@@ -1,5 +1,6 @@
 //! The controllers, one per kind, and what they share: the context, the error type, writing to
-//! the API server, events, worker pods and the artifact claim.
+//! the API server, events, worker pods, the artifact claim and the runner that wires each
+//! controller to its watches.
 //!
 //! Every controller follows one flow: dereference (read referenced objects) → validate → build
 //! (pure: the object in, child objects out) → apply → update status.
@@ -12,14 +13,13 @@ pub mod events;
 pub mod jobs;
 pub mod modeldeployment;
 pub mod monitor;
+pub mod runner;
 pub mod trainingjob;
 pub mod workerpod;
 
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
-use error::Error;
 use kube::Client;
-use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use std::sync::Arc;
 
@@ -75,24 +75,6 @@ impl Context {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
-}
-
-/// What a failed reconcile does next: log, count, and retry after the error's back-off.
-pub fn error_policy<K: kube::Resource<DynamicType = ()>>(
-    object: Arc<K>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    let kind = K::kind(&());
-    tracing::warn!(
-        kind = %kind,
-        name = %object.meta().name.as_deref().unwrap_or_default(),
-        namespace = %object.meta().namespace.as_deref().unwrap_or_default(),
-        category = error.category(),
-        "reconcile failed: {error}"
-    );
-    ctx.metrics.reconcile_failed(&kind, error.category());
-    Action::requeue(error.retry_after())
 }
 
 /// Runs every controller until a shutdown signal.

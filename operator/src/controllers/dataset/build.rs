@@ -5,13 +5,14 @@ use crate::controllers::apply::child_labels;
 use crate::controllers::jobs;
 use crate::controllers::workerpod::{WorkerPod, pod_template};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, KeyToPath, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
+};
 use kube::{Resource, ResourceExt};
 use modelops_api::dataset::Source;
 use modelops_api::trainingjob::RunPolicy;
 use modelops_api::workorder::{PrepareOrder, SOURCE_MOUNT_PATH, WorkOrder, layout};
 use modelops_api::{Dataset, common::ComputeResources};
-use serde_json::json;
 
 /// Retries of a prepare pod: a network hiccup deserves another try, a bad file does not (the
 /// worker exits with a permanent failure code for those).
@@ -29,32 +30,51 @@ pub fn job_name(dataset: &Dataset) -> String {
 
 /// The source mount: a configMap key or a file on a claim, under `/source`; none for http.
 fn source_volume(dataset: &Dataset) -> (Option<(Volume, VolumeMount)>, Option<String>) {
+    let volume = |source: Volume| Volume {
+        name: "source".into(),
+        ..source
+    };
+    let mount = VolumeMount {
+        name: "source".into(),
+        mount_path: SOURCE_MOUNT_PATH.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
     match dataset.spec.source.get() {
-        Some(Source::ConfigMap(cm)) => {
-            let volume = json!({"name": "source", "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": "data"}]}});
-            let mount = json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true});
-            (
-                Some((
-                    serde_json::from_value(volume).unwrap(),
-                    serde_json::from_value(mount).unwrap(),
-                )),
-                Some(format!("{SOURCE_MOUNT_PATH}/data")),
-            )
-        }
-        Some(Source::Volume(v)) => {
-            let volume = json!({"name": "source", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": true}});
-            let mount = json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true});
-            (
-                Some((
-                    serde_json::from_value(volume).unwrap(),
-                    serde_json::from_value(mount).unwrap(),
-                )),
-                Some(format!(
-                    "{SOURCE_MOUNT_PATH}/{}",
-                    v.path.trim_start_matches('/')
-                )),
-            )
-        }
+        Some(Source::ConfigMap(cm)) => (
+            Some((
+                volume(Volume {
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: cm.name.clone(),
+                        items: Some(vec![KeyToPath {
+                            key: cm.key.clone(),
+                            path: "data".into(),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                mount,
+            )),
+            Some(format!("{SOURCE_MOUNT_PATH}/data")),
+        ),
+        Some(Source::Volume(v)) => (
+            Some((
+                volume(Volume {
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: v.claim_name.clone(),
+                        read_only: Some(true),
+                    }),
+                    ..Default::default()
+                }),
+                mount,
+            )),
+            Some(format!(
+                "{SOURCE_MOUNT_PATH}/{}",
+                v.path.trim_start_matches('/')
+            )),
+        ),
         Some(Source::Http(_)) | None => (None, None),
     }
 }
@@ -110,6 +130,51 @@ pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    /// The source mount as it was built, kept to prove the typed one sends the same volumes.
+    fn source_volume_before(dataset: &Dataset) -> Option<(Value, Value)> {
+        match dataset.spec.source.get() {
+            Some(Source::ConfigMap(cm)) => Some((
+                json!({"name": "source", "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": "data"}]}}),
+                json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true}),
+            )),
+            Some(Source::Volume(v)) => Some((
+                json!({"name": "source", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": true}}),
+                json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true}),
+            )),
+            Some(Source::Http(_)) | None => None,
+        }
+    }
+
+    #[test]
+    fn source_volumes_serialise_as_before() {
+        let config_map = digits();
+        let mut claim = digits();
+        claim.spec.source =
+            serde_json::from_value(json!({"volume": {"claimName": "raw", "path": "/digits.csv"}}))
+                .unwrap();
+        let mut http = digits();
+        http.spec.source =
+            serde_json::from_value(json!({"http": {"url": "http://example.com/d.csv"}})).unwrap();
+        for dataset in [config_map, claim, http] {
+            let typed = source_volume(&dataset).0.map(|(volume, mount)| {
+                (
+                    serde_json::to_value(volume).unwrap(),
+                    serde_json::to_value(mount).unwrap(),
+                )
+            });
+            let before = source_volume_before(&dataset).map(|(volume, mount)| {
+                let volume: Volume = serde_json::from_value(volume).unwrap();
+                let mount: VolumeMount = serde_json::from_value(mount).unwrap();
+                (
+                    serde_json::to_value(volume).unwrap(),
+                    serde_json::to_value(mount).unwrap(),
+                )
+            });
+            assert_eq!(typed, before);
+        }
+    }
 
     fn digits() -> Dataset {
         let mut dataset: Dataset =

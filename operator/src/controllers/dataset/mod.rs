@@ -5,17 +5,16 @@ pub mod build;
 
 use super::apply::{apply, apply_status};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::Dataset;
-use modelops_api::conditions::types;
+use modelops_api::conditions::{reasons, types};
 use modelops_api::dataset::Source;
 use modelops_api::workorder::PrepareResult;
 use modelops_core::dataset::status::{self, Stage};
@@ -28,23 +27,10 @@ const SOURCE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Runs the Dataset controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    Controller::new(
-        Api::<Dataset>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
-        Api::<Job>::all(client),
-        watcher::Config::default().labels(&super::apply::owner_label_key::<Dataset>()),
-    )
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!("dataset reconcile: {e}");
-        }
-    })
-    .await;
+    Runner::<Dataset>::new(ctx)
+        .owns::<Job>()
+        .run(reconcile)
+        .await;
 }
 
 /// The source's ConfigMap or claim, if it is missing: what to tell the user.
@@ -99,132 +85,147 @@ async fn missing_source(
     Ok(missing)
 }
 
+/// One reconcile, in the steps every controller takes: dereference (the source), validate (the
+/// CRD's schema and rules check the whole spec; nothing is left to check here), build and apply
+/// (the prepare Job), update status (from the Job's outcome).
 async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("Dataset");
     let namespace = dataset
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("Dataset {}", dataset.name_any())))?;
-    let name = dataset.name_any();
-    let generation = dataset.metadata.generation;
     let current = dataset.status.as_ref();
 
     // Prepared already at this generation: nothing to do until the spec changes.
-    if current
-        .is_some_and(|s| s.observed_generation == generation && s.conditions.is_true(types::READY))
-    {
+    if current.is_some_and(|s| {
+        s.observed_generation == dataset.metadata.generation && s.conditions.is_true(types::READY)
+    }) {
         return Ok(Action::await_change());
     }
 
-    // Dereference.
-    let (stage, next) = if let Some(message) = missing_source(&ctx, &dataset, &namespace).await? {
-        (
-            Stage::SourceMissing(message),
-            Action::requeue(SOURCE_RECHECK),
-        )
-    } else {
-        // Build and apply the prepare Job, unless it exists.
-        ctx.artifacts
-            .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
-            .await?;
-        let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-        let job_name = build::job_name(&dataset);
-        let job = match jobs_api
-            .get_opt(&job_name)
-            .await
-            .action(|| format!("reading Job {namespace}/{job_name}"))?
-        {
-            Some(job) => job,
-            None => {
-                let job = apply(
-                    &jobs_api,
-                    &build::prepare_job(&ctx.config, &dataset, &namespace),
-                )
-                .await?;
-                events::publish(
-                    &ctx.recorder,
-                    dataset.as_ref(),
-                    false,
-                    "Preparing",
-                    format!(
-                        "started Job {job_name} to prepare generation {}",
-                        generation.unwrap_or(0)
+    // Dereference: a pod would wait forever for a volume that is not there.
+    if let Some(message) = missing_source(&ctx, &dataset, &namespace).await? {
+        update_status(&ctx, &dataset, &namespace, Stage::SourceMissing(message)).await?;
+        return Ok(Action::requeue(SOURCE_RECHECK));
+    }
+
+    // Build and apply.
+    let job = apply_prepare_job(&ctx, &dataset, &namespace).await?;
+
+    // Update status.
+    let stage = stage_of(&ctx, &namespace, &job).await?;
+    update_status(&ctx, &dataset, &namespace, stage).await?;
+    Ok(Action::await_change())
+}
+
+/// The prepare Job of this spec: the one that exists, or a new one built from the spec (Jobs
+/// are immutable, and the spec's hash is in the name, so an existing one is left as it is).
+async fn apply_prepare_job(ctx: &Context, dataset: &Dataset, namespace: &str) -> Result<Job> {
+    ctx.artifacts
+        .ensure(&ctx.client, &ctx.config.artifacts, namespace)
+        .await?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let job_name = build::job_name(dataset);
+    if let Some(job) = jobs_api
+        .get_opt(&job_name)
+        .await
+        .action(|| format!("reading Job {namespace}/{job_name}"))?
+    {
+        return Ok(job);
+    }
+    let job = apply(
+        &jobs_api,
+        &build::prepare_job(&ctx.config, dataset, namespace),
+    )
+    .await?;
+    events::publish(
+        &ctx.recorder,
+        dataset,
+        false,
+        reasons::PREPARING,
+        format!(
+            "started Job {job_name} to prepare generation {}",
+            dataset.metadata.generation.unwrap_or(0)
+        ),
+    )
+    .await;
+    Ok(job)
+}
+
+/// Where the preparation stands, from the prepare Job and its pod's termination message.
+async fn stage_of(ctx: &Context, namespace: &str, job: &Job) -> Result<Stage> {
+    let job_name = job.name_any();
+    Ok(match jobs::outcome(job) {
+        jobs::Outcome::Succeeded => {
+            let message =
+                jobs::termination_message(&ctx.client, namespace, &job_name, "Succeeded").await?;
+            match message
+                .as_deref()
+                .map(serde_json::from_str::<PrepareResult>)
+            {
+                Some(Ok(result)) => Stage::Prepared(result),
+                other => Stage::Failed {
+                    reason: reasons::UNREADABLE_RESULT.into(),
+                    message: format!(
+                        "the prepare pod of Job {job_name} succeeded but left no readable result ({other:?}); delete the Job to prepare again"
                     ),
-                )
-                .await;
-                job
-            }
-        };
-        match jobs::outcome(&job) {
-            jobs::Outcome::Succeeded => {
-                let message =
-                    jobs::termination_message(&ctx.client, &namespace, &job_name, "Succeeded")
-                        .await?;
-                match message
-                    .as_deref()
-                    .map(serde_json::from_str::<PrepareResult>)
-                {
-                    Some(Ok(result)) => (Stage::Prepared(result), Action::await_change()),
-                    other => (
-                        Stage::Failed {
-                            reason: "UnreadableResult".into(),
-                            message: format!(
-                                "the prepare pod of Job {job_name} succeeded but left no readable result ({other:?}); delete the Job to prepare again"
-                            ),
-                        },
-                        Action::await_change(),
-                    ),
-                }
-            }
-            jobs::Outcome::Failed {
-                reason, message, ..
-            } => {
-                let pod_message =
-                    jobs::termination_message(&ctx.client, &namespace, &job_name, "Failed").await?;
-                (
-                    status::failure_from_message(&reason, &message, pod_message.as_deref()),
-                    Action::await_change(),
-                )
-            }
-            jobs::Outcome::Active { .. } | jobs::Outcome::Suspended => {
-                (Stage::Preparing, Action::await_change())
+                },
             }
         }
-    };
+        jobs::Outcome::Failed {
+            reason, message, ..
+        } => {
+            let pod_message =
+                jobs::termination_message(&ctx.client, namespace, &job_name, "Failed").await?;
+            status::failure_from_message(&reason, &message, pod_message.as_deref())
+        }
+        jobs::Outcome::Active { .. } | jobs::Outcome::Suspended => Stage::Preparing,
+    })
+}
 
-    // Update status, and tell a person about the changes worth noticing.
+/// Writes the status of `stage`, and tells a person about the changes worth noticing.
+async fn update_status(
+    ctx: &Context,
+    dataset: &Dataset,
+    namespace: &str,
+    stage: Stage,
+) -> Result<()> {
+    let current = dataset.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let new = status::status(current, generation, &stage, &now);
-    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &namespace);
+    let new = status::status(current, dataset.metadata.generation, &stage, &now);
+    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), namespace);
     let was_ready = current.is_some_and(|s| s.conditions.is_true(types::READY));
     let was_stalled = current.is_some_and(|s| s.conditions.is_true(types::STALLED));
-    if apply_status(&api, dataset.as_ref(), current, &new).await? {
-        match &stage {
-            Stage::Prepared(result) if !was_ready => {
-                let rows = result.rows;
-                events::publish(
-                    &ctx.recorder,
-                    dataset.as_ref(),
-                    false,
-                    "Prepared",
-                    format!(
-                        "{name}: {} rows ({} rejected), digest {}",
-                        rows.total, rows.rejected, result.digest
-                    ),
-                )
-                .await
-            }
-            Stage::Failed { reason, message } if !was_stalled => {
-                events::publish(
-                    &ctx.recorder,
-                    dataset.as_ref(),
-                    true,
-                    "PrepareFailed",
-                    format!("{reason}: {message}"),
-                )
-                .await
-            }
-            _ => {}
-        }
+    if !apply_status(&api, dataset, current, &new).await? {
+        return Ok(());
     }
-    Ok(next)
+    match &stage {
+        Stage::Prepared(result) if !was_ready => {
+            let rows = result.rows;
+            events::publish(
+                &ctx.recorder,
+                dataset,
+                false,
+                reasons::PREPARED,
+                format!(
+                    "{}: {} rows ({} rejected), digest {}",
+                    dataset.name_any(),
+                    rows.total,
+                    rows.rejected,
+                    result.digest
+                ),
+            )
+            .await
+        }
+        Stage::Failed { reason, message } if !was_stalled => {
+            events::publish(
+                &ctx.recorder,
+                dataset,
+                true,
+                reasons::PREPARE_FAILED,
+                format!("{reason}: {message}"),
+            )
+            .await
+        }
+        _ => {}
+    }
+    Ok(())
 }

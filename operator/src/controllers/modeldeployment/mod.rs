@@ -6,16 +6,14 @@ pub mod build;
 
 use super::apply::{apply, apply_status, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::modeldeployment::ModelDeploymentStatus;
 use modelops_api::monitor::{MonitorAction, Verdict};
@@ -28,62 +26,21 @@ use std::sync::Arc;
 
 /// Runs the ModelDeployment controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<ModelDeployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    let by_target = store.clone();
-    controller
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().labels(&owner_label_key::<ModelDeployment>()),
-        )
+    Runner::<ModelDeployment>::new(ctx)
+        .owns::<Deployment>()
         // A new model: the TrainingJob it names succeeded.
-        .watches(
-            Api::<TrainingJob>::all(client.clone()),
-            watcher::Config::default(),
-            move |job| {
-                let (namespace, name) = (job.namespace(), job.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|md| {
-                        md.namespace() == namespace
-                            && md
-                                .spec
-                                .model
-                                .training_job_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
-                    })
-                    .map(|md| ObjectRef::from_obj(md.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        // A verdict: the Monitors that target it evaluated.
-        .watches(
-            Api::<Monitor>::all(client),
-            watcher::Config::default(),
-            move |monitor| {
-                let namespace = monitor.namespace();
-                let target = monitor.spec.target_ref.name.clone();
-                by_target
-                    .state()
-                    .into_iter()
-                    .filter(|md| md.namespace() == namespace && md.name_any() == target)
-                    .map(|md| ObjectRef::from_obj(md.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("modeldeployment reconcile: {e}");
-            }
+        .watches(|job: &TrainingJob, md: &ModelDeployment| {
+            md.spec
+                .model
+                .training_job_ref
+                .as_ref()
+                .is_some_and(|r| r.name == job.name_any())
         })
+        // A verdict: the Monitors that target it evaluated.
+        .watches(|monitor: &Monitor, md: &ModelDeployment| {
+            md.name_any() == monitor.spec.target_ref.name
+        })
+        .run(reconcile)
         .await;
 }
 
@@ -198,19 +155,14 @@ async fn verdicts(
     Ok(seen)
 }
 
-async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("ModelDeployment");
-    let namespace = md
-        .namespace()
-        .ok_or_else(|| Error::MissingMetadata(format!("ModelDeployment {}", md.name_any())))?;
-    let generation = md.metadata.generation;
-    let current: Option<&ModelDeploymentStatus> = md.status.as_ref();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-
-    // Dereference: the model, the revisions' Deployments, the Monitors' verdicts.
-    let resolved = resolve(&ctx, &md, &namespace).await?;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let existing: BTreeMap<i32, Deployment> = deployments
+/// The Deployments of `md`'s revisions, by revision.
+async fn revision_deployments(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+) -> Result<BTreeMap<i32, Deployment>> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(deployments
         .list(&ListParams::default().labels(&format!(
             "{}={}",
             owner_label_key::<ModelDeployment>(),
@@ -226,15 +178,20 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
         .items
         .into_iter()
         .filter_map(|d| Some((d.labels().get(build::REVISION_LABEL)?.parse().ok()?, d)))
-        .collect();
-    let observed: BTreeMap<i32, Observed> = existing
+        .collect())
+}
+
+/// What each revision's Deployment reports: ready pods, and whether it missed its progress
+/// deadline.
+fn observe(existing: &BTreeMap<i32, Deployment>) -> BTreeMap<i32, Observed> {
+    existing
         .iter()
         .map(|(revision, d)| {
             let status = d.status.clone().unwrap_or_default();
             let failed = status.conditions.iter().flatten().any(|c| {
                 c.type_ == "Progressing"
                     && c.status == "False"
-                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                    && c.reason.as_deref() == Some(reasons::PROGRESS_DEADLINE_EXCEEDED)
             });
             (
                 *revision,
@@ -244,7 +201,25 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// One reconcile, in the steps every controller takes: dereference (the model, the revisions'
+/// Deployments, the Monitors' verdicts), validate (in [`resolve`]: the model reference), build
+/// (the plan of the revisions, pure) and apply (a Deployment per kept revision and the
+/// Service), update status (and the Events of the plan).
+async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = md
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(format!("ModelDeployment {}", md.name_any())))?;
+    let generation = md.metadata.generation;
+    let current: Option<&ModelDeploymentStatus> = md.status.as_ref();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    // Dereference: the model, the revisions' Deployments, the Monitors' verdicts.
+    let resolved = resolve(&ctx, &md, &namespace).await?;
+    let existing = revision_deployments(&ctx, &md, &namespace).await?;
+    let observed = observe(&existing);
     let verdicts = verdicts(&ctx, &md, &namespace).await?;
 
     // Plan the revisions.
@@ -257,23 +232,47 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
     );
 
     // Build and apply: a Deployment per kept revision, the Service; prune the rest.
+    let model = desired.zip(model_dir.as_deref());
+    apply_children(&ctx, &md, &namespace, &plan, model, &existing).await?;
+
+    // Update status.
+    let new = update_status(&ctx, &md, &namespace, &plan, &observed, unresolved, &now).await?;
+    let pending = plan.canary.is_some() || new.conditions.is_true(types::DEGRADED);
+    Ok(match (plan.requeue_after, pending) {
+        (Some(after), _) => Action::requeue(after),
+        (None, true) => Action::requeue(std::time::Duration::from_secs(5)),
+        (None, false) => Action::await_change(),
+    })
+}
+
+/// Applies a Deployment per revision the plan keeps and the Service, and deletes the
+/// Deployments of the revisions it dropped. `model` is the resolved model and its folder.
+async fn apply_children(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+    plan: &plan::Plan,
+    model: Option<(&DesiredModel, &str)>,
+    existing: &BTreeMap<i32, Deployment>,
+) -> Result<()> {
     ctx.artifacts
-        .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
+        .ensure(&ctx.client, &ctx.config.artifacts, namespace)
         .await?;
-    let key = ctx.feedback_key(&namespace, &md.name_any(), &md.uid().unwrap_or_default());
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let key = ctx.feedback_key(namespace, &md.name_any(), &md.uid().unwrap_or_default());
     for revision in &plan.revisions {
         let replicas = plan.replicas.get(&revision.revision).copied().unwrap_or(0);
         // A revision's model folder: the digest names it in the store.
-        let dir = match (&model_dir, desired) {
-            (Some(dir), Some(d)) if d.digest == revision.model_digest => dir.clone(),
+        let dir = match model {
+            Some((desired, dir)) if desired.digest == revision.model_digest => dir.to_owned(),
             _ => modelops_api::workorder::layout::mount_path(
                 &modelops_api::workorder::layout::model_dir(&revision.model_digest),
             ),
         };
         let deployment = build::deployment(
             &ctx.config,
-            &md,
-            &namespace,
+            md,
+            namespace,
             revision.revision,
             &dir,
             &revision.model_digest,
@@ -282,7 +281,7 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
         );
         apply(&deployments, &deployment).await?;
     }
-    for (revision, d) in &existing {
+    for (revision, d) in existing {
         if !plan.revisions.iter().any(|r| r.revision == *revision) {
             deployments
                 .delete(&d.name_any(), &DeleteParams::background())
@@ -291,29 +290,42 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
         }
     }
     apply(
-        &Api::<Service>::namespaced(ctx.client.clone(), &namespace),
-        &build::service(&md, &namespace),
+        &Api::<Service>::namespaced(ctx.client.clone(), namespace),
+        &build::service(md, namespace),
     )
     .await?;
+    Ok(())
+}
 
-    // Status, and Events for what a person should notice.
+/// Writes the status the plan leads to and publishes its notices (and `Available` when the
+/// ModelDeployment turns Ready). Returns the new status.
+async fn update_status(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+    plan: &plan::Plan,
+    observed: &BTreeMap<i32, Observed>,
+    unresolved: Option<(&'static str, String)>,
+    now: &Time,
+) -> Result<ModelDeploymentStatus> {
+    let current = md.status.as_ref();
     let ready_by_revision: BTreeMap<i32, i32> =
         observed.iter().map(|(r, o)| (*r, o.ready)).collect();
     let new = status::status(
         current,
-        generation,
-        &plan,
+        md.metadata.generation,
+        plan,
         &ready_by_revision,
-        build::endpoint(&md, &namespace),
+        build::endpoint(md, namespace),
         unresolved,
-        &now,
+        now,
     );
-    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(&api, md.as_ref(), current, &new).await?;
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+    apply_status(&api, md, current, &new).await?;
     for notice in &plan.notices {
         events::publish(
             &ctx.recorder,
-            md.as_ref(),
+            md,
             notice.warning,
             notice.reason,
             notice.message.clone(),
@@ -324,9 +336,9 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
     if !was_ready && new.conditions.is_true(types::READY) {
         events::publish(
             &ctx.recorder,
-            md.as_ref(),
+            md,
             false,
-            "Available",
+            reasons::AVAILABLE,
             new.conditions
                 .get(types::READY)
                 .map(|c| c.message.clone())
@@ -334,10 +346,5 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
         )
         .await;
     }
-    let pending = plan.canary.is_some() || new.conditions.is_true(types::DEGRADED);
-    Ok(match (plan.requeue_after, pending) {
-        (Some(after), _) => Action::requeue(after),
-        (None, true) => Action::requeue(std::time::Duration::from_secs(5)),
-        (None, false) => Action::await_change(),
-    })
+    Ok(new)
 }

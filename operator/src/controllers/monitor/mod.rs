@@ -6,14 +6,13 @@
 
 use super::apply::apply_status;
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{new_condition, reasons, types};
 use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus};
 use modelops_api::profile::Profile;
@@ -28,20 +27,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long one pod's `/metrics` may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs the Monitor controller until shutdown.
+/// Runs the Monitor controller until shutdown. Nothing but its own changes wakes it: it
+/// requeues itself every `spec.interval`.
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(
-        Api::<Monitor>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    )
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!("monitor reconcile: {e}");
-        }
-    })
-    .await;
+    Runner::<Monitor>::new(ctx).run(reconcile).await;
 }
 
 /// GET `/metrics` of one pod, with a plain HTTP/1.0 request (the serving pods answer with a
@@ -186,8 +175,11 @@ fn not_evaluating(
     status
 }
 
+/// One reconcile, in the steps every controller takes: validate (the thresholds and the
+/// window), dereference (the target, its pods' counters, the drift reference), build (the window
+/// and the verdict, pure), apply and update status (a Monitor has no children: its status is
+/// all it writes, with an Event when a revision turns Fail).
 async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("Monitor");
     let namespace = monitor
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("Monitor {}", monitor.name_any())))?;
@@ -237,12 +229,8 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
         None
     };
 
-    // Evaluate.
-    let window = {
-        let mut states = ctx.monitor_states.lock().expect("not poisoned");
-        let state = states.entry(monitor.uid().unwrap_or_default()).or_default();
-        state.observe(now.0, &pods, &bounds)
-    };
+    // Build: the window and the verdict.
+    let window = observe(&ctx, &monitor, &now, &pods, &bounds);
     let outcome = stats::evaluate(
         &monitor.spec,
         &window,
@@ -257,36 +245,57 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
         &outcome,
         monitor.metadata.generation,
     );
+    // Apply and update status.
     apply_status(&api, monitor.as_ref(), current, &status).await?;
     if outcome.newly_failed() {
-        let evaluation = outcome.last_evaluation();
-        let action = match monitor.spec.action {
-            MonitorAction::Rollback => "the ModelDeployment rolls it back",
-            MonitorAction::Alert => "alert only: traffic stays as it is",
-        };
-        events::publish(
-            &ctx.recorder,
-            monitor.as_ref(),
-            true,
-            &evaluation.reason,
-            format!(
-                "revision {} of {target_name} failed: {}{}; {action}",
-                evaluation
-                    .revision
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "?".into()),
-                evaluation
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| evaluation.reason.clone()),
-                evaluation
-                    .worst_feature
-                    .as_ref()
-                    .map(|f| format!(" (worst feature {f})"))
-                    .unwrap_or_default(),
-            ),
-        )
-        .await;
+        publish_failure(&ctx, &monitor, &outcome).await;
     }
     Ok(Action::requeue(interval))
+}
+
+/// Folds the pods' counters into the Monitor's sliding window (kept in the context, by uid) and
+/// returns the window's deltas.
+fn observe(
+    ctx: &Context,
+    monitor: &Monitor,
+    now: &Time,
+    pods: &[PodScrape],
+    bounds: &stats::WindowBounds,
+) -> stats::WindowDeltas {
+    let mut states = ctx.monitor_states.lock().expect("not poisoned");
+    let state = states.entry(monitor.uid().unwrap_or_default()).or_default();
+    state.observe(now.0, pods, bounds)
+}
+
+/// The Event of a revision that just turned Fail: what failed, and what happens next.
+async fn publish_failure(ctx: &Context, monitor: &Monitor, outcome: &stats::Outcome) {
+    let target_name = &monitor.spec.target_ref.name;
+    let evaluation = outcome.last_evaluation();
+    let action = match monitor.spec.action {
+        MonitorAction::Rollback => "the ModelDeployment rolls it back",
+        MonitorAction::Alert => "alert only: traffic stays as it is",
+    };
+    events::publish(
+        &ctx.recorder,
+        monitor,
+        true,
+        &evaluation.reason,
+        format!(
+            "revision {} of {target_name} failed: {}{}; {action}",
+            evaluation
+                .revision
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into()),
+            evaluation
+                .message
+                .clone()
+                .unwrap_or_else(|| evaluation.reason.clone()),
+            evaluation
+                .worst_feature
+                .as_ref()
+                .map(|f| format!(" (worst feature {f})"))
+                .unwrap_or_default(),
+        ),
+    )
+    .await;
 }

@@ -9,15 +9,13 @@ pub mod build;
 
 use super::apply::{apply, apply_status, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::{Context, error_policy, events, jobs};
-use futures::StreamExt;
+use super::runner::Runner;
+use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
     Architecture, ModelArtifact, ModelMetrics, TrainingJobStatus, TrainingPhase, TrainingProgress,
@@ -36,39 +34,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<TrainingJob>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .owns(
-            Api::<Job>::all(client.clone()),
-            watcher::Config::default().labels(&owner_label_key::<TrainingJob>()),
-        )
+    Runner::<TrainingJob>::new(ctx)
+        .owns::<Job>()
         // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
-        .watches(
-            Api::<Dataset>::all(client),
-            watcher::Config::default(),
-            move |dataset| {
-                let namespace = dataset.namespace();
-                let name = dataset.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|job| job.namespace() == namespace && job.spec.dataset_ref.name == name)
-                    .map(|job| ObjectRef::from_obj(job.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("trainingjob reconcile: {e}");
-            }
+        .watches(|dataset: &Dataset, job: &TrainingJob| {
+            job.spec.dataset_ref.name == dataset.name_any()
         })
+        .run(reconcile)
         .await;
 }
 
@@ -203,13 +175,26 @@ async fn run_job(
     desired: Job,
     created: &mut bool,
 ) -> Result<RunState> {
+    let worker_job = apply_worker_job(ctx, job, namespace, desired, created).await?;
+    run_state(ctx, namespace, &worker_job).await
+}
+
+/// The worker Job as it is: created from `desired` when missing (setting `created`), or the
+/// existing one with its suspension brought in line with the spec.
+async fn apply_worker_job(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    desired: Job,
+    created: &mut bool,
+) -> Result<Job> {
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     let name = desired.metadata.name.clone().unwrap_or_default();
     let existing = jobs_api
         .get_opt(&name)
         .await
         .action(|| format!("reading Job {namespace}/{name}"))?;
-    let worker_job = match existing {
+    Ok(match existing {
         Some(existing) => {
             // Suspension is the one field that may change after creation (Kueue flips it).
             let suspend = job.spec.run_policy.suspend;
@@ -236,8 +221,13 @@ async fn run_job(
             *created = true;
             apply(&jobs_api, &desired).await?
         }
-    };
-    Ok(match jobs::outcome(&worker_job) {
+    })
+}
+
+/// Where a worker Job stands, with the worker's result or failure read from its pod.
+async fn run_state(ctx: &Context, namespace: &str, worker_job: &Job) -> Result<RunState> {
+    let name = worker_job.name_any();
+    Ok(match jobs::outcome(worker_job) {
         jobs::Outcome::Suspended => RunState {
             stage: Stage::Suspended,
             attempts: 0,
@@ -268,7 +258,7 @@ async fn run_job(
                 },
                 other => RunState {
                     stage: Stage::Failed {
-                        reason: "UnreadableResult".into(),
+                        reason: reasons::UNREADABLE_RESULT.into(),
                         message: format!(
                             "the worker of Job {name} succeeded but left no readable result: {other:?}"
                         ),
@@ -285,14 +275,7 @@ async fn run_job(
         } => {
             let pod_message =
                 jobs::termination_message(&ctx.client, namespace, &name, "Failed").await?;
-            let detail = match pod_message
-                .as_deref()
-                .map(serde_json::from_str::<modelops_api::workorder::WorkerFailure>)
-            {
-                Some(Ok(failure)) => format!("{}: {}", failure.reason, failure.message),
-                Some(Err(_)) => pod_message.unwrap_or_default().trim().to_owned(),
-                None => String::new(),
-            };
+            let detail = failure_detail(pod_message);
             let message = if detail.is_empty() {
                 message
             } else {
@@ -305,6 +288,20 @@ async fn run_job(
             }
         }
     })
+}
+
+/// The worker's own account of a failure, from its termination message: its reason and message
+/// when it wrote a [`WorkerFailure`](modelops_api::workorder::WorkerFailure), else the tail of
+/// its log; empty when there is none.
+fn failure_detail(pod_message: Option<String>) -> String {
+    match pod_message
+        .as_deref()
+        .map(serde_json::from_str::<modelops_api::workorder::WorkerFailure>)
+    {
+        Some(Ok(failure)) => format!("{}: {}", failure.reason, failure.message),
+        Some(Err(_)) => pod_message.unwrap_or_default().trim().to_owned(),
+        None => String::new(),
+    }
 }
 
 /// A search: starts trials up to `parallelism`, records finished ones, picks the best.
@@ -322,24 +319,7 @@ async fn run_search(
         .as_ref()
         .map(|s| s.trials.iter().map(|t| (t.index, t.clone())).collect())
         .unwrap_or_default();
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    let existing: BTreeMap<String, Job> = jobs_api
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            owner_label_key::<TrainingJob>(),
-            job.name_any()
-        )))
-        .await
-        .action(|| {
-            format!(
-                "listing the Jobs of TrainingJob {namespace}/{}",
-                job.name_any()
-            )
-        })?
-        .items
-        .into_iter()
-        .map(|j| (j.name_any(), j))
-        .collect();
+    let existing = worker_jobs(ctx, job, namespace).await?;
 
     let mut trials = Vec::new();
     let mut attempts = 0;
@@ -394,26 +374,76 @@ async fn run_search(
                 });
             }
         }
-        let message = match &state.stage {
-            Stage::Failed { message, .. } => Some(message.clone()),
-            _ => None,
-        };
-        trials.push(TrialStatus {
-            index,
-            parameters: shown,
-            phase,
-            objective: state.result.as_ref().and_then(|r| r.objective),
-            model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
-            message,
-        });
+        trials.push(trial_status(index, shown, &state));
     }
-    let goal = search.objective.goal();
-    let best = search::best(&trials, goal).map(|t| (t.index, t.model_digest.clone()));
+    let best =
+        search::best(&trials, search.objective.goal()).map(|t| (t.index, t.model_digest.clone()));
+    let stage = search_stage(ctx, job, &trials, &best)?;
+    let observed = Observed {
+        dataset_digest: Some(digest.to_owned()),
+        attempts,
+        progress,
+        trials,
+        best_trial: best.map(|b| b.0),
+    };
+    Ok((stage, observed))
+}
+
+/// A started trial's status, from where its Job stands.
+fn trial_status(index: i32, parameters: BTreeMap<String, String>, state: &RunState) -> TrialStatus {
+    let message = match &state.stage {
+        Stage::Failed { message, .. } => Some(message.clone()),
+        _ => None,
+    };
+    TrialStatus {
+        index,
+        parameters,
+        phase: status::phase(&state.stage),
+        objective: state.result.as_ref().and_then(|r| r.objective),
+        model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
+        message,
+    }
+}
+
+/// The Jobs of a TrainingJob's trials, by name.
+async fn worker_jobs(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+) -> Result<BTreeMap<String, Job>> {
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(jobs_api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            owner_label_key::<TrainingJob>(),
+            job.name_any()
+        )))
+        .await
+        .action(|| {
+            format!(
+                "listing the Jobs of TrainingJob {namespace}/{}",
+                job.name_any()
+            )
+        })?
+        .items
+        .into_iter()
+        .map(|j| (j.name_any(), j))
+        .collect())
+}
+
+/// Where a search stands: succeeded with the best trial's model once every trial finished,
+/// failed when none produced one, else suspended, running or pending.
+fn search_stage(
+    ctx: &Context,
+    job: &TrainingJob,
+    trials: &[TrialStatus],
+    best: &Option<(i32, Option<String>)>,
+) -> Result<Stage> {
     let all_finished = trials
         .iter()
         .all(|t| matches!(t.phase, TrainingPhase::Succeeded | TrainingPhase::Failed));
-    let stage = if all_finished {
-        match &best {
+    Ok(if all_finished {
+        match best {
             Some((_, Some(digest))) => Stage::Succeeded(model_from_card(ctx, digest)?),
             _ => Stage::Failed {
                 reason: reasons::ALL_TRIALS_FAILED.into(),
@@ -426,19 +456,13 @@ async fn run_search(
         Stage::Running
     } else {
         Stage::Pending
-    };
-    let observed = Observed {
-        dataset_digest: Some(digest.to_owned()),
-        attempts,
-        progress,
-        trials,
-        best_trial: best.map(|b| b.0),
-    };
-    Ok((stage, observed))
+    })
 }
 
+/// One reconcile, in the steps every controller takes: dereference (the Dataset's digest),
+/// validate (the spec against that Dataset), build and apply (the worker Jobs, see
+/// [`run_workers`]), update status (and the Events of what changed).
 async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer("TrainingJob");
     let namespace = job
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("TrainingJob {}", job.name_any())))?;
@@ -451,48 +475,97 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
     }) {
         return Ok(Action::await_change());
     }
-    let generation = job.metadata.generation;
     let mut created = false;
 
-    // Dereference and validate.
+    // Dereference and validate: a spec that does not fit its Dataset is refused before it
+    // starts; once the digest is pinned, the run goes on with the data it began with.
     let (stage, observed) = match dataset_digest(&ctx, &job, &namespace).await? {
         Err(waiting) => (waiting, Observed::default()),
         Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
             Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
                 (Stage::InvalidSpec(problem), Observed::default())
             }
-            _ => {
-                // Build and apply the worker Jobs.
-                ctx.artifacts
-                    .ensure(&ctx.client, &ctx.config.artifacts, &namespace)
-                    .await?;
-                if job.spec.search.is_some() {
-                    run_search(&ctx, &job, &namespace, &digest, &mut created).await?
-                } else {
-                    let desired = build::train_job(&ctx.config, &job, &namespace, &digest, None);
-                    let state = run_job(&ctx, &job, &namespace, desired, &mut created).await?;
-                    let progress =
-                        read_progress(&ctx, &build::checkpoint_dir(&job, &namespace, None));
-                    let observed = Observed {
-                        dataset_digest: Some(digest),
-                        attempts: state.attempts,
-                        progress,
-                        ..Default::default()
-                    };
-                    (state.stage, observed)
-                }
-            }
+            // Build and apply.
+            _ => run_workers(&ctx, &job, &namespace, digest, &mut created).await?,
         },
     };
 
-    // Update the status, and publish the changes a person should notice.
+    // Update status.
+    update_status(&ctx, &job, &namespace, &stage, observed, created).await?;
+    Ok(match stage {
+        Stage::Running | Stage::Pending => Action::requeue(PROGRESS_INTERVAL),
+        _ => Action::await_change(),
+    })
+}
+
+/// Builds and applies the worker Jobs (one, or the trials of a search) and reads where they
+/// stand. Sets `created` when it created one.
+async fn run_workers(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    digest: String,
+    created: &mut bool,
+) -> Result<(Stage, Observed)> {
+    ctx.artifacts
+        .ensure(&ctx.client, &ctx.config.artifacts, namespace)
+        .await?;
+    if job.spec.search.is_some() {
+        return run_search(ctx, job, namespace, &digest, created).await;
+    }
+    let desired = build::train_job(&ctx.config, job, namespace, &digest, None);
+    let state = run_job(ctx, job, namespace, desired, created).await?;
+    let progress = read_progress(ctx, &build::checkpoint_dir(job, namespace, None));
+    let observed = Observed {
+        dataset_digest: Some(digest),
+        attempts: state.attempts,
+        progress,
+        ..Default::default()
+    };
+    Ok((state.stage, observed))
+}
+
+/// Writes the status of `stage` and publishes the changes a person should notice.
+async fn update_status(
+    ctx: &Context,
+    job: &TrainingJob,
+    namespace: &str,
+    stage: &Stage,
+    observed: Observed,
+    created: bool,
+) -> Result<()> {
+    let current = job.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let previous_attempts = current.map(|s| s.attempts).unwrap_or(0);
-    let previous_phase = current.and_then(|s| s.phase);
+    let previous = Previous {
+        attempts: current.map(|s| s.attempts).unwrap_or(0),
+        phase: current.and_then(|s| s.phase),
+    };
+    // The attempts this reconcile observed (the status may keep a count from before).
     let attempts = observed.attempts;
-    let new = status::status(current, generation, &stage, observed, &now);
-    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(&api, job.as_ref(), current, &new).await?;
+    let new = status::status(current, job.metadata.generation, stage, observed, &now);
+    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
+    apply_status(&api, job, current, &new).await?;
+    publish_events(ctx, job, &previous, &new, stage, attempts, created).await;
+    Ok(())
+}
+
+/// What the status said before this reconcile, for the Events of what changed.
+struct Previous {
+    attempts: i32,
+    phase: Option<TrainingPhase>,
+}
+
+/// The Events of a reconcile: started, retrying, and each change of phase.
+async fn publish_events(
+    ctx: &Context,
+    job: &TrainingJob,
+    previous: &Previous,
+    new: &TrainingJobStatus,
+    stage: &Stage,
+    attempts: i32,
+    created: bool,
+) {
+    let (previous_attempts, previous_phase) = (previous.attempts, previous.phase);
     let name = job.name_any();
     if created
         && previous_phase.is_none_or(|p| p == TrainingPhase::Pending)
@@ -505,9 +578,9 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
         };
         events::publish(
             &ctx.recorder,
-            job.as_ref(),
+            job,
             false,
-            "Started",
+            reasons::STARTED,
             format!(
                 "{name}: started {what} on Dataset digest {}",
                 new.dataset_digest.clone().unwrap_or_default()
@@ -521,21 +594,32 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
     {
         events::publish(
             &ctx.recorder,
-            job.as_ref(),
+            job,
             true,
-            "Retrying",
+            reasons::RETRYING,
             format!("{name}: a worker pod ended before finishing; attempt {attempts} resumes from the last checkpoint"),
         )
         .await;
     }
+    publish_phase_change(ctx, job, previous.phase, new, stage).await;
+}
+
+/// The Event of a change of phase: succeeded, failed, suspended, waiting or refused.
+async fn publish_phase_change(
+    ctx: &Context,
+    job: &TrainingJob,
+    previous_phase: Option<TrainingPhase>,
+    new: &TrainingJobStatus,
+    stage: &Stage,
+) {
     if previous_phase != new.phase {
-        match &stage {
+        match stage {
             Stage::Succeeded(model) => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     false,
-                    "Succeeded",
+                    reasons::SUCCEEDED,
                     new.conditions
                         .get(types::READY)
                         .map(|c| c.message.clone())
@@ -546,9 +630,9 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             Stage::Failed { reason, message } => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     true,
-                    "Failed",
+                    reasons::FAILED,
                     format!("{reason}: {message}"),
                 )
                 .await
@@ -556,20 +640,20 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             Stage::Suspended => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     false,
-                    "Suspended",
+                    reasons::SUSPENDED,
                     "spec.runPolicy.suspend is true".into(),
                 )
                 .await
             }
             Stage::WaitingForDataset { reason, message } => {
-                events::publish(&ctx.recorder, job.as_ref(), false, reason, message.clone()).await
+                events::publish(&ctx.recorder, job, false, reason, message.clone()).await
             }
             Stage::InvalidSpec(message) => {
                 events::publish(
                     &ctx.recorder,
-                    job.as_ref(),
+                    job,
                     true,
                     reasons::INVALID_SPEC,
                     message.clone(),
@@ -579,8 +663,24 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             _ => {}
         }
     }
-    Ok(match stage {
-        Stage::Running | Stage::Pending => Action::requeue(PROGRESS_INTERVAL),
-        _ => Action::await_change(),
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_failure_reads_from_its_result_or_its_log() {
+        let written =
+            r#"{"reason":"DigestMismatch","message":"dataset changed","retryable":false}"#;
+        assert_eq!(
+            failure_detail(Some(written.into())),
+            "DigestMismatch: dataset changed"
+        );
+        assert_eq!(
+            failure_detail(Some("  panicked at main.rs\n".into())),
+            "panicked at main.rs"
+        );
+        assert_eq!(failure_detail(None), "");
+    }
 }

@@ -1,0 +1,195 @@
+//! One way to run a controller: the wiring the four kinds share. A kind declares what it owns
+//! and which other kinds wake it; the runner adds the rest the same way for all of them: the
+//! watches (cluster-wide, owned kinds by their owner label), the reconcile timer, the error policy
+//! and its back-off, and the graceful shutdown on SIGTERM or Ctrl-C.
+
+use super::Context;
+use super::apply::owner_label_key;
+use super::error::Error;
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What every kind the operator reconciles is: a namespaced object the runner can watch.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Reconciled for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A controller for kind `K` being declared: [`Runner::new`], then [`Runner::owns`] and
+/// [`Runner::watches`] as the kind needs, then [`Runner::run`].
+pub struct Runner<K: Reconciled> {
+    controller: Controller<K>,
+    ctx: Arc<Context>,
+}
+
+impl<K: Reconciled> Runner<K> {
+    /// A controller of every `K` in the cluster.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let controller = Controller::new(
+            Api::<K>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        );
+        Self { controller, ctx }
+    }
+
+    /// Reconciles the owner when a `Child` it controls changes. Only children labelled with
+    /// their owner's kind are watched (see [`owner_label_key`]), so the operator does not cache
+    /// every Job or Deployment in the cluster.
+    #[must_use]
+    pub fn owns<Child>(self) -> Self
+    where
+        Child: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let api = Api::<Child>::all(self.ctx.client.clone());
+        let config = watcher::Config::default().labels(&owner_label_key::<K>());
+        Self {
+            controller: self.controller.owns(api, config),
+            ctx: self.ctx,
+        }
+    }
+
+    /// Reconciles every `K` in the same namespace as a changed `Other` for which
+    /// `related(other, object)` holds (say, the TrainingJobs that name a Dataset).
+    #[must_use]
+    pub fn watches<Other>(
+        self,
+        related: impl Fn(&Other, &K) -> bool + Send + Sync + 'static,
+    ) -> Self
+    where
+        Other: Reconciled,
+    {
+        let store = self.controller.store();
+        let api = Api::<Other>::all(self.ctx.client.clone());
+        let mapper = move |other: Other| related_objects(store.state(), &other, &related);
+        Self {
+            controller: self
+                .controller
+                .watches(api, watcher::Config::default(), mapper),
+            ctx: self.ctx,
+        }
+    }
+
+    /// Runs `reconcile` for every change until a shutdown signal, timing each reconcile and
+    /// handing failures to [`error_policy`].
+    pub async fn run<F, Fut>(self, reconcile: F)
+    where
+        F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let kind = K::kind(&()).into_owned();
+        let timed = move |object: Arc<K>, ctx: Arc<Context>| {
+            // Started before the reconcile and dropped after it: the timer sees all of it.
+            let timer = ctx.metrics.reconcile_timer(&kind);
+            let reconciled = reconcile(object, ctx);
+            async move {
+                let result = reconciled.await;
+                drop(timer);
+                result
+            }
+        };
+        let label = K::kind(&()).to_lowercase();
+        self.controller
+            .shutdown_on_signal()
+            .run(timed, error_policy, self.ctx)
+            .for_each(|result| {
+                // Failures were logged and counted by the error policy already.
+                if let Err(e) = result {
+                    tracing::debug!("{label} reconcile: {e}");
+                }
+                futures::future::ready(())
+            })
+            .await;
+    }
+}
+
+/// The `candidates` to reconcile when `other` changed: those in its namespace that `related`
+/// picks.
+fn related_objects<K: Reconciled, Other: Reconciled>(
+    candidates: Vec<Arc<K>>,
+    other: &Other,
+    related: impl Fn(&Other, &K) -> bool,
+) -> Vec<ObjectRef<K>> {
+    let namespace = other.namespace();
+    candidates
+        .into_iter()
+        .filter(|object| object.namespace() == namespace && related(other, object))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
+/// What a failed reconcile does next: log, count, and retry after the error's back-off.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&());
+    tracing::warn!(
+        kind = %kind,
+        name = %object.meta().name.as_deref().unwrap_or_default(),
+        namespace = %object.meta().namespace.as_deref().unwrap_or_default(),
+        category = error.category(),
+        "reconcile failed: {error}"
+    );
+    ctx.metrics.reconcile_failed(&kind, error.category());
+    Action::requeue(error.retry_after())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelops_api::{Dataset, TrainingJob};
+
+    fn job(namespace: &str, name: &str, dataset: &str) -> Arc<TrainingJob> {
+        let mut job: TrainingJob =
+            serde_yaml::from_str(include_str!("../../../examples/digits/trainingjob.yaml"))
+                .unwrap();
+        job.metadata.namespace = Some(namespace.into());
+        job.metadata.name = Some(name.into());
+        job.spec.dataset_ref.name = dataset.into();
+        Arc::new(job)
+    }
+
+    #[test]
+    fn only_related_objects_of_the_same_namespace_are_woken() {
+        let mut dataset: Dataset =
+            serde_yaml::from_str(include_str!("../../../examples/digits/dataset.yaml")).unwrap();
+        dataset.metadata.namespace = Some("team-a".into());
+        let candidates = vec![
+            job("team-a", "uses-it", "digits"),
+            job("team-a", "uses-another", "iris"),
+            job("team-b", "same-name-elsewhere", "digits"),
+        ];
+        let woken = related_objects(candidates, &dataset, |dataset, job| {
+            job.spec.dataset_ref.name == dataset.name_any()
+        });
+        let names: Vec<_> = woken.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["uses-it"]);
+    }
+}

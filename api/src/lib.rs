@@ -4,6 +4,7 @@
 //!
 //! This crate is plain data (serde, schemars and the kube derive), so that the operator, the
 //! worker and the pure core can all depend on it without pulling in anything that runs.
+#![forbid(unsafe_code)]
 
 pub mod common;
 pub mod conditions;

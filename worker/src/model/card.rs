@@ -104,3 +104,23 @@ pub struct ModelCard {
     /// How it was trained.
     pub training: TrainingRecord,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cards in api/tests/cards are what this worker writes: each reads, and writes back
+    /// byte for byte (compact form; the worker writes the same fields pretty-printed).
+    #[test]
+    fn the_api_fixtures_are_cards_this_worker_writes() {
+        for fixture in [
+            include_str!("../../../api/tests/cards/mlp.json"),
+            include_str!("../../../api/tests/cards/cnn.json"),
+            include_str!("../../../api/tests/cards/text_lstm.json"),
+            include_str!("../../../api/tests/cards/torchscript.json"),
+        ] {
+            let card: ModelCard = serde_json::from_str(fixture).unwrap();
+            assert_eq!(serde_json::to_string(&card).unwrap(), fixture);
+        }
+    }
+}

@@ -1,11 +1,14 @@
 //! The modelops API, group `modelops.dev`, version `v1alpha1`: the four kinds (Dataset,
 //! TrainingJob, ModelDeployment, Monitor) with their CRD schemas and CEL rules, the status
-//! conditions they share, and the work orders the operator hands worker pods.
+//! conditions they share, the work orders the operator hands worker pods, and the artifact
+//! formats both sides read: the data profile ([`profile`]), the model card ([`card`]) and the
+//! artifact volume's file names ([`workorder::layout`]).
 //!
 //! This crate is plain data (serde, schemars and the kube derive), so that the operator, the
 //! worker and the pure core can all depend on it without pulling in anything that runs.
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod common;
 pub mod conditions;
 pub mod dataset;

@@ -384,6 +384,17 @@ pub struct Hyperparameters {
     pub seed: Option<i64>,
 }
 
+/// The seed of a TrainingJob that sets none: training is reproducible by default, and a search
+/// draws its trials from the same seed.
+pub const DEFAULT_SEED: i64 = 42;
+
+impl Hyperparameters {
+    /// The seed, [`DEFAULT_SEED`] when the spec sets none.
+    pub fn seed_or_default(&self) -> i64 {
+        self.seed.unwrap_or(DEFAULT_SEED)
+    }
+}
+
 fn default_epochs() -> i32 {
     10
 }

@@ -54,14 +54,21 @@ pub mod layout {
     pub const TEXT_JSONL: &str = "text.jsonl";
     /// Feature order, classes, normalisation and row counts of a prepared Dataset.
     pub const DATASET_JSON: &str = "dataset.json";
-    /// Per-feature histograms of the train split: the drift reference.
+    /// Per-feature histograms of the train split: the drift reference
+    /// ([`crate::profile::Profile`]).
     pub const PROFILE_JSON: &str = "profile.json";
     /// Training progress, rewritten every epoch in the checkpoint folder.
     pub const PROGRESS_JSON: &str = "progress.json";
+    /// The checkpoint folder's pointer to its latest checkpoint (file name and sha256).
+    pub const CHECKPOINT_JSON: &str = "checkpoint.json";
+    /// The weights of the best epoch so far, in the checkpoint folder.
+    pub const BEST_SAFETENSORS: &str = "best.safetensors";
     /// Model weights.
     pub const MODEL_SAFETENSORS: &str = "model.safetensors";
-    /// The model card.
+    /// The model card ([`crate::card::ModelCard`]).
     pub const MODEL_JSON: &str = "model.json";
+    /// The scripted module of a `torchscript` model, in its model folder.
+    pub const MODULE_PT: &str = "module.pt";
     /// The folder of all models.
     pub const MODELS_DIR: &str = "models";
 

@@ -6,6 +6,7 @@
 //! generator can reach it.
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod config;
 pub mod controllers;
 pub mod crdgen;

@@ -1,8 +1,7 @@
 //! The Dataset profile (`profile.json`) as the Monitor reads it: the drift reference.
 //!
-//! The prepare pod (`worker/src/data/profile.rs`) writes it; the operator cannot link the worker
-//! crate (it carries libtorch), so these types read the same JSON, keeping only what drift
-//! needs and ignoring the rest. The profile lives on the artifact volume, which the operator
+//! The prepare pod writes it with the same type, `modelops_api::profile::Profile`, so the two
+//! sides cannot drift apart. The profile lives on the artifact volume, which the operator
 //! mounts at [`ArtifactsConfig::local_dir`]: `pvc://<claim>/<path>` is `<local_dir>/<path>`.
 //! Its path holds the data's digest, so a profile read once never changes.
 

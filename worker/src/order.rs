@@ -1,17 +1,16 @@
 //! The operator's work orders (`modelops_api::workorder`), turned into the worker's own
 //! configurations, run, and answered with the results the operator reads back.
 //!
-//! This is the only module that knows the API types: the data, model and training code take
-//! plain values, so the API can grow without touching them.
+//! This is the only module that reads specs and work orders: the data, model and training code
+//! take plain values, so the API can grow without touching them. (They do share the artifact
+//! formats with the operator — the profile, the model card, the file names — which are plain
+//! data in `modelops_api` too.)
 
-use crate::data::normalize::Method;
 use crate::data::read::{Format, LabelKind, Schema};
 use crate::data::split::SplitConfig;
 use crate::data::{self, PrepareConfig};
 use crate::failure::{Failure, Reason};
-use crate::model::{
-    Activation, Architecture, CnnOptions, MlpOptions, Task, TextLstmOptions, TorchscriptOptions,
-};
+use crate::model::{Architecture, CnnOptions, MlpOptions, TextLstmOptions, TorchscriptOptions};
 use crate::serve::batcher::BatchConfig;
 use crate::serve::feedback::FeedbackKey;
 use crate::serve::http::Settings;
@@ -33,9 +32,6 @@ use modelops_api::workorder::{
     ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, ServeOrder, TrainOrder, TrainResult, layout,
 };
 use std::path::{Path, PathBuf};
-
-/// The seed of a TrainingJob that sets none: training is reproducible by default.
-pub const DEFAULT_SEED: u64 = 42;
 
 /// Environment variable overriding libtorch's thread count (default: the pod's CPU limit).
 pub const THREADS_ENV: &str = "MODELOPS_THREADS";
@@ -62,11 +58,7 @@ pub fn prepare_config(spec: &DatasetSpec) -> PrepareConfig {
             text: spec.schema.text.clone(),
         },
         drop_invalid_rows: spec.preprocessing.drop_invalid_rows,
-        normalize: match spec.preprocessing.normalize {
-            dataset_api::Normalize::None => Method::None,
-            dataset_api::Normalize::Standard => Method::Standard,
-            dataset_api::Normalize::Minmax => Method::Minmax,
-        },
+        normalize: spec.preprocessing.normalize,
         split: SplitConfig {
             train: spec.split.train,
             validation: spec.split.validation,
@@ -144,14 +136,6 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
     })
 }
 
-fn activation(activation: job_api::Activation) -> Activation {
-    match activation {
-        job_api::Activation::Relu => Activation::Relu,
-        job_api::Activation::Tanh => Activation::Tanh,
-        job_api::Activation::Gelu => Activation::Gelu,
-    }
-}
-
 fn widths(widths: &[i32]) -> Vec<i64> {
     widths.iter().map(|&w| i64::from(w)).collect()
 }
@@ -169,7 +153,7 @@ pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<
             let options = model.mlp_options();
             Architecture::Mlp(MlpOptions {
                 hidden_layers: widths(&options.hidden_layers),
-                activation: activation(options.activation),
+                activation: options.activation,
                 dropout: options.dropout,
             })
         }
@@ -186,7 +170,7 @@ pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<
                 conv_channels: widths(&options.conv_channels),
                 kernel_size: i64::from(options.kernel_size),
                 hidden_layers: widths(&options.hidden_layers),
-                activation: activation(options.activation),
+                activation: options.activation,
                 dropout: options.dropout,
             })
         }
@@ -278,7 +262,7 @@ pub fn hyperparameters(spec: &TrainingJobSpec) -> Result<Hyperparameters> {
             min_delta: early.min_delta,
         }),
         // A negative seed is as good a seed as any: its bits are used as they are.
-        seed: hyper.seed.map_or(DEFAULT_SEED, |seed| seed as u64),
+        seed: hyper.seed_or_default() as u64,
     })
 }
 
@@ -310,10 +294,7 @@ pub fn train_config(order: &TrainOrder, device: tch::Device) -> Result<TrainConf
     Ok(TrainConfig {
         dataset_dir: PathBuf::from(&order.dataset_dir),
         expected_dataset_digest: Some(order.dataset_digest.clone()),
-        task: match spec.task {
-            job_api::Task::Classification => Task::Classification,
-            job_api::Task::Regression => Task::Regression,
-        },
+        task: spec.task,
         architecture: architecture(&spec.model, Path::new(&artifacts_dir))?,
         hyperparameters: hyperparameters(&spec)?,
         checkpoint_dir: PathBuf::from(&order.checkpoint_dir),
@@ -344,18 +325,18 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
         println!("trained at {samples_per_second:.0} samples/s");
     }
     let card = &outcome.card;
-    let metric = |name: &str| card.metrics.get(name).copied();
     let spec = order
         .effective_spec()
         .map_err(|message| Failure::error("InvalidTrial", false, message))?;
+    let metrics = card.model_metrics();
     // The job's search (a trial's effective spec has none) names the objective.
     let objective = order
         .spec
         .search
         .as_ref()
         .and_then(|search| match search.objective.metric {
-            job_api::ValidationMetric::ValidationLoss => metric("validationLoss"),
-            job_api::ValidationMetric::ValidationAccuracy => metric("validationAccuracy"),
+            job_api::ValidationMetric::ValidationLoss => metrics.validation_loss,
+            job_api::ValidationMetric::ValidationAccuracy => metrics.validation_accuracy,
         });
     Ok(TrainResult {
         model_uri: format!(
@@ -366,14 +347,7 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
         model_digest: layout::sha256_digest(&outcome.digest),
         architecture: spec.model.architecture,
         dataset_digest: card.dataset_digest.clone(),
-        metrics: job_api::ModelMetrics {
-            test_accuracy: metric("testAccuracy"),
-            test_loss: metric("testLoss"),
-            test_rmse: metric("testRmse"),
-            test_mae: metric("testMae"),
-            validation_accuracy: metric("validationAccuracy"),
-            validation_loss: metric("validationLoss"),
-        },
+        metrics,
         epochs: card.training.epochs_run as i32,
         trial: order.trial.as_ref().map(|t| t.index),
         objective,

@@ -6,6 +6,7 @@
 //! character (Han, Hiragana, Katakana) is a token of its own, since those scripts do not
 //! separate words. Everything else (spaces, punctuation, symbols) only separates tokens.
 
+use modelops_api::card;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tch::Tensor;
@@ -50,13 +51,10 @@ pub fn tokens(text: &str) -> Vec<String> {
     tokens
 }
 
-/// A fitted vocabulary and sequence length.
+/// A fitted vocabulary and sequence length, with the index that encodes tokens. It is stored in
+/// the model card as [`modelops_api::card::Tokenizer`], the vocabulary in id order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    from = "TokenizerSpec",
-    into = "TokenizerSpec"
-)]
+#[serde(from = "card::Tokenizer", into = "card::Tokenizer")]
 pub struct Tokenizer {
     /// Tokens by id: `<pad>` (0), `<oov>` (1), then the most frequent training tokens.
     pub vocabulary: Vec<String>,
@@ -65,26 +63,16 @@ pub struct Tokenizer {
     index: HashMap<String, i64>,
 }
 
-/// The tokeniser as stored in the model card.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenizerSpec {
-    scheme: String,
-    max_length: usize,
-    vocabulary: Vec<String>,
-}
-
-impl From<TokenizerSpec> for Tokenizer {
-    fn from(spec: TokenizerSpec) -> Self {
-        Self::with_vocabulary(spec.vocabulary, spec.max_length)
+impl From<card::Tokenizer> for Tokenizer {
+    fn from(stored: card::Tokenizer) -> Self {
+        Self::with_vocabulary(stored.vocabulary, stored.max_length)
     }
 }
 
-impl From<Tokenizer> for TokenizerSpec {
+impl From<Tokenizer> for card::Tokenizer {
     fn from(tokenizer: Tokenizer) -> Self {
         Self {
-            scheme: "lowercase; words of letters and digits; one token per Han/Kana character"
-                .to_owned(),
+            scheme: card::TOKENIZER_SCHEME.to_owned(),
             max_length: tokenizer.max_length,
             vocabulary: tokenizer.vocabulary,
         }

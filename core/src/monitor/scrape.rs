@@ -12,27 +12,9 @@ use modelops_api::serving::{Sample, metrics};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Where a value falls among a Dataset profile's bins, in the bins' order (underflow first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Bin {
-    /// Below the first edge.
-    Underflow,
-    /// Bin `i`: `edges[i] <= v < edges[i + 1]` (the last bin closed).
-    Inside(usize),
-    /// Above the last edge.
-    Overflow,
-}
-
-impl Bin {
-    /// Reads the `bin` label (`underflow`, `0` … `9`, `overflow`).
-    pub fn parse(label: &str) -> Option<Self> {
-        match label {
-            metrics::BIN_UNDERFLOW => Some(Self::Underflow),
-            metrics::BIN_OVERFLOW => Some(Self::Overflow),
-            index => index.parse().ok().map(Self::Inside),
-        }
-    }
-}
+/// Where a value falls among a Dataset profile's bins: the profile's own type, so that the
+/// Monitor reads the `bin` label exactly as the serving pods write it.
+pub use modelops_api::profile::Bin;
 
 /// Counts of one feature's values on the profile's bins.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -2,20 +2,21 @@
 //! stored under its content digest.
 //!
 //! The steps are plain functions, one per file: [`read`] (parse and validate rows), [`split`],
-//! [`normalize`] (fitted on the training split only), [`profile`] (the drift reference) and
-//! [`prepared`] (the folder layout, written here and loaded by `train`).
+//! [`normalize`] (fitted on the training split only), the profile (the drift reference, whose
+//! format and builders are the contract's, `modelops_api::profile`) and [`prepared`] (the
+//! folder layout, written here and loaded by `train`).
 
 pub mod normalize;
 pub mod prepared;
-pub mod profile;
 pub mod read;
 pub mod split;
 
 use crate::artifact;
 use anyhow::{Result, bail};
-use normalize::{Method, Normalization};
+use modelops_api::profile::{ClassBalance, FeatureProfile, Profile};
+use modelops_api::workorder::layout;
+use normalize::{ApplyNormalization, Method};
 use prepared::{DataKind, DatasetManifest, RowCounts, TaskHints, TextRecord};
-use profile::{ClassBalance, FeatureProfile, Profile};
 use read::{Format, LabelKind, ReadOutcome, Records, RowProblem, Schema};
 use split::SplitConfig;
 use std::path::{Path, PathBuf};
@@ -166,7 +167,7 @@ pub fn prepare(
                 let train_rows: Vec<&[f64]> =
                     split.train.iter().map(|&r| values[r].as_slice()).collect();
                 let normalization =
-                    Normalization::fit(config.normalize, feature_names.len(), &train_rows);
+                    normalize::fit(config.normalize, feature_names.len(), &train_rows);
                 let mut tensors = Vec::new();
                 for (name, rows) in prepared::SPLITS.iter().zip(splits) {
                     let flat: Vec<f32> = rows
@@ -203,7 +204,7 @@ pub fn prepare(
                     feature_names.clone(),
                     None,
                     Some(normalization),
-                    prepared::TABLE_FILE,
+                    layout::DATA_SAFETENSORS,
                     data,
                     profiles,
                 )
@@ -233,7 +234,7 @@ pub fn prepare(
                     Vec::new(),
                     text_field,
                     None,
-                    prepared::TEXT_FILE,
+                    layout::TEXT_JSONL,
                     data,
                     profiles,
                 )
@@ -241,7 +242,7 @@ pub fn prepare(
         };
 
     let profile = Profile {
-        rows: split.train.len(),
+        rows: split.train.len() as u64,
         features: feature_profiles,
         class_balance,
         class_balance_all,
@@ -260,7 +261,7 @@ pub fn prepare(
         rows,
         split: config.split.clone(),
         data_file: data_file.to_owned(),
-        profile_file: prepared::PROFILE_FILE.to_owned(),
+        profile_file: layout::PROFILE_JSON.to_owned(),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
     let profile_bytes = serde_json::to_vec_pretty(&profile)?;
@@ -270,8 +271,8 @@ pub fn prepare(
         &dir,
         &[
             (data_file, &data),
-            (prepared::MANIFEST_FILE, &manifest_bytes),
-            (prepared::PROFILE_FILE, &profile_bytes),
+            (layout::DATASET_JSON, &manifest_bytes),
+            (layout::PROFILE_JSON, &profile_bytes),
         ],
     )?;
     Ok(PrepareOutcome {
@@ -407,7 +408,7 @@ mod tests {
     fn a_tampered_folder_is_refused() {
         let root = temp_root("tampered");
         let outcome = prepare(CSV, &config(Method::None), &root).unwrap();
-        std::fs::write(outcome.dir.join(prepared::PROFILE_FILE), b"{}").unwrap();
+        std::fs::write(outcome.dir.join(layout::PROFILE_JSON), b"{}").unwrap();
         let error = prepared::load(&outcome.dir).unwrap_err().to_string();
         assert!(error.contains("prepare the Dataset again"), "{error}");
         std::fs::remove_dir_all(&root).unwrap();
@@ -429,10 +430,9 @@ mod tests {
             8
         );
         assert_eq!(loaded.manifest.normalization, None);
-        let profile: Profile = serde_json::from_slice(
-            &std::fs::read(outcome.dir.join(prepared::PROFILE_FILE)).unwrap(),
-        )
-        .unwrap();
+        let profile: Profile =
+            serde_json::from_slice(&std::fs::read(outcome.dir.join(layout::PROFILE_JSON)).unwrap())
+                .unwrap();
         assert_eq!(profile.features[0].name, "textLength");
         assert_eq!(profile.class_balance.unwrap().counts, [2, 2]);
         std::fs::remove_dir_all(&root).unwrap();

@@ -3,80 +3,64 @@
 //! leaks into training.
 
 use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// How features are rescaled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Raw values.
-    #[default]
-    None,
-    /// Zero mean and unit (population) standard deviation on the training split.
-    Standard,
-    /// The training split's range mapped to [0, 1].
-    Minmax,
-}
+/// A fitted normalisation, as the model card and `dataset.json` store it.
+pub use modelops_api::card::Normalization;
+/// How features are rescaled: the Dataset spec's `preprocessing.normalize`, which the card and
+/// `dataset.json` record as the fitted method.
+pub use modelops_api::dataset::Normalize as Method;
 
-/// A fitted normalisation: `normalised = (raw - offset) / scale`, per feature.
-///
-/// For `standard` the offset is the mean and the scale the standard deviation; for `minmax` the
-/// offset is the minimum and the scale the range; for `none` they are 0 and 1. A feature that is
-/// constant on the training split gets scale 1, so it never divides by zero.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    /// The method that was fitted.
-    pub method: Method,
-    /// Subtracted from each raw feature value.
-    pub offset: Vec<f64>,
-    /// Divides each shifted feature value.
-    pub scale: Vec<f64>,
-}
-
-impl Normalization {
-    /// Fits `method` on the training rows (each row one value per feature).
-    pub fn fit(method: Method, features: usize, train_rows: &[&[f64]]) -> Self {
-        let mut offset = vec![0.0; features];
-        let mut scale = vec![1.0; features];
-        if !train_rows.is_empty() {
-            for feature in 0..features {
-                let values = train_rows.iter().map(|row| row[feature]);
-                let (shift, spread) = match method {
-                    Method::None => (0.0, 1.0),
-                    Method::Standard => {
-                        let n = train_rows.len() as f64;
-                        let mean = values.clone().sum::<f64>() / n;
-                        let variance = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-                        (mean, variance.sqrt())
-                    }
-                    Method::Minmax => {
-                        let min = values.clone().fold(f64::INFINITY, f64::min);
-                        let max = values.fold(f64::NEG_INFINITY, f64::max);
-                        (min, max - min)
-                    }
-                };
-                offset[feature] = shift;
-                scale[feature] = if spread > 1e-12 { spread } else { 1.0 };
-            }
-        }
-        Self {
-            method,
-            offset,
-            scale,
+/// Fits `method` on the training rows (each row one value per feature).
+pub fn fit(method: Method, features: usize, train_rows: &[&[f64]]) -> Normalization {
+    let mut offset = vec![0.0; features];
+    let mut scale = vec![1.0; features];
+    if !train_rows.is_empty() {
+        for feature in 0..features {
+            let values = train_rows.iter().map(|row| row[feature]);
+            let (shift, spread) = match method {
+                Method::None => (0.0, 1.0),
+                Method::Standard => {
+                    let n = train_rows.len() as f64;
+                    let mean = values.clone().sum::<f64>() / n;
+                    let variance = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+                    (mean, variance.sqrt())
+                }
+                Method::Minmax => {
+                    let min = values.clone().fold(f64::INFINITY, f64::min);
+                    let max = values.fold(f64::NEG_INFINITY, f64::max);
+                    (min, max - min)
+                }
+            };
+            offset[feature] = shift;
+            scale[feature] = if spread > 1e-12 { spread } else { 1.0 };
         }
     }
+    Normalization {
+        method,
+        offset,
+        scale,
+    }
+}
 
+/// A fitted [`Normalization`] applied to raw values.
+pub trait ApplyNormalization {
     /// Normalises one row of raw values.
-    pub fn apply_row(&self, row: &[f64]) -> Vec<f32> {
+    fn apply_row(&self, row: &[f64]) -> Vec<f32>;
+
+    /// Normalises a batch of raw values `[n, features]` (any float kind; the result is f32).
+    fn apply_tensor(&self, raw: &Tensor) -> Result<Tensor>;
+}
+
+impl ApplyNormalization for Normalization {
+    fn apply_row(&self, row: &[f64]) -> Vec<f32> {
         row.iter()
             .zip(self.offset.iter().zip(&self.scale))
             .map(|(value, (offset, scale))| ((value - offset) / scale) as f32)
             .collect()
     }
 
-    /// Normalises a batch of raw values `[n, features]` (any float kind; the result is f32).
-    pub fn apply_tensor(&self, raw: &Tensor) -> Result<Tensor> {
+    fn apply_tensor(&self, raw: &Tensor) -> Result<Tensor> {
         let size = raw.size();
         if size.len() != 2 || size[1] != self.offset.len() as i64 {
             bail!(
@@ -100,7 +84,7 @@ mod tests {
     #[test]
     fn standard_is_fitted_on_the_training_rows_only() {
         let train: Vec<&[f64]> = vec![&[1.0, 5.0], &[3.0, 5.0]];
-        let fitted = Normalization::fit(Method::Standard, 2, &train);
+        let fitted = fit(Method::Standard, 2, &train);
         assert_eq!(fitted.offset, [2.0, 5.0]);
         assert_eq!(fitted.scale, [1.0, 1.0], "a constant feature gets scale 1");
         // A test row far outside the training range is not clipped and did not move the fit.
@@ -110,7 +94,7 @@ mod tests {
     #[test]
     fn minmax_maps_the_training_range_to_unit() {
         let train: Vec<&[f64]> = vec![&[0.0], &[4.0], &[2.0]];
-        let fitted = Normalization::fit(Method::Minmax, 1, &train);
+        let fitted = fit(Method::Minmax, 1, &train);
         assert_eq!((fitted.offset[0], fitted.scale[0]), (0.0, 4.0));
         assert_eq!(fitted.apply_row(&[2.0]), [0.5]);
         assert_eq!(fitted.apply_row(&[8.0]), [2.0]);
@@ -120,10 +104,10 @@ mod tests {
     fn none_keeps_raw_values_and_tensors_match_rows() {
         let train: Vec<&[f64]> = vec![&[7.0, -1.0]];
         assert_eq!(
-            Normalization::fit(Method::None, 2, &train).apply_row(&[7.0, -1.0]),
+            fit(Method::None, 2, &train).apply_row(&[7.0, -1.0]),
             [7.0, -1.0]
         );
-        let fitted = Normalization::fit(Method::Standard, 2, &[&[1.0, 2.0], &[3.0, 6.0]]);
+        let fitted = fit(Method::Standard, 2, &[&[1.0, 2.0], &[3.0, 6.0]]);
         let batch = fitted
             .apply_tensor(&Tensor::from_slice(&[3.0f64, 6.0]).view([1, 2]))
             .unwrap();

@@ -6,31 +6,15 @@ use super::normalize::Normalization;
 use super::split::SplitConfig;
 use crate::artifact;
 use anyhow::{Context, Result, bail};
+pub use modelops_api::card::DataKind;
+use modelops_api::workorder::layout::{DATASET_JSON, PROFILE_JSON, TEXT_JSONL};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
 use tch::Tensor;
 
-/// The table data file.
-pub const TABLE_FILE: &str = "data.safetensors";
-/// The text data file.
-pub const TEXT_FILE: &str = "text.jsonl";
-/// The manifest file.
-pub const MANIFEST_FILE: &str = "dataset.json";
-/// The profile file.
-pub const PROFILE_FILE: &str = "profile.json";
 /// The splits, in the order their files list them.
 pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
-
-/// What the rows are made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataKind {
-    /// Numeric feature columns.
-    Table,
-    /// One text per row.
-    Text,
-}
 
 /// Row counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -146,8 +130,8 @@ pub struct TextRecord {
 pub fn digest(data_file: &str, data: &[u8], manifest: &[u8], profile: &[u8]) -> String {
     artifact::digest_files(&[
         (data_file, data),
-        (MANIFEST_FILE, manifest),
-        (PROFILE_FILE, profile),
+        (DATASET_JSON, manifest),
+        (PROFILE_JSON, profile),
     ])
 }
 
@@ -156,9 +140,9 @@ pub fn load(dir: &Path) -> Result<PreparedDataset> {
     let read = |name: &str| {
         fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
     };
-    let manifest_bytes = read(MANIFEST_FILE)?;
+    let manifest_bytes = read(DATASET_JSON)?;
     let manifest: DatasetManifest = serde_json::from_slice(&manifest_bytes)
-        .with_context(|| format!("parsing {}", dir.join(MANIFEST_FILE).display()))?;
+        .with_context(|| format!("parsing {}", dir.join(DATASET_JSON).display()))?;
     let data = read(&manifest.data_file)?;
     let profile = read(&manifest.profile_file)?;
     let digest = digest(&manifest.data_file, &data, &manifest_bytes, &profile);
@@ -210,10 +194,10 @@ fn text_splits(bytes: &[u8], manifest: &DatasetManifest) -> Result<[SplitData; 3
             continue;
         }
         let record: TextRecord = serde_json::from_slice(line)
-            .with_context(|| format!("{TEXT_FILE} line {}", number + 1))?;
+            .with_context(|| format!("{TEXT_JSONL} line {}", number + 1))?;
         let Some(index) = SPLITS.iter().position(|s| *s == record.split) else {
             bail!(
-                "{TEXT_FILE} line {}: unknown split {:?}",
+                "{TEXT_JSONL} line {}: unknown split {:?}",
                 number + 1,
                 record.split
             );

@@ -2,7 +2,7 @@
 //! convolution blocks (convolution, activation, 2×2 max-pooling while the image is large
 //! enough), then dense layers.
 
-use super::{Activation, CnnOptions, Network};
+use super::{Activation, ActivationExt, CnnOptions, Network};
 use anyhow::{Result, bail};
 use tch::{Tensor, nn};
 

@@ -1,6 +1,6 @@
 //! The multilayer perceptron: dense layers with an activation and dropout between them.
 
-use super::{Activation, MlpOptions, Network};
+use super::{Activation, ActivationExt, MlpOptions, Network};
 use tch::{Tensor, nn};
 
 /// Dense layers `inputs → hidden… → outputs`.

@@ -5,11 +5,13 @@
 //! Predictions take raw inputs — feature values in the card's feature order, or texts — and
 //! apply the card's normalisation or tokeniser themselves.
 
-use super::card::{CARD_FILE, FORMAT_VERSION, ModelCard};
-use super::{Head, Network};
+use super::{ArchitectureExt, Head, HeadExt, Network};
 use crate::artifact;
-use crate::data::prepared::DataKind;
+use crate::data::normalize::ApplyNormalization;
+use crate::tokenize::Tokenizer;
 use anyhow::{Context, Result, bail};
+use modelops_api::card::{DataKind, ModelCard, TargetScaling};
+use modelops_api::workorder::layout;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor, nn};
@@ -35,6 +37,8 @@ pub struct LoadedModel {
     pub card: ModelCard,
     /// The sha256 of the weights (verified).
     pub digest: String,
+    /// The card's tokeniser, ready to encode (text models).
+    tokenizer: Option<Tokenizer>,
     network: Box<dyn Network>,
     device: Device,
     // Owns the variables the network's layers point into.
@@ -76,9 +80,14 @@ pub fn named_variables(variables: &nn::VarStore) -> Vec<(String, Tensor)> {
     named
 }
 
-impl Head {
+/// A [`Head`] applied to network outputs.
+pub trait Probabilities {
     /// Turns network outputs into class probabilities `[n, classes]` (classification heads).
-    pub fn probabilities(self, outputs: &Tensor) -> Tensor {
+    fn probabilities(self, outputs: &Tensor) -> Tensor;
+}
+
+impl Probabilities for Head {
+    fn probabilities(self, outputs: &Tensor) -> Tensor {
         match self {
             Head::Softmax => outputs.softmax(-1, Kind::Float),
             Head::Sigmoid => {
@@ -94,18 +103,14 @@ impl LoadedModel {
     /// Loads the model in `dir` (a `models/<digest>` folder) onto `device`, verifying the
     /// weights against the card and, when given, against `expected_digest`.
     pub fn load(dir: &Path, expected_digest: Option<&str>, device: Device) -> Result<Self> {
-        let card_path = dir.join(CARD_FILE);
+        let card_path = dir.join(layout::MODEL_JSON);
         let card: ModelCard = serde_json::from_slice(
             &std::fs::read(&card_path)
                 .with_context(|| format!("reading the model card {}", card_path.display()))?,
         )
         .with_context(|| format!("parsing the model card {}", card_path.display()))?;
-        if card.format_version != FORMAT_VERSION {
-            bail!(
-                "model card {} has format version {}; this worker reads version {FORMAT_VERSION}",
-                card_path.display(),
-                card.format_version
-            );
+        if let Err(reason) = card.check_format() {
+            bail!("model card {} has {reason}", card_path.display());
         }
         let weights_path = dir.join(&card.weights.file);
         let weights = std::fs::read(&weights_path)
@@ -157,6 +162,7 @@ impl LoadedModel {
             .collect();
         load_variables(&variables, &tensors, "")?;
         Ok(Self {
+            tokenizer: card.input.tokenizer.clone().map(Tokenizer::from),
             card,
             digest,
             network,
@@ -197,7 +203,7 @@ impl LoadedModel {
 
     /// Predicts from texts (text models).
     pub fn predict_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Prediction> {
-        let Some(tokenizer) = &self.card.input.tokenizer else {
+        let Some(tokenizer) = &self.tokenizer else {
             bail!("this model reads feature rows; send numbers, not texts");
         };
         self.predict_inputs(&tokenizer.encode_batch(texts))
@@ -224,13 +230,10 @@ impl LoadedModel {
         .to_kind(Kind::Float);
         match (self.card.head, &self.card.classes) {
             (Head::Linear, _) => {
-                let scaling = self
-                    .card
-                    .target_scaling
-                    .unwrap_or(super::card::TargetScaling {
-                        offset: 0.0,
-                        scale: 1.0,
-                    });
+                let scaling = self.card.target_scaling.unwrap_or(TargetScaling {
+                    offset: 0.0,
+                    scale: 1.0,
+                });
                 let values = outputs.view([-1]) * scaling.scale + scaling.offset;
                 Ok(Prediction::Values(Vec::<f32>::try_from(values)?))
             }
@@ -252,7 +255,7 @@ impl LoadedModel {
 /// The network's input width: the feature count, or the vocabulary size for text.
 pub fn input_width(card: &ModelCard) -> Result<i64> {
     match (&card.input.kind, &card.input.tokenizer) {
-        (DataKind::Text, Some(tokenizer)) => Ok(tokenizer.len() as i64),
+        (DataKind::Text, Some(tokenizer)) => Ok(tokenizer.vocabulary.len() as i64),
         (DataKind::Text, None) => bail!("the model card of a text model has no tokenizer"),
         (DataKind::Table, _) => Ok(card.input.features.len() as i64),
     }

@@ -5,7 +5,7 @@
 //! is a handful of additions. The input histograms count raw feature values into the bins of
 //! the Dataset profile, so the Monitor compares live inputs with the training data bin by bin.
 
-use crate::data::profile::{Histogram, Profile};
+use modelops_api::profile::{Histogram, Profile};
 use modelops_api::serving::metrics::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -79,12 +79,7 @@ impl Metrics {
                     .iter()
                     .map(|feature| FeatureBins {
                         name: feature.name.clone(),
-                        histogram: Histogram {
-                            counts: vec![0; feature.histogram.counts.len()],
-                            underflow: 0,
-                            overflow: 0,
-                            ..feature.histogram.clone()
-                        },
+                        histogram: feature.histogram.emptied(),
                     })
                     .collect()
             })
@@ -249,20 +244,7 @@ impl Metrics {
                 "Raw input values on the bins of the Dataset profile.",
             );
             for feature in &counters.inputs {
-                let histogram = &feature.histogram;
-                let bins = std::iter::once((BIN_UNDERFLOW.to_owned(), histogram.underflow))
-                    .chain(
-                        histogram
-                            .counts
-                            .iter()
-                            .enumerate()
-                            .map(|(i, c)| (i.to_string(), *c)),
-                    )
-                    .chain(std::iter::once((
-                        BIN_OVERFLOW.to_owned(),
-                        histogram.overflow,
-                    )));
-                for (bin, count) in bins {
+                for (bin, count) in feature.histogram.bins() {
                     let _ = writeln!(
                         out,
                         "{INPUT_FEATURE_BIN_TOTAL}{{{own},{LABEL_FEATURE}=\"{}\",{LABEL_BIN}=\"{bin}\"}} {count}",
@@ -316,7 +298,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::profile::FeatureProfile;
+    use modelops_api::profile::FeatureProfile;
     use modelops_api::serving::{Sample, parse_metrics};
 
     fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {

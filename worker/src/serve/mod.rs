@@ -17,13 +17,13 @@ pub mod metrics;
 pub mod protocol;
 
 use crate::data::prepared::DataKind;
-use crate::data::profile::Profile;
 use crate::model::Task;
 use crate::model::predict::{LoadedModel, Prediction};
 use anyhow::{Context, Result, bail};
 use batcher::{BatchConfig, Batcher};
 use feedback::FeedbackKey;
 use http::{Served, Server, Settings};
+use modelops_api::profile::Profile;
 use protocol::{InputKind, ModelInfo, OutputKind, Row, RowOutput};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -278,7 +278,7 @@ fn profile_path(config: &ServeConfig, dataset_digest: &str) -> Option<PathBuf> {
             let candidate = name
                 .path()
                 .join(hex)
-                .join(crate::data::prepared::PROFILE_FILE);
+                .join(modelops_api::workorder::layout::PROFILE_JSON);
             if candidate.is_file() {
                 return Some(candidate);
             }
@@ -304,16 +304,8 @@ fn read_profile(path: &Path, info: &ModelInfo) -> Result<Profile> {
             path.display()
         );
     }
-    if let Some(feature) = profile.features.iter().find(|f| {
-        f.histogram.counts.is_empty() || f.histogram.edges.len() != f.histogram.counts.len() + 1
-    }) {
-        bail!(
-            "{}: the histogram of {:?} has {} edges for {} bins",
-            path.display(),
-            feature.name,
-            feature.histogram.edges.len(),
-            feature.histogram.counts.len()
-        );
+    if let Err(reason) = profile.check() {
+        bail!("{}: {reason}", path.display());
     }
     Ok(profile)
 }

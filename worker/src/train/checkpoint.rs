@@ -11,18 +11,14 @@
 use super::early_stopping::Tracker;
 use crate::artifact;
 use anyhow::{Context, Result, bail};
+// The file names are the contract's: the operator reads `progress.json` from the same folder.
+use modelops_api::workorder::layout::{BEST_SAFETENSORS, CHECKPOINT_JSON, PROGRESS_JSON};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
-/// The pointer to the newest checkpoint.
-pub const CHECKPOINT_FILE: &str = "checkpoint.json";
-/// The progress the operator reads.
-pub const PROGRESS_FILE: &str = "progress.json";
-/// The weights of the best epoch so far (with early stopping).
-pub const BEST_FILE: &str = "best.safetensors";
 /// Epoch files kept besides the newest.
 const KEEP_OLDER: usize = 1;
 
@@ -133,7 +129,7 @@ impl Checkpoints {
     /// The newest checkpoint of this configuration, if any. A checkpoint of another
     /// configuration is reported and left alone (it is overwritten by this run's first epoch).
     pub fn latest(&self, fingerprint: &str) -> Result<Option<Restored>> {
-        let pointer = self.dir.join(CHECKPOINT_FILE);
+        let pointer = self.dir.join(CHECKPOINT_JSON);
         let bytes = match fs::read(&pointer) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -155,7 +151,7 @@ impl Checkpoints {
             fs::read(&file).with_context(|| format!("reading checkpoint {}", file.display()))?;
         if artifact::sha256_hex(&weights) != state.sha256 {
             bail!(
-                "checkpoint {} does not match the sha256 in {CHECKPOINT_FILE}; delete the checkpoint folder {} to start over",
+                "checkpoint {} does not match the sha256 in {CHECKPOINT_JSON}; delete the checkpoint folder {} to start over",
                 file.display(),
                 self.dir.display()
             );
@@ -173,12 +169,12 @@ impl Checkpoints {
         state.sha256 = artifact::sha256_hex(&bytes);
         artifact::write_atomic(&self.dir.join(&state.file), &bytes)?;
         artifact::write_atomic(
-            &self.dir.join(CHECKPOINT_FILE),
+            &self.dir.join(CHECKPOINT_JSON),
             &serde_json::to_vec_pretty(&state)?,
         )?;
         if let Some(progress) = state.history.last() {
             artifact::write_atomic(
-                &self.dir.join(PROGRESS_FILE),
+                &self.dir.join(PROGRESS_JSON),
                 &serde_json::to_vec_pretty(progress)?,
             )?;
         }
@@ -207,14 +203,14 @@ impl Checkpoints {
     /// Saves the best epoch's weights.
     pub fn save_best(&self, tensors: &[(String, Tensor)]) -> Result<()> {
         artifact::write_atomic(
-            &self.dir.join(BEST_FILE),
+            &self.dir.join(BEST_SAFETENSORS),
             &artifact::safetensors_bytes(tensors)?,
         )
     }
 
     /// The best epoch's weights, by name.
     pub fn best(&self) -> Result<HashMap<String, Tensor>> {
-        let path = self.dir.join(BEST_FILE);
+        let path = self.dir.join(BEST_SAFETENSORS);
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         Ok(artifact::read_safetensors_bytes(&bytes)?
             .into_iter()
@@ -275,7 +271,7 @@ mod tests {
         assert!(!dir.join("epoch-0001.safetensors").exists());
         assert!(dir.join("epoch-0002.safetensors").exists());
         let progress: Progress =
-            serde_json::from_slice(&fs::read(dir.join(PROGRESS_FILE)).unwrap()).unwrap();
+            serde_json::from_slice(&fs::read(dir.join(PROGRESS_JSON)).unwrap()).unwrap();
         assert_eq!(progress.epoch, 3);
         assert!(
             checkpoints.latest("other").unwrap().is_none(),

@@ -3,11 +3,12 @@
 
 use super::loss::Loss;
 use super::optim::Optimizer;
-use crate::model::card::TargetScaling;
+use crate::model::predict::Probabilities;
 use crate::model::{Head, Network};
 use crate::rng::SeededRng;
 use crate::tokenize::PAD;
 use anyhow::Result;
+use modelops_api::card::TargetScaling;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 

@@ -17,15 +17,17 @@ pub mod schedule;
 use crate::artifact;
 use crate::data::prepared::{self, DataKind, PreparedDataset, SplitData};
 use crate::failure::{Failure, Reason};
-use crate::model::card::{self, FileDigest, ModelCard, ModelInput, TargetScaling, TrainingRecord};
 use crate::model::predict::{load_variables, named_variables};
-use crate::model::{Architecture, Head, Network, Task};
+use crate::model::{Architecture, ArchitectureExt, Head, HeadExt, Network, Task};
 use crate::tokenize::Tokenizer;
 use anyhow::{Context, Result, bail};
 use checkpoint::{CheckpointState, Checkpoints, Progress};
 use early_stopping::{EarlyStopping, Tracker, Verdict};
 use fit::{EpochPlan, Examples};
 use loss::Loss;
+use modelops_api::card::{self, FileDigest, ModelCard, ModelInput, TargetScaling, TrainingRecord};
+use modelops_api::trainingjob::DEFAULT_SEED;
+use modelops_api::workorder::layout;
 use optim::{Optimizer, OptimizerConfig};
 use schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -64,7 +66,7 @@ impl Default for Hyperparameters {
             learning_rate_schedule: Schedule::Constant,
             loss: None,
             early_stopping: None,
-            seed: 42,
+            seed: DEFAULT_SEED as u64,
         }
     }
 }
@@ -300,11 +302,11 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
     let card_bytes = serde_json::to_vec_pretty(&card)?;
     let dir = config.models_dir.join(&digest);
     let mut files: Vec<(&str, &[u8])> = vec![
-        (card::WEIGHTS_FILE, &weights),
-        (card::CARD_FILE, &card_bytes),
+        (layout::MODEL_SAFETENSORS, &weights),
+        (layout::MODEL_JSON, &card_bytes),
     ];
     if let Some(module) = &module {
-        files.push((card::MODULE_FILE, module));
+        files.push((layout::MODULE_PT, module));
     }
     artifact::publish_folder(&dir, &files)?;
     let warm = if throughput.len() > 1 {
@@ -449,7 +451,7 @@ impl Plan {
         let manifest = &data.manifest;
         let mut architecture = config.architecture.clone();
         if let Architecture::Torchscript(options) = &mut architecture {
-            options.module = PathBuf::from(card::MODULE_FILE);
+            options.module = PathBuf::from(layout::MODULE_PT);
         }
         let mut hyperparameters = serde_json::to_value(&config.hyperparameters)?;
         hyperparameters["loss"] = serde_json::to_value(self.loss)?;
@@ -467,18 +469,18 @@ impl Plan {
                 features: manifest.features.clone(),
                 normalization: manifest.normalization.clone(),
                 text_field: manifest.text_field.clone(),
-                tokenizer: self.tokenizer.clone(),
+                tokenizer: self.tokenizer.clone().map(card::Tokenizer::from),
             },
             target_scaling: self.scaling,
             metrics,
             dataset_digest: format!("sha256:{}", data.digest),
             hyperparameters,
             weights: FileDigest {
-                file: card::WEIGHTS_FILE.to_owned(),
+                file: layout::MODEL_SAFETENSORS.to_owned(),
                 sha256: digest.to_owned(),
             },
             module: module.map(|bytes| FileDigest {
-                file: card::MODULE_FILE.to_owned(),
+                file: layout::MODULE_PT.to_owned(),
                 sha256: artifact::sha256_hex(bytes),
             }),
             training: TrainingRecord {

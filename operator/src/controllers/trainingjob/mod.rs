@@ -18,8 +18,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
-    Architecture, ModelArtifact, ModelMetrics, TrainingJobStatus, TrainingPhase, TrainingProgress,
-    TrialStatus,
+    Architecture, ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
 };
 use modelops_api::workorder::{TrainResult, layout};
 use modelops_api::{Dataset, TrainingJob};
@@ -128,35 +127,19 @@ fn model_from_result(result: &TrainResult) -> ModelArtifact {
 }
 
 /// A model read back from its card on the artifact store (for a search's best trial, whose Job
-/// may be gone by the time the search ends).
+/// may be gone by the time the search ends). An unreadable card, or one of other weights, is an
+/// error naming the file, never a guess (see [`crate::card`]).
 fn model_from_card(ctx: &Context, digest: &str) -> Result<ModelArtifact> {
-    let dir = layout::model_dir(digest);
-    let path = ctx
-        .config
-        .artifacts
-        .local_dir
-        .join(&dir)
-        .join(layout::MODEL_JSON);
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Artifacts {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let card: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Artifacts {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e),
-    })?;
-    let architecture: Architecture =
-        serde_json::from_value(card["architecture"].clone()).unwrap_or(Architecture::Mlp);
-    let metrics: ModelMetrics = serde_json::from_value(card["metrics"].clone()).unwrap_or_default();
-    Ok(ModelArtifact {
-        uri: layout::pvc_uri(&ctx.config.artifacts.claim, &dir),
-        digest: layout::sha256_digest(digest),
-        architecture,
-        dataset_digest: card["datasetDigest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        metrics,
+    use crate::card::CardError;
+    crate::card::model_artifact(&ctx.config.artifacts, digest).map_err(|error| match error {
+        CardError::Read { path, source } => Error::Artifacts { path, source },
+        CardError::Invalid { path, reason } => Error::Artifacts {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a valid model card: {reason}"),
+            ),
+        },
     })
 }
 
@@ -313,7 +296,7 @@ async fn run_search(
     created: &mut bool,
 ) -> Result<(Stage, Observed)> {
     let search = job.spec.search.as_ref().expect("called for searching jobs");
-    let plan = search::trials(search, job.spec.hyperparameters.seed.unwrap_or(42));
+    let plan = search::trials(search, job.spec.hyperparameters.seed_or_default());
     let recorded: BTreeMap<i32, TrialStatus> = job
         .status
         .as_ref()

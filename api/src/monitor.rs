@@ -334,7 +334,8 @@ pub struct ErrorRateMetric {
 pub enum Verdict {
     /// Every metric is within its threshold.
     Pass,
-    /// A metric has been out of its threshold for `failureThreshold` evaluations in a row.
+    /// A metric has been out of its threshold for `failureThreshold` evaluations in a row, or a
+    /// sequential accuracy test proved accuracy below its minimum (at once).
     Fail,
     /// Not enough traffic or labels to judge.
     Inconclusive,

@@ -231,6 +231,10 @@ mod tests {
         // Requests but no label yet.
         let none = judge(0.0, 0.0);
         assert_eq!(none.reason, reasons::LABELS_PENDING);
-        assert!(none.message.contains("no labelled feedback"), "{}", none.message);
+        assert!(
+            none.message.contains("no labelled feedback"),
+            "{}",
+            none.message
+        );
     }
 }

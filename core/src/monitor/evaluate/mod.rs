@@ -5,7 +5,9 @@
 //! (too little data). Per revision:
 //! - any breach makes the evaluation a failing one: the count goes up by one, and the verdict is
 //!   Fail once the count reaches `failureThreshold`, Inconclusive (with the breach as reason)
-//!   before, so that a canary is neither promoted nor rolled back on one bad interval;
+//!   before, so that a canary is neither promoted nor rolled back on one bad interval; a breach
+//!   that [`MetricResult::fails_at_once`] (a sequential accuracy test, valid at every look) is
+//!   Fail at once;
 //! - else, any metric not judged makes it Inconclusive (`NoTraffic` when the window has no
 //!   request, else the first such metric's reason: `LabelsPending`, `TooFewSamples`,
 //!   `ProfileUnavailable`); the count is kept, neither reset nor raised, so that gaps in traffic

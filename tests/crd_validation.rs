@@ -710,11 +710,22 @@ spec:
   metrics: [{accuracy: {min: 0.8}}]
 "#,
     );
+    let sequential = yaml(
+        r#"
+apiVersion: modelops.dev/v1alpha1
+kind: Monitor
+metadata: {name: sequential}
+spec:
+  targetRef: {name: digits}
+  metrics: [{accuracy: {min: 0.85, minSamples: 20, mode: sequential, confidence: 0.995}}]
+"#,
+    );
     expect_accepted(
         &api,
         &[
             ("every kind of metric", monitor.clone()),
             ("a minimal Monitor", minimal),
+            ("a sequential accuracy test", sequential),
         ],
     )
     .await;
@@ -747,6 +758,36 @@ spec:
                 "an accuracy above 1",
                 json!({"spec": {"metrics": [{"accuracy": {"min": 1.5}}]}}),
                 &["spec.metrics[0].accuracy.min", "less than or equal to 1"],
+            ),
+            refused(
+                "an unknown accuracy mode",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 0.9, "mode": "bayesian"}}]}}),
+                &["spec.metrics[0].accuracy.mode", "Unsupported value: \"bayesian\""],
+            ),
+            refused(
+                "a sequential test against an accuracy of 1",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 1, "mode": "sequential"}}]}}),
+                &["spec.metrics[0].accuracy.min", "mode sequential needs 0 < min < 1"],
+            ),
+            refused(
+                "a sequential test against an accuracy of 0",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 0, "mode": "sequential"}}]}}),
+                &["spec.metrics[0].accuracy.min", "mode sequential needs 0 < min < 1"],
+            ),
+            refused(
+                "a confidence of 1",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 0.9, "mode": "sequential", "confidence": 1}}]}}),
+                &["spec.metrics[0].accuracy.confidence", "must be in (0.5, 1)"],
+            ),
+            refused(
+                "a confidence of one half",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 0.9, "mode": "sequential", "confidence": 0.5}}]}}),
+                &["spec.metrics[0].accuracy.confidence", "must be in (0.5, 1)"],
+            ),
+            refused(
+                "a confidence without mode sequential",
+                json!({"spec": {"metrics": [{"accuracy": {"min": 0.9, "confidence": 0.99}}]}}),
+                &["spec.metrics[0].accuracy.confidence", "applies to mode sequential only"],
             ),
             refused(
                 "a zero drift maximum",

@@ -207,17 +207,69 @@ impl MetricSpec {
 }
 
 /// Accuracy on labelled feedback must stay at or above `min`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("!has(self.mode) || self.mode != 'sequential' || (self.min > 0.0 && self.min < 1.0)")
+        .message("spec.metrics[].accuracy.min: mode sequential needs 0 < min < 1 (accuracy at or above 0 always holds, and 1 fails on the first wrong label); set min in (0, 1) or use mode window")
+        .field_path(".min"),
+    validation = Rule::new("!has(self.confidence) || (has(self.mode) && self.mode == 'sequential')")
+        .message("spec.metrics[].accuracy.confidence applies to mode sequential only; set mode: sequential or remove confidence")
+        .field_path(".confidence"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AccuracyMetric {
-    /// Lowest acceptable accuracy, in [0, 1].
+    /// Lowest acceptable accuracy, in [0, 1] (in (0, 1) with mode `sequential`).
     #[schemars(range(min = 0.0, max = 1.0))]
     pub min: f64,
-    /// Labelled feedbacks needed in the window before accuracy is judged (fewer gives
-    /// Inconclusive).
+    /// Labelled feedbacks needed before accuracy is judged (fewer gives Inconclusive). With
+    /// mode `sequential` it is needed for a Pass only: a Fail needs only the evidence.
     #[serde(default = "default_min_samples")]
     #[schemars(range(min = 1, max = 1000000))]
     pub min_samples: i32,
+    /// How accuracy is judged: `window` (the default: the labels in the window against `min`,
+    /// failing after `failureThreshold` evaluations in a row) or `sequential` (a test on every
+    /// label since the revision started, valid at every evaluation, failing at once when the
+    /// evidence suffices).
+    #[serde(default)]
+    pub mode: AccuracyMode,
+    /// With mode `sequential`: how sure the test must be before it decides, in (0.5, 1),
+    /// default 0.99. A revision whose accuracy is at or above `min` is failed with probability
+    /// at most `1 - confidence`, however long it is watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.5 && self < 1.0").message("spec.metrics[].accuracy.confidence must be in (0.5, 1), for example 0.99 (at most 1% of good revisions failed)"))]
+    pub confidence: Option<f64>,
+}
+
+/// `accuracy.confidence` when the spec leaves it unset.
+pub const DEFAULT_ACCURACY_CONFIDENCE: f64 = 0.99;
+
+impl AccuracyMetric {
+    /// A window-mode accuracy metric (the behaviour of specs that set no mode).
+    pub fn window(min: f64, min_samples: i32) -> Self {
+        Self {
+            min,
+            min_samples,
+            mode: AccuracyMode::Window,
+            confidence: None,
+        }
+    }
+
+    /// `confidence`, or its default.
+    pub fn confidence(&self) -> f64 {
+        self.confidence.unwrap_or(DEFAULT_ACCURACY_CONFIDENCE)
+    }
+}
+
+/// How accuracy is judged.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AccuracyMode {
+    /// The labels in the window against `min`, per evaluation.
+    #[default]
+    Window,
+    /// An always-valid sequential test on every label since the revision started.
+    Sequential,
 }
 
 fn default_min_samples() -> i32 {
@@ -282,7 +334,8 @@ pub struct ErrorRateMetric {
 pub enum Verdict {
     /// Every metric is within its threshold.
     Pass,
-    /// A metric has been out of its threshold for `failureThreshold` evaluations in a row.
+    /// A metric has been out of its threshold for `failureThreshold` evaluations in a row, or a
+    /// sequential accuracy test proved accuracy below its minimum (at once).
     Fail,
     /// Not enough traffic or labels to judge.
     Inconclusive,
@@ -430,15 +483,29 @@ spec:
     #[test]
     fn two_kinds_in_one_item_are_no_metric() {
         let item = MetricSpec {
-            accuracy: Some(AccuracyMetric {
-                min: 0.9,
-                min_samples: 1,
-            }),
+            accuracy: Some(AccuracyMetric::window(0.9, 1)),
             error_rate: Some(ErrorRateMetric { max: 0.1 }),
             ..Default::default()
         };
         assert_eq!(item.get(), None);
         assert_eq!(MetricSpec::default().get(), None);
+    }
+
+    #[test]
+    fn accuracy_is_judged_per_window_unless_sequential_is_asked() {
+        let window: AccuracyMetric = serde_json::from_str(r#"{"min": 0.9}"#).unwrap();
+        assert_eq!(window, AccuracyMetric::window(0.9, 100));
+        assert_eq!(window.confidence(), DEFAULT_ACCURACY_CONFIDENCE);
+        // What the operator would write back keeps an unset confidence unset.
+        assert_eq!(
+            serde_json::to_value(&window).unwrap(),
+            serde_json::json!({"min": 0.9, "minSamples": 100, "mode": "window"})
+        );
+        let sequential: AccuracyMetric =
+            serde_json::from_str(r#"{"min": 0.85, "mode": "sequential", "confidence": 0.95}"#)
+                .unwrap();
+        assert_eq!(sequential.mode, AccuracyMode::Sequential);
+        assert_eq!(sequential.confidence(), 0.95);
     }
 
     #[test]

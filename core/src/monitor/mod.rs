@@ -7,7 +7,8 @@
 //! 2. keep those snapshots in a sliding window and take the difference between the newest and a
 //!    baseline ([`window`]);
 //! 3. measure accuracy, drift ([`drift`], against the Dataset profile, [`modelops_api::profile`]), latency and errors,
-//!    and give each revision a verdict ([`mod@evaluate`]);
+//!    and give each revision a verdict ([`mod@evaluate`]; accuracy in mode `sequential` by an
+//!    always-valid test on every label since the revision started, [`sequential`]);
 //! 4. turn that into the status: conditions, `lastEvaluation`, per-revision verdicts, history
 //!    and actions ([`status`]).
 //!
@@ -16,6 +17,7 @@
 pub mod drift;
 pub mod evaluate;
 pub mod scrape;
+pub mod sequential;
 pub mod status;
 pub mod window;
 

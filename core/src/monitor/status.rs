@@ -196,6 +196,7 @@ action: rollback
                     traffic_since: at(0),
                     feedback_since: at(0),
                     totals,
+                    labels_since_start: Default::default(),
                 },
             )]),
         }

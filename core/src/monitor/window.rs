@@ -15,6 +15,7 @@
 //! `maxAge`, and refills scrape by scrape otherwise.
 
 use super::scrape::{RevisionTotals, Snapshot};
+use super::sequential::Labels;
 use k8s_openapi::jiff::Timestamp;
 use modelops_api::common::parse_duration;
 use modelops_api::monitor;
@@ -57,6 +58,9 @@ pub struct RevisionWindow {
     /// Counts within the window: the feedback counts since `feedback_since`, the rest since
     /// `traffic_since`.
     pub totals: RevisionTotals,
+    /// Every labelled feedback counted since the revision's counting started, whatever the
+    /// window: a sequential test must see one growing sequence, never one that forgets.
+    pub labels_since_start: Labels,
 }
 
 /// The window of every revision, as an evaluation reads it.
@@ -167,6 +171,10 @@ impl SlidingWindow {
                     traffic_since: self.snapshots[traffic].time,
                     feedback_since: self.snapshots[feedback].time,
                     totals,
+                    labels_since_start: Labels {
+                        correct: now.feedback_correct,
+                        incorrect: now.feedback_incorrect,
+                    },
                 },
             );
         }
@@ -303,6 +311,9 @@ mod tests {
         assert_eq!(one.totals.feedback_total(), 11.0);
         // Both baselines are at or after 30s: the snapshot at 0s is gone.
         assert_eq!(window.times().next(), Some(at(30)));
+        // The sequential test still sees every label since the counting started.
+        assert_eq!(one.labels_since_start.total(), 15.0);
+        assert_eq!(one.labels_since_start.correct, 15.0);
     }
 
     #[test]

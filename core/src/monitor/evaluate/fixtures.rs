@@ -4,11 +4,12 @@
 use super::Outcome;
 use crate::monitor::scrape::tests::at;
 use crate::monitor::scrape::{BinCounts, RevisionTotals, UpperBound};
+use crate::monitor::sequential::Labels;
 use crate::monitor::window::{RevisionWindow, WindowDeltas};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::monitor::{
-    AccuracyMetric, DriftMethod, DriftMetric, ErrorRateMetric, LatencyMetric, MetricSpec,
-    MonitorSpec, MonitorStatus,
+    AccuracyMetric, AccuracyMode, DriftMethod, DriftMetric, ErrorRateMetric, LatencyMetric,
+    MetricSpec, MonitorSpec, MonitorStatus,
 };
 pub(super) use modelops_api::profile::example_profile as profile;
 
@@ -29,7 +30,17 @@ pub(super) fn monitor_spec(metrics: Vec<MetricSpec>, failure_threshold: i32) -> 
 
 pub(super) fn accuracy(min: f64, min_samples: i32) -> MetricSpec {
     MetricSpec {
-        accuracy: Some(AccuracyMetric { min, min_samples }),
+        accuracy: Some(AccuracyMetric::window(min, min_samples)),
+        ..Default::default()
+    }
+}
+
+pub(super) fn sequential_accuracy(min: f64, min_samples: i32) -> MetricSpec {
+    MetricSpec {
+        accuracy: Some(AccuracyMetric {
+            mode: AccuracyMode::Sequential,
+            ..AccuracyMetric::window(min, min_samples)
+        }),
         ..Default::default()
     }
 }
@@ -106,6 +117,7 @@ pub(super) fn traffic(ok: f64, errors: f64, correct: f64, incorrect: f64) -> Rev
         traffic_since: at(0),
         feedback_since: at(0),
         totals,
+        labels_since_start: Labels { correct, incorrect },
     }
 }
 

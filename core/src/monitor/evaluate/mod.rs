@@ -5,7 +5,9 @@
 //! (too little data). Per revision:
 //! - any breach makes the evaluation a failing one: the count goes up by one, and the verdict is
 //!   Fail once the count reaches `failureThreshold`, Inconclusive (with the breach as reason)
-//!   before, so that a canary is neither promoted nor rolled back on one bad interval;
+//!   before, so that a canary is neither promoted nor rolled back on one bad interval; a breach
+//!   that [`MetricResult::fails_at_once`] (a sequential accuracy test, valid at every look) is
+//!   Fail at once;
 //! - else, any metric not judged makes it Inconclusive (`NoTraffic` when the window has no
 //!   request, else the first such metric's reason: `LabelsPending`, `TooFewSamples`,
 //!   `ProfileUnavailable`); the count is kept, neither reset nor raised, so that gaps in traffic
@@ -32,6 +34,7 @@ pub use outcome::{Judgement, MetricResult, Outcome, RevisionOutcome};
 pub use spec::{due_in, needs_profile, validate};
 
 use super::scrape::RevisionTotals;
+use super::sequential::Labels;
 use super::window::{RevisionWindow, WindowDeltas};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::conditions::reasons;
@@ -52,6 +55,17 @@ pub mod keys {
     pub const LATENCY: &str = "latency";
     /// Share of requests answered with a server error (5xx).
     pub const ERROR_RATE: &str = "errorRate";
+    /// With accuracy in mode `sequential`: the evidence that accuracy is below `min`
+    /// (a Fail when it reaches `1 / (1 - confidence)`).
+    pub const ACCURACY_EVIDENCE_BELOW: &str = "accuracyEvidenceBelowMin";
+    /// With accuracy in mode `sequential`: the evidence that accuracy is at or above `min`
+    /// (a Pass, given `minSamples` labels, when it reaches `1 / (1 - confidence)`).
+    pub const ACCURACY_EVIDENCE_AT_OR_ABOVE: &str = "accuracyEvidenceAtOrAboveMin";
+    /// With accuracy in mode `sequential`: the evidence either needs, `1 / (1 - confidence)`.
+    pub const ACCURACY_EVIDENCE_NEEDED: &str = "accuracyEvidenceNeeded";
+    /// With accuracy in mode `sequential`: the labels the test rests on (every one since the
+    /// revision started).
+    pub const ACCURACY_LABELS: &str = "accuracyLabels";
 }
 
 /// The revision a Monitor's `lastEvaluation` describes, from its target's status: the canary
@@ -126,10 +140,11 @@ fn evaluate_revision(
     let empty = RevisionTotals::default();
     let totals = window.map(|w| &w.totals).unwrap_or(&empty);
     let requests = totals.requests_total();
+    let since_start = window.map(|w| w.labels_since_start).unwrap_or_default();
     let metrics: Vec<MetricResult> = spec
         .metrics
         .iter()
-        .filter_map(|item| Some(measure(item.get()?, totals, profile)))
+        .filter_map(|item| Some(measure(item.get()?, totals, since_start, profile)))
         .collect();
     let (previous_failures, previous_verdict) = revision
         .map(|revision| previous_of(previous, revision))
@@ -149,10 +164,16 @@ fn evaluate_revision(
     }
 }
 
-/// Measures one metric on a revision's window.
-fn measure(metric: Metric<'_>, totals: &RevisionTotals, profile: Option<&Profile>) -> MetricResult {
+/// Measures one metric on a revision's window (`since_start`: every label of the revision, for
+/// a sequential accuracy test).
+fn measure(
+    metric: Metric<'_>,
+    totals: &RevisionTotals,
+    since_start: Labels,
+    profile: Option<&Profile>,
+) -> MetricResult {
     match metric {
-        Metric::Accuracy(spec) => accuracy::measure(spec, totals),
+        Metric::Accuracy(spec) => accuracy::measure(spec, totals, since_start),
         Metric::InputDrift(spec) => drift::measure_input(spec, totals, profile),
         Metric::PredictionDrift(spec) => drift::measure_prediction(spec, totals, profile),
         Metric::Latency(spec) => latency::measure(spec, totals),
@@ -215,7 +236,12 @@ fn combine(
 fn failing(breaches: &[&MetricResult], previous_failures: i32, threshold: i32) -> Combined {
     let failures = previous_failures.saturating_add(1);
     let details = join(breaches.iter().map(|m| m.message.as_str()));
-    let (verdict, details) = if failures >= threshold {
+    let (verdict, details) = if breaches.iter().any(|m| m.fails_at_once) {
+        (
+            Verdict::Fail,
+            format!("{details}; a sequential test fails at once (failing evaluation {failures})"),
+        )
+    } else if failures >= threshold {
         (
             Verdict::Fail,
             format!(

@@ -34,6 +34,13 @@ pub struct MetricResult {
     pub worst_feature: Option<String>,
     /// One line for a person: the value, the threshold and how much data they rest on.
     pub message: String,
+    /// More values shown beside `value` in `values`, by key: the evidence a sequential test
+    /// decided on, so that a person can see why.
+    pub evidence: Vec<(&'static str, f64)>,
+    /// Whether a breach is Fail at once rather than after `failureThreshold` failing
+    /// evaluations: a sequential test's decision is valid at every look, so waiting adds
+    /// nothing to its guarantee.
+    pub fails_at_once: bool,
 }
 
 impl MetricResult {
@@ -77,6 +84,8 @@ impl MetricResult {
             },
             worst_feature: None,
             message,
+            evidence: Vec::new(),
+            fails_at_once: false,
         }
     }
 
@@ -94,6 +103,8 @@ impl MetricResult {
             judgement: Judgement::Unjudged(reason),
             worst_feature: None,
             message,
+            evidence: Vec::new(),
+            fails_at_once: false,
         }
     }
 
@@ -132,10 +143,16 @@ pub struct RevisionOutcome {
 impl RevisionOutcome {
     /// Measured values by key.
     pub fn values(&self) -> BTreeMap<String, f64> {
-        self.metrics
+        let measured = self
+            .metrics
             .iter()
-            .filter_map(|m| Some((m.key.to_owned(), m.value?)))
-            .collect()
+            .filter_map(|m| Some((m.key.to_owned(), m.value?)));
+        let evidence = self.metrics.iter().flat_map(|m| {
+            m.evidence
+                .iter()
+                .map(|&(key, value)| (key.to_owned(), value))
+        });
+        measured.chain(evidence).collect()
     }
 
     /// Thresholds by key.

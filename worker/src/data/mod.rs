@@ -128,149 +128,205 @@ pub fn prepare(
     config: &PrepareConfig,
     output_root: &Path,
 ) -> Result<PrepareOutcome> {
-    let SplitRows {
-        records,
-        rejected,
-        first_rejection,
-        numeric,
-        classes,
-        class_of_row,
-        split,
-    } = read_and_split(source, config)?;
-    let labels = records.labels();
-    let rows = RowCounts {
-        total: labels.len(),
-        train: split.train.len(),
-        validation: split.validation.len(),
-        test: split.test.len(),
-        rejected,
+    let rows = read_and_split(source, config)?;
+    let encoded = match &rows.records {
+        Records::Table {
+            feature_names,
+            rows: values,
+            ..
+        } => encode_table(&rows, feature_names, values, config)?,
+        Records::Text { texts, .. } => encode_text(&rows, texts, config)?,
     };
-    let splits = [&split.train, &split.validation, &split.test];
-    let (class_balance, class_balance_all) = match (&classes, &class_of_row) {
-        (Some(classes), Some(class_of_row)) => (
-            Some(ClassBalance::of(
-                classes,
-                split.train.iter().map(|&r| class_of_row[r]),
-            )),
-            Some(ClassBalance::of(classes, class_of_row.iter().copied())),
-        ),
-        _ => (None, None),
-    };
-
-    let (kind, features, text_field, normalization, data_file, data, feature_profiles) =
-        match &records {
-            Records::Table {
-                feature_names,
-                rows: values,
-                ..
-            } => {
-                let train_rows: Vec<&[f64]> =
-                    split.train.iter().map(|&r| values[r].as_slice()).collect();
-                let normalization =
-                    normalize::fit(config.normalize, feature_names.len(), &train_rows);
-                let mut tensors = Vec::new();
-                for (name, rows) in prepared::SPLITS.iter().zip(splits) {
-                    let flat: Vec<f32> = rows
-                        .iter()
-                        .flat_map(|&r| normalization.apply_row(&values[r]))
-                        .collect();
-                    let features = Tensor::from_slice(&flat)
-                        .view([rows.len() as i64, feature_names.len() as i64]);
-                    tensors.push((format!("{name}.features"), features));
-                    if let Some(class_of_row) = &class_of_row {
-                        let index: Vec<i64> =
-                            rows.iter().map(|&r| class_of_row[r] as i64).collect();
-                        tensors.push((format!("{name}.labels"), Tensor::from_slice(&index)));
-                    }
-                    if numeric {
-                        let targets: Vec<f32> = rows
-                            .iter()
-                            .map(|&r| labels[r].parse::<f64>().unwrap_or(0.0) as f32)
-                            .collect();
-                        tensors.push((format!("{name}.targets"), Tensor::from_slice(&targets)));
-                    }
-                }
-                let profiles = feature_names
-                    .iter()
-                    .enumerate()
-                    .map(|(f, name)| {
-                        let column: Vec<f64> = split.train.iter().map(|&r| values[r][f]).collect();
-                        FeatureProfile::of(name, &column)
-                    })
-                    .collect();
-                let data = artifact::safetensors_bytes(&tensors)?;
-                (
-                    DataKind::Table,
-                    feature_names.clone(),
-                    None,
-                    Some(normalization),
-                    layout::DATA_SAFETENSORS,
-                    data,
-                    profiles,
-                )
-            }
-            Records::Text { texts, .. } => {
-                let mut data = Vec::new();
-                for (name, rows) in prepared::SPLITS.iter().zip(splits) {
-                    for &r in rows {
-                        let record = TextRecord {
-                            split: (*name).to_owned(),
-                            label: labels[r].clone(),
-                            text: texts[r].clone(),
-                        };
-                        serde_json::to_writer(&mut data, &record)?;
-                        data.push(b'\n');
-                    }
-                }
-                let lengths: Vec<f64> = split
-                    .train
-                    .iter()
-                    .map(|&r| texts[r].chars().count() as f64)
-                    .collect();
-                let profiles = vec![FeatureProfile::of("textLength", &lengths)];
-                let text_field = Some(config.schema.text_field().to_owned());
-                (
-                    DataKind::Text,
-                    Vec::new(),
-                    text_field,
-                    None,
-                    layout::TEXT_JSONL,
-                    data,
-                    profiles,
-                )
-            }
-        };
-
+    let (class_balance, class_balance_all) = class_balances(&rows);
     let profile = Profile {
-        rows: split.train.len() as u64,
-        features: feature_profiles,
+        rows: rows.split.train.len() as u64,
+        features: encoded.profiles,
         class_balance,
         class_balance_all,
     };
     let manifest = DatasetManifest {
-        kind,
+        kind: encoded.kind,
         label: config.schema.label.clone(),
-        features,
-        text_field,
+        features: encoded.features,
+        text_field: encoded.text_field,
         task_hints: TaskHints {
-            classification: classes.is_some(),
-            regression: numeric,
+            classification: rows.classes.is_some(),
+            regression: rows.numeric,
         },
-        classes,
-        normalization,
-        rows,
+        classes: rows.classes.clone(),
+        normalization: encoded.normalization,
+        rows: row_counts(&rows),
         split: config.split.clone(),
-        data_file: data_file.to_owned(),
+        data_file: encoded.data_file.to_owned(),
         profile_file: layout::PROFILE_JSON.to_owned(),
     };
+    publish(
+        output_root,
+        encoded.data_file,
+        &encoded.data,
+        manifest,
+        &profile,
+        rows.first_rejection,
+    )
+}
+
+/// The prepared data of one data set, before it is written.
+struct Encoded {
+    kind: DataKind,
+    /// Feature names (table data).
+    features: Vec<String>,
+    /// The text field (text data).
+    text_field: Option<String>,
+    /// Fitted on the training split (table data).
+    normalization: Option<normalize::Normalization>,
+    /// `data.safetensors` or `text.jsonl`.
+    data_file: &'static str,
+    data: Vec<u8>,
+    /// The drift reference of each feature, on the raw training values.
+    profiles: Vec<FeatureProfile>,
+}
+
+/// How many rows each split got, and how many were dropped.
+fn row_counts(rows: &SplitRows) -> RowCounts {
+    RowCounts {
+        total: rows.records.labels().len(),
+        train: rows.split.train.len(),
+        validation: rows.split.validation.len(),
+        test: rows.split.test.len(),
+        rejected: rows.rejected,
+    }
+}
+
+/// The class balance of the training split and of every row, when the label has classes.
+fn class_balances(rows: &SplitRows) -> (Option<ClassBalance>, Option<ClassBalance>) {
+    match (&rows.classes, &rows.class_of_row) {
+        (Some(classes), Some(class_of_row)) => (
+            Some(ClassBalance::of(
+                classes,
+                rows.split.train.iter().map(|&r| class_of_row[r]),
+            )),
+            Some(ClassBalance::of(classes, class_of_row.iter().copied())),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// The splits in prepared order, named as the prepared data names them.
+fn named_splits(split: &split::Split) -> impl Iterator<Item = (&'static str, &Vec<usize>)> {
+    prepared::SPLITS
+        .iter()
+        .copied()
+        .zip([&split.train, &split.validation, &split.test])
+}
+
+/// Table data: per split, the normalised features and the labels (class indices, and the
+/// numeric targets when every label is a number) as tensors; the normalisation is fitted on the
+/// training split only.
+fn encode_table(
+    rows: &SplitRows,
+    feature_names: &[String],
+    values: &[Vec<f64>],
+    config: &PrepareConfig,
+) -> Result<Encoded> {
+    let labels = rows.records.labels();
+    let train_rows: Vec<&[f64]> = rows
+        .split
+        .train
+        .iter()
+        .map(|&r| values[r].as_slice())
+        .collect();
+    let normalization = normalize::fit(config.normalize, feature_names.len(), &train_rows);
+    let mut tensors = Vec::new();
+    for (name, split_rows) in named_splits(&rows.split) {
+        let flat: Vec<f32> = split_rows
+            .iter()
+            .flat_map(|&r| normalization.apply_row(&values[r]))
+            .collect();
+        let features =
+            Tensor::from_slice(&flat).view([split_rows.len() as i64, feature_names.len() as i64]);
+        tensors.push((format!("{name}.features"), features));
+        if let Some(class_of_row) = &rows.class_of_row {
+            let index: Vec<i64> = split_rows.iter().map(|&r| class_of_row[r] as i64).collect();
+            tensors.push((format!("{name}.labels"), Tensor::from_slice(&index)));
+        }
+        if rows.numeric {
+            let targets: Vec<f32> = split_rows
+                .iter()
+                .map(|&r| labels[r].parse::<f64>().unwrap_or(0.0) as f32)
+                .collect();
+            tensors.push((format!("{name}.targets"), Tensor::from_slice(&targets)));
+        }
+    }
+    let profiles = feature_names
+        .iter()
+        .enumerate()
+        .map(|(f, name)| {
+            let column: Vec<f64> = rows.split.train.iter().map(|&r| values[r][f]).collect();
+            FeatureProfile::of(name, &column)
+        })
+        .collect();
+    Ok(Encoded {
+        kind: DataKind::Table,
+        features: feature_names.to_vec(),
+        text_field: None,
+        normalization: Some(normalization),
+        data_file: layout::DATA_SAFETENSORS,
+        data: artifact::safetensors_bytes(&tensors)?,
+        profiles,
+    })
+}
+
+/// Text data: one JSON record per row with its split, label and text; the profile is the
+/// texts' length in characters.
+fn encode_text(rows: &SplitRows, texts: &[String], config: &PrepareConfig) -> Result<Encoded> {
+    let labels = rows.records.labels();
+    let mut data = Vec::new();
+    for (name, split_rows) in named_splits(&rows.split) {
+        for &r in split_rows {
+            let record = TextRecord {
+                split: name.to_owned(),
+                label: labels[r].clone(),
+                text: texts[r].clone(),
+            };
+            serde_json::to_writer(&mut data, &record)?;
+            data.push(b'\n');
+        }
+    }
+    let lengths: Vec<f64> = rows
+        .split
+        .train
+        .iter()
+        .map(|&r| texts[r].chars().count() as f64)
+        .collect();
+    Ok(Encoded {
+        kind: DataKind::Text,
+        features: Vec::new(),
+        text_field: Some(config.schema.text_field().to_owned()),
+        normalization: None,
+        data_file: layout::TEXT_JSONL,
+        data,
+        profiles: vec![FeatureProfile::of("textLength", &lengths)],
+    })
+}
+
+/// Writes the prepared folder, named by the digest of its contents (so preparing the same data
+/// again finds the folder already there).
+fn publish(
+    output_root: &Path,
+    data_file: &str,
+    data: &[u8],
+    manifest: DatasetManifest,
+    profile: &Profile,
+    first_rejection: Option<RowProblem>,
+) -> Result<PrepareOutcome> {
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
-    let profile_bytes = serde_json::to_vec_pretty(&profile)?;
-    let digest = prepared::digest(data_file, &data, &manifest_bytes, &profile_bytes);
+    let profile_bytes = serde_json::to_vec_pretty(profile)?;
+    let digest = prepared::digest(data_file, data, &manifest_bytes, &profile_bytes);
     let dir = output_root.join(&digest);
     let created = artifact::publish_folder(
         &dir,
         &[
-            (data_file, &data),
+            (data_file, data),
             (layout::DATASET_JSON, &manifest_bytes),
             (layout::PROFILE_JSON, &profile_bytes),
         ],

@@ -212,6 +212,90 @@ impl LineCounter<'_> {
     }
 }
 
+/// Where the label and the features are among a CSV file's columns.
+struct CsvColumns {
+    /// The header's column names.
+    header: Vec<String>,
+    label: usize,
+    feature_names: Vec<String>,
+    features: Vec<usize>,
+}
+
+impl CsvColumns {
+    /// Reads the header row and finds the schema's columns in it.
+    fn of(reader: &mut csv::Reader<&[u8]>, schema: &Schema) -> Result<Self> {
+        let header: Vec<String> = match reader.headers() {
+            Ok(header) => header.iter().map(|h| h.trim().to_owned()).collect(),
+            Err(error) => bail!("reading the CSV header row: {error}"),
+        };
+        if header.iter().all(String::is_empty) {
+            bail!("the CSV source has no header row; the first line must name the columns");
+        }
+        let column = |name: &str, role: &str| -> Result<usize> {
+            match header.iter().position(|h| h == name) {
+                Some(index) => Ok(index),
+                None => bail!(
+                    "the {role} column {name:?} is not in the header; the columns are {}",
+                    header.join(", ")
+                ),
+            }
+        };
+        let label = column(&schema.label, "label")?;
+        let feature_names: Vec<String> = match &schema.features {
+            Some(features) => features.clone(),
+            None => header
+                .iter()
+                .filter(|h| **h != schema.label)
+                .cloned()
+                .collect(),
+        };
+        if feature_names.is_empty() {
+            bail!(
+                "the CSV source has no feature columns besides the label {:?}",
+                schema.label
+            );
+        }
+        let features = feature_names
+            .iter()
+            .map(|name| column(name, "feature"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            header,
+            label,
+            feature_names,
+            features,
+        })
+    }
+
+    /// One record's label and feature values, or why the row is refused.
+    fn parse<'r>(
+        &self,
+        record: &'r csv::StringRecord,
+        schema: &Schema,
+    ) -> std::result::Result<(&'r str, Vec<f64>), String> {
+        if record.len() != self.header.len() {
+            return Err(format!(
+                "{} columns, expected {}",
+                record.len(),
+                self.header.len()
+            ));
+        }
+        let label = record[self.label].trim();
+        if let Some(message) = label_problem(label, schema) {
+            return Err(message);
+        }
+        let mut values = Vec::with_capacity(self.features.len());
+        for (name, &column) in self.feature_names.iter().zip(&self.features) {
+            let text = record[column].trim();
+            match text.parse::<f64>() {
+                Ok(value) if value.is_finite() => values.push(value),
+                _ => return Err(format!("feature {name:?} is not a finite number: {text:?}")),
+            }
+        }
+        Ok((label, values))
+    }
+}
+
 fn read_csv(
     bytes: &[u8],
     schema: &Schema,
@@ -221,42 +305,7 @@ fn read_csv(
         .flexible(true)
         .has_headers(true)
         .from_reader(bytes);
-    let header: Vec<String> = match reader.headers() {
-        Ok(header) => header.iter().map(|h| h.trim().to_owned()).collect(),
-        Err(error) => bail!("reading the CSV header row: {error}"),
-    };
-    if header.iter().all(String::is_empty) {
-        bail!("the CSV source has no header row; the first line must name the columns");
-    }
-    let column = |name: &str, role: &str| -> Result<usize> {
-        match header.iter().position(|h| h == name) {
-            Some(index) => Ok(index),
-            None => bail!(
-                "the {role} column {name:?} is not in the header; the columns are {}",
-                header.join(", ")
-            ),
-        }
-    };
-    let label_column = column(&schema.label, "label")?;
-    let feature_names: Vec<String> = match &schema.features {
-        Some(features) => features.clone(),
-        None => header
-            .iter()
-            .filter(|h| **h != schema.label)
-            .cloned()
-            .collect(),
-    };
-    if feature_names.is_empty() {
-        bail!(
-            "the CSV source has no feature columns besides the label {:?}",
-            schema.label
-        );
-    }
-    let feature_columns = feature_names
-        .iter()
-        .map(|name| column(name, "feature"))
-        .collect::<Result<Vec<_>>>()?;
-
+    let columns = CsvColumns::of(&mut reader, schema)?;
     let mut rows = Vec::new();
     let mut labels = Vec::new();
     let mut total = 0;
@@ -268,55 +317,28 @@ fn read_csv(
     for (index, record) in reader.records().enumerate() {
         let row = index + 1;
         total += 1;
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                let line = error.position().map_or(0, |p| lines.line_at(p.byte()));
-                rejections.reject(RowProblem {
-                    row,
-                    line,
-                    problem: format!("unreadable: {error}"),
-                })?;
-                continue;
-            }
+        let parsed = match &record {
+            Ok(record) => columns.parse(record, schema),
+            Err(error) => Err(format!("unreadable: {error}")),
         };
-        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
-        let problem = |problem: String| RowProblem { row, line, problem };
-        if record.len() != header.len() {
-            rejections.reject(problem(format!(
-                "{} columns, expected {}",
-                record.len(),
-                header.len()
-            )))?;
-            continue;
-        }
-        let label = record[label_column].trim();
-        if let Some(message) = label_problem(label, schema) {
-            rejections.reject(problem(message))?;
-            continue;
-        }
-        let mut values = Vec::with_capacity(feature_columns.len());
-        let mut bad = None;
-        for (name, &column) in feature_names.iter().zip(&feature_columns) {
-            let text = record[column].trim();
-            match text.parse::<f64>() {
-                Ok(value) if value.is_finite() => values.push(value),
-                _ => {
-                    bad = Some(format!("feature {name:?} is not a finite number: {text:?}"));
-                    break;
-                }
+        match parsed {
+            Ok((label, values)) => {
+                rows.push(values);
+                labels.push(label.to_owned());
+            }
+            Err(problem) => {
+                let position = match &record {
+                    Ok(record) => record.position(),
+                    Err(error) => error.position(),
+                };
+                let line = position.map_or(0, |p| lines.line_at(p.byte()));
+                rejections.reject(RowProblem { row, line, problem })?;
             }
         }
-        if let Some(message) = bad {
-            rejections.reject(problem(message))?;
-            continue;
-        }
-        rows.push(values);
-        labels.push(label.to_owned());
     }
     Ok((
         Records::Table {
-            feature_names,
+            feature_names: columns.feature_names,
             rows,
             labels,
         },

@@ -159,128 +159,141 @@ impl Metrics {
             escape(&self.model),
             self.revision
         );
-
-        header(
-            &mut out,
-            MODEL_READY,
-            "gauge",
-            "1 once the model is loaded and verified.",
-        );
-        let _ = writeln!(out, "{MODEL_READY}{{{own}}} {}", u8::from(counters.ready));
-
-        header(
-            &mut out,
-            REQUESTS_TOTAL,
-            "counter",
-            "Inference requests by HTTP status.",
-        );
-        for (code, count) in &counters.requests {
-            let _ = writeln!(
-                out,
-                "{REQUESTS_TOTAL}{{{own},{LABEL_CODE}=\"{code}\"}} {count}"
-            );
-        }
-
-        header(
-            &mut out,
-            REQUESTS_IN_FLIGHT,
-            "gauge",
-            "Inference requests being answered.",
-        );
-        let _ = writeln!(out, "{REQUESTS_IN_FLIGHT}{{{own}}} {}", counters.in_flight);
-
-        header(
-            &mut out,
-            REQUEST_DURATION_SECONDS,
-            "histogram",
-            "Seconds to answer an inference request.",
-        );
-        let mut cumulative = 0;
-        for (le, count) in LATENCY_BUCKETS.iter().zip(counters.latency.buckets) {
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"{le}\"}} {cumulative}"
-            );
-        }
-        let latency = &counters.latency;
-        let _ = writeln!(
-            out,
-            "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"+Inf\"}} {}",
-            latency.count
-        );
-        let _ = writeln!(
-            out,
-            "{REQUEST_DURATION_SECONDS}_sum{{{own}}} {}",
-            latency.sum
-        );
-        let _ = writeln!(
-            out,
-            "{REQUEST_DURATION_SECONDS}_count{{{own}}} {}",
-            latency.count
-        );
-
-        if !counters.classes.is_empty() {
-            header(
-                &mut out,
-                PREDICTIONS_TOTAL,
-                "counter",
-                "Predicted rows by class.",
-            );
-            for (class, count) in counters.classes.iter().zip(&counters.predictions) {
-                let _ = writeln!(
-                    out,
-                    "{PREDICTIONS_TOTAL}{{{own},{LABEL_CLASS}=\"{}\"}} {count}",
-                    escape(class)
-                );
-            }
-        }
-
-        if !counters.inputs.is_empty() {
-            header(
-                &mut out,
-                INPUT_FEATURE_BIN_TOTAL,
-                "counter",
-                "Raw input values on the bins of the Dataset profile.",
-            );
-            for feature in &counters.inputs {
-                for (bin, count) in feature.histogram.bins() {
-                    let _ = writeln!(
-                        out,
-                        "{INPUT_FEATURE_BIN_TOTAL}{{{own},{LABEL_FEATURE}=\"{}\",{LABEL_BIN}=\"{bin}\"}} {count}",
-                        escape(&feature.name)
-                    );
-                }
-            }
-        }
-
-        header(
-            &mut out,
-            FEEDBACK_TOTAL,
-            "counter",
-            "Labelled feedback by result, under the revision that predicted.",
-        );
-        for (revision, (correct, incorrect)) in &counters.feedback {
-            for (result, count) in [(RESULT_CORRECT, correct), (RESULT_INCORRECT, incorrect)] {
-                let _ = writeln!(
-                    out,
-                    "{FEEDBACK_TOTAL}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\",{LABEL_RESULT}=\"{result}\"}} {count}",
-                    escape(&self.model)
-                );
-            }
-        }
-
-        header(&mut out, BATCHES_TOTAL, "counter", "Forward passes run.");
-        let _ = writeln!(out, "{BATCHES_TOTAL}{{{own}}} {}", counters.batches);
-        header(
-            &mut out,
-            BATCH_ROWS_TOTAL,
-            "counter",
-            "Rows run through forward passes.",
-        );
-        let _ = writeln!(out, "{BATCH_ROWS_TOTAL}{{{own}}} {}", counters.batch_rows);
+        render_requests(&mut out, &counters, &own);
+        render_predictions(&mut out, &counters, &own);
+        render_feedback(&mut out, &counters, &self.model);
+        render_batches(&mut out, &counters, &own);
         out
     }
+}
+
+/// Readiness, requests by code, requests in flight and the latency histogram.
+fn render_requests(out: &mut String, counters: &Counters, own: &str) {
+    header(
+        out,
+        MODEL_READY,
+        "gauge",
+        "1 once the model is loaded and verified.",
+    );
+    let _ = writeln!(out, "{MODEL_READY}{{{own}}} {}", u8::from(counters.ready));
+    header(
+        out,
+        REQUESTS_TOTAL,
+        "counter",
+        "Inference requests by HTTP status.",
+    );
+    for (code, count) in &counters.requests {
+        let _ = writeln!(
+            out,
+            "{REQUESTS_TOTAL}{{{own},{LABEL_CODE}=\"{code}\"}} {count}"
+        );
+    }
+    header(
+        out,
+        REQUESTS_IN_FLIGHT,
+        "gauge",
+        "Inference requests being answered.",
+    );
+    let _ = writeln!(out, "{REQUESTS_IN_FLIGHT}{{{own}}} {}", counters.in_flight);
+    header(
+        out,
+        REQUEST_DURATION_SECONDS,
+        "histogram",
+        "Seconds to answer an inference request.",
+    );
+    let latency = &counters.latency;
+    let mut cumulative = 0;
+    for (le, count) in LATENCY_BUCKETS.iter().zip(latency.buckets) {
+        cumulative += count;
+        let _ = writeln!(
+            out,
+            "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"+Inf\"}} {}",
+        latency.count
+    );
+    let _ = writeln!(
+        out,
+        "{REQUEST_DURATION_SECONDS}_sum{{{own}}} {}",
+        latency.sum
+    );
+    let _ = writeln!(
+        out,
+        "{REQUEST_DURATION_SECONDS}_count{{{own}}} {}",
+        latency.count
+    );
+}
+
+/// Predicted rows by class and raw inputs on the profile's bins: what drift is measured on.
+fn render_predictions(out: &mut String, counters: &Counters, own: &str) {
+    if !counters.classes.is_empty() {
+        header(
+            out,
+            PREDICTIONS_TOTAL,
+            "counter",
+            "Predicted rows by class.",
+        );
+        for (class, count) in counters.classes.iter().zip(&counters.predictions) {
+            let _ = writeln!(
+                out,
+                "{PREDICTIONS_TOTAL}{{{own},{LABEL_CLASS}=\"{}\"}} {count}",
+                escape(class)
+            );
+        }
+    }
+    if !counters.inputs.is_empty() {
+        header(
+            out,
+            INPUT_FEATURE_BIN_TOTAL,
+            "counter",
+            "Raw input values on the bins of the Dataset profile.",
+        );
+        for feature in &counters.inputs {
+            for (bin, count) in feature.histogram.bins() {
+                let _ = writeln!(
+                    out,
+                    "{INPUT_FEATURE_BIN_TOTAL}{{{own},{LABEL_FEATURE}=\"{}\",{LABEL_BIN}=\"{bin}\"}} {count}",
+                    escape(&feature.name)
+                );
+            }
+        }
+    }
+}
+
+/// Labelled feedback by result, under the revision that made the prediction (which may be
+/// another revision than this pod's).
+fn render_feedback(out: &mut String, counters: &Counters, model: &str) {
+    header(
+        out,
+        FEEDBACK_TOTAL,
+        "counter",
+        "Labelled feedback by result, under the revision that predicted.",
+    );
+    for (revision, (correct, incorrect)) in &counters.feedback {
+        for (result, count) in [(RESULT_CORRECT, correct), (RESULT_INCORRECT, incorrect)] {
+            let _ = writeln!(
+                out,
+                "{FEEDBACK_TOTAL}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\",{LABEL_RESULT}=\"{result}\"}} {count}",
+                escape(model)
+            );
+        }
+    }
+}
+
+/// Forward passes and the rows they ran (the batcher's work).
+fn render_batches(out: &mut String, counters: &Counters, own: &str) {
+    header(out, BATCHES_TOTAL, "counter", "Forward passes run.");
+    let _ = writeln!(out, "{BATCHES_TOTAL}{{{own}}} {}", counters.batches);
+    header(
+        out,
+        BATCH_ROWS_TOTAL,
+        "counter",
+        "Rows run through forward passes.",
+    );
+    let _ = writeln!(out, "{BATCH_ROWS_TOTAL}{{{own}}} {}", counters.batch_rows);
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

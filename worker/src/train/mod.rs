@@ -117,71 +117,149 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
     if let Some(threads) = config.threads {
         tch::set_num_threads(threads.max(1) as i32);
     }
-    let hyper = &config.hyperparameters;
     let data = prepared::load(&config.dataset_dir)?;
-    if let Some(expected) = &config.expected_dataset_digest
-        && expected.trim_start_matches("sha256:") != data.digest
-    {
-        return Err(Failure::error(
-            "DigestMismatch",
-            false,
-            format!(
-                "the prepared data set has digest sha256:{}, not the pinned {expected}",
-                data.digest
-            ),
-        ));
+    check_pinned_digest(config, &data)?;
+    let mut session = Session::new(config, &data)?;
+    let (mut state, resumed_from) = session.resume(&data)?;
+    let mut throughput = Vec::new();
+    while state.epoch < config.hyperparameters.epochs && !state.stopped {
+        throughput.push(session.train_epoch(&mut state)?);
     }
-    let plan = Plan::new(config, &data).reason("InvalidSpec", false)?;
-    let device = config.device;
-    let train = plan.examples(&data.train, device)?;
-    let validation = plan.examples(&data.validation, device)?;
-    let test = plan.examples(&data.test, device)?;
-    if train.is_empty() {
-        bail!("the training split of data set {} is empty", data.digest);
-    }
-    if let Some(early_stopping) = &hyper.early_stopping {
-        early_stopping
-            .validate(!validation.is_empty(), config.task == Task::Classification)
-            .reason("InvalidSpec", false)?;
-    }
+    let best_epoch = session.restore_best(&state)?;
+    let metrics = session.final_metrics()?;
+    let (digest, dir, card) = session.publish(&data, metrics, &state, best_epoch)?;
+    Ok(TrainOutcome {
+        digest,
+        dir,
+        card,
+        resumed_from,
+        samples_per_second: mean_after_warm_up(&throughput),
+    })
+}
 
-    tch::manual_seed(hyper.seed as i64 & i64::MAX);
-    let variables = nn::VarStore::new(device);
-    let network = config
-        .architecture
-        .build(&variables.root(), plan.input_width, plan.outputs, None)
-        .reason("InvalidSpec", false)?;
-    check_output_shape(network.as_ref(), &train, plan.outputs).reason("InvalidSpec", false)?;
-    let mut optimizer = Optimizer::new(&hyper.optimizer, named_variables(&variables))
-        .reason("InvalidSpec", false)?;
+/// The data set must still be the one the job pinned: a data set prepared again since (another
+/// digest) would make the model's lineage a lie.
+fn check_pinned_digest(config: &TrainConfig, data: &PreparedDataset) -> Result<()> {
+    match &config.expected_dataset_digest {
+        Some(expected) if expected.trim_start_matches("sha256:") != data.digest => {
+            Err(Failure::error(
+                "DigestMismatch",
+                false,
+                format!(
+                    "the prepared data set has digest sha256:{}, not the pinned {expected}",
+                    data.digest
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
 
-    let checkpoints = Checkpoints::new(&config.checkpoint_dir);
-    let fingerprint = fingerprint(config, &data, plan.loss)?;
-    let mut state = CheckpointState {
-        fingerprint: fingerprint.clone(),
-        epoch: 0,
-        optimizer_steps: 0,
-        file: String::new(),
-        sha256: String::new(),
-        early_stopping: Tracker::default(),
-        stopped: false,
-        history: Vec::new(),
+/// Mean throughput of the epochs, the first one (a warm-up) left out when there are more.
+fn mean_after_warm_up(throughput: &[f64]) -> Option<f64> {
+    let warm = if throughput.len() > 1 {
+        &throughput[1..]
+    } else {
+        throughput
     };
-    let mut resumed_from = None;
-    if let Some(restored) = checkpoints.latest(&fingerprint)? {
-        load_variables(&variables, &restored.tensors, "model.")?;
-        optimizer.restore(
+    (!warm.is_empty()).then(|| warm.iter().sum::<f64>() / warm.len() as f64)
+}
+
+/// The splits as network inputs and targets, on the training device.
+struct Splits {
+    train: Examples,
+    validation: Examples,
+    test: Examples,
+}
+
+/// One training run: the network being trained and everything an epoch needs.
+struct Session<'a> {
+    config: &'a TrainConfig,
+    plan: Plan,
+    splits: Splits,
+    variables: nn::VarStore,
+    network: Box<dyn Network>,
+    optimizer: Optimizer,
+    checkpoints: Checkpoints,
+}
+
+impl<'a> Session<'a> {
+    /// Plans the model from the configuration and the data, loads the splits, and builds the
+    /// network and its optimiser. Everything a spec can get wrong fails here, before an epoch.
+    fn new(config: &'a TrainConfig, data: &PreparedDataset) -> Result<Self> {
+        let hyper = &config.hyperparameters;
+        let plan = Plan::new(config, data).reason("InvalidSpec", false)?;
+        let device = config.device;
+        let splits = Splits {
+            train: plan.examples(&data.train, device)?,
+            validation: plan.examples(&data.validation, device)?,
+            test: plan.examples(&data.test, device)?,
+        };
+        if splits.train.is_empty() {
+            bail!("the training split of data set {} is empty", data.digest);
+        }
+        if let Some(early_stopping) = &hyper.early_stopping {
+            early_stopping
+                .validate(
+                    !splits.validation.is_empty(),
+                    config.task == Task::Classification,
+                )
+                .reason("InvalidSpec", false)?;
+        }
+        tch::manual_seed(hyper.seed as i64 & i64::MAX);
+        let variables = nn::VarStore::new(device);
+        let network = config
+            .architecture
+            .build(&variables.root(), plan.input_width, plan.outputs, None)
+            .reason("InvalidSpec", false)?;
+        check_output_shape(network.as_ref(), &splits.train, plan.outputs)
+            .reason("InvalidSpec", false)?;
+        let optimizer = Optimizer::new(&hyper.optimizer, named_variables(&variables))
+            .reason("InvalidSpec", false)?;
+        Ok(Self {
+            config,
+            plan,
+            splits,
+            variables,
+            network,
+            optimizer,
+            checkpoints: Checkpoints::new(&config.checkpoint_dir),
+        })
+    }
+
+    /// The state to continue from: the latest checkpoint of this same training (same
+    /// fingerprint), with the weights and optimiser restored, or a fresh start. Also returns
+    /// the epoch resumed after.
+    fn resume(&mut self, data: &PreparedDataset) -> Result<(CheckpointState, Option<usize>)> {
+        let fingerprint = fingerprint(self.config, data, self.plan.loss)?;
+        let Some(restored) = self.checkpoints.latest(&fingerprint)? else {
+            let fresh = CheckpointState {
+                fingerprint,
+                epoch: 0,
+                optimizer_steps: 0,
+                file: String::new(),
+                sha256: String::new(),
+                early_stopping: Tracker::default(),
+                stopped: false,
+                history: Vec::new(),
+            };
+            return Ok((fresh, None));
+        };
+        load_variables(&self.variables, &restored.tensors, "model.")?;
+        self.optimizer.restore(
             &restored.tensors,
             "optimizer.",
             restored.state.optimizer_steps,
         );
         println!("resuming from epoch {}", restored.state.epoch);
-        resumed_from = Some(restored.state.epoch);
-        state = restored.state;
+        let epoch = restored.state.epoch;
+        Ok((restored.state, Some(epoch)))
     }
 
-    let mut throughput = Vec::new();
-    while state.epoch < hyper.epochs && !state.stopped {
+    /// Trains the next epoch, evaluates it, applies early stopping and checkpoints it. Returns
+    /// the epoch's training throughput (samples per second).
+    fn train_epoch(&mut self, state: &mut CheckpointState) -> Result<f64> {
+        let hyper = &self.config.hyperparameters;
         let epoch = state.epoch + 1;
         let learning_rate = hyper.learning_rate_schedule.learning_rate(
             hyper.optimizer.learning_rate,
@@ -190,14 +268,14 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
         );
         let started = Instant::now();
         let epoch_plan = EpochPlan {
-            examples: &train,
-            loss: plan.loss,
+            examples: &self.splits.train,
+            loss: self.plan.loss,
             batch_size: hyper.batch_size,
             learning_rate,
             seed: hyper.seed,
             epoch,
         };
-        let train_loss = fit::train_epoch(network.as_ref(), &mut optimizer, &epoch_plan)?;
+        let train_loss = fit::train_epoch(self.network.as_ref(), &mut self.optimizer, &epoch_plan)?;
         if !train_loss.is_finite() {
             return Err(Failure::error(
                 "TrainingDiverged",
@@ -207,47 +285,11 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
                 ),
             ));
         }
-        let samples_per_second = train.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        throughput.push(samples_per_second);
-        let metrics = fit::evaluate(
-            network.as_ref(),
-            plan.loss,
-            plan.head,
-            &validation,
-            plan.scaling,
-            "validation",
-        )?;
-        let progress = Progress {
-            epoch,
-            total_epochs: hyper.epochs,
-            train_loss,
-            validation_loss: metrics.get("validationLoss").copied(),
-            validation_accuracy: metrics.get("validationAccuracy").copied(),
-            learning_rate,
-            samples_per_second,
-            trial: config.trial,
-            updated_at: Some(checkpoint::rfc3339_now()),
-        };
-        if let Some(early_stopping) = &hyper.early_stopping {
-            let watched = match early_stopping.metric {
-                early_stopping::Metric::ValidationLoss => progress.validation_loss,
-                early_stopping::Metric::ValidationAccuracy => progress.validation_accuracy,
-            };
-            match state
-                .early_stopping
-                .observe(early_stopping, epoch, watched.unwrap_or(f64::NAN))
-            {
-                Verdict::Improved => checkpoints.save_best(&named_variables(&variables))?,
-                Verdict::Wait => {}
-                Verdict::Stop => state.stopped = true,
-            }
-        }
-        state.epoch = epoch;
-        state.optimizer_steps = optimizer.steps();
-        state.history.push(progress.clone());
-        let mut tensors = prefixed("model.", named_variables(&variables));
-        tensors.extend(prefixed("optimizer.", optimizer.state_tensors()));
-        checkpoints.save(state.clone(), &tensors)?;
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let samples_per_second = self.splits.train.len() as f64 / elapsed;
+        let progress = self.progress(epoch, train_loss, learning_rate, samples_per_second)?;
+        self.watch_early_stopping(state, &progress)?;
+        self.checkpoint(state, &progress)?;
         println!("{}", progress_line(&progress));
         if state.stopped {
             println!(
@@ -255,74 +297,146 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
                 state.early_stopping.best_epoch
             );
         }
+        Ok(samples_per_second)
     }
 
-    // With early stopping the model is the best epoch's, not the last one's.
-    let best_epoch = match &hyper.early_stopping {
-        Some(_) if state.early_stopping.best_epoch > 0 => {
-            load_variables(&variables, &checkpoints.best()?, "")?;
-            state.early_stopping.best_epoch
+    /// The epoch's progress report, with the validation metrics.
+    fn progress(
+        &self,
+        epoch: usize,
+        train_loss: f64,
+        learning_rate: f64,
+        samples_per_second: f64,
+    ) -> Result<Progress> {
+        let metrics = fit::evaluate(
+            self.network.as_ref(),
+            self.plan.loss,
+            self.plan.head,
+            &self.splits.validation,
+            self.plan.scaling,
+            "validation",
+        )?;
+        Ok(Progress {
+            epoch,
+            total_epochs: self.config.hyperparameters.epochs,
+            train_loss,
+            validation_loss: metrics.get("validationLoss").copied(),
+            validation_accuracy: metrics.get("validationAccuracy").copied(),
+            learning_rate,
+            samples_per_second,
+            trial: self.config.trial,
+            updated_at: Some(checkpoint::rfc3339_now()),
+        })
+    }
+
+    /// Early stopping: keeps the best epoch's weights aside and stops after `patience` epochs
+    /// without improvement.
+    fn watch_early_stopping(&self, state: &mut CheckpointState, progress: &Progress) -> Result<()> {
+        let Some(early_stopping) = &self.config.hyperparameters.early_stopping else {
+            return Ok(());
+        };
+        let watched = match early_stopping.metric {
+            early_stopping::Metric::ValidationLoss => progress.validation_loss,
+            early_stopping::Metric::ValidationAccuracy => progress.validation_accuracy,
+        };
+        match state.early_stopping.observe(
+            early_stopping,
+            progress.epoch,
+            watched.unwrap_or(f64::NAN),
+        ) {
+            Verdict::Improved => self
+                .checkpoints
+                .save_best(&named_variables(&self.variables))?,
+            Verdict::Wait => {}
+            Verdict::Stop => state.stopped = true,
         }
-        _ => state.epoch,
-    };
-    let mut metrics = BTreeMap::new();
-    for (examples, split) in [
-        (&test, "test"),
-        (&validation, "validation"),
-        (&train, "train"),
-    ] {
-        metrics.extend(fit::evaluate(
-            network.as_ref(),
-            plan.loss,
-            plan.head,
-            examples,
-            plan.scaling,
-            split,
-        )?);
+        Ok(())
     }
-    let weights = artifact::safetensors_bytes(&named_variables(&variables))?;
-    let digest = artifact::sha256_hex(&weights);
-    let module = match &config.architecture {
-        Architecture::Torchscript(options) => Some(
-            std::fs::read(&options.module)
-                .with_context(|| format!("reading {}", options.module.display()))?,
-        ),
-        _ => None,
-    };
-    let card = plan.card(
-        config,
-        &data,
-        metrics,
-        &digest,
-        module.as_deref(),
-        state.epoch,
-        best_epoch,
-        state.stopped,
-    )?;
-    let card_bytes = serde_json::to_vec_pretty(&card)?;
-    let dir = config.models_dir.join(&digest);
-    let mut files: Vec<(&str, &[u8])> = vec![
-        (layout::MODEL_SAFETENSORS, &weights),
-        (layout::MODEL_JSON, &card_bytes),
-    ];
-    if let Some(module) = &module {
-        files.push((layout::MODULE_PT, module));
+
+    /// Records the epoch and saves the weights and the optimiser's state, so that a restarted
+    /// pod resumes after this epoch.
+    fn checkpoint(&self, state: &mut CheckpointState, progress: &Progress) -> Result<()> {
+        state.epoch = progress.epoch;
+        state.optimizer_steps = self.optimizer.steps();
+        state.history.push(progress.clone());
+        let mut tensors = prefixed("model.", named_variables(&self.variables));
+        tensors.extend(prefixed("optimizer.", self.optimizer.state_tensors()));
+        self.checkpoints.save(state.clone(), &tensors)
     }
-    artifact::publish_folder(&dir, &files)?;
-    let warm = if throughput.len() > 1 {
-        &throughput[1..]
-    } else {
-        &throughput[..]
-    };
-    let samples_per_second =
-        (!warm.is_empty()).then(|| warm.iter().sum::<f64>() / warm.len() as f64);
-    Ok(TrainOutcome {
-        digest,
-        dir,
-        card,
-        resumed_from,
-        samples_per_second,
-    })
+
+    /// With early stopping the model is the best epoch's, not the last one's: loads it back and
+    /// returns the epoch whose weights the model has.
+    fn restore_best(&self, state: &CheckpointState) -> Result<usize> {
+        match &self.config.hyperparameters.early_stopping {
+            Some(_) if state.early_stopping.best_epoch > 0 => {
+                load_variables(&self.variables, &self.checkpoints.best()?, "")?;
+                Ok(state.early_stopping.best_epoch)
+            }
+            _ => Ok(state.epoch),
+        }
+    }
+
+    /// The model's metrics on every split.
+    fn final_metrics(&self) -> Result<BTreeMap<String, f64>> {
+        let mut metrics = BTreeMap::new();
+        for (examples, split) in [
+            (&self.splits.test, "test"),
+            (&self.splits.validation, "validation"),
+            (&self.splits.train, "train"),
+        ] {
+            metrics.extend(fit::evaluate(
+                self.network.as_ref(),
+                self.plan.loss,
+                self.plan.head,
+                examples,
+                self.plan.scaling,
+                split,
+            )?);
+        }
+        Ok(metrics)
+    }
+
+    /// Writes the model folder (`<models_dir>/<digest>/`: weights, card and, for torchscript,
+    /// the module) and returns its digest, folder and card.
+    fn publish(
+        &self,
+        data: &PreparedDataset,
+        metrics: BTreeMap<String, f64>,
+        state: &CheckpointState,
+        best_epoch: usize,
+    ) -> Result<(String, PathBuf, ModelCard)> {
+        let config = self.config;
+        let weights = artifact::safetensors_bytes(&named_variables(&self.variables))?;
+        let digest = artifact::sha256_hex(&weights);
+        let module = match &config.architecture {
+            Architecture::Torchscript(options) => Some(
+                std::fs::read(&options.module)
+                    .with_context(|| format!("reading {}", options.module.display()))?,
+            ),
+            _ => None,
+        };
+        let card = self.plan.card(
+            config,
+            data,
+            metrics,
+            &digest,
+            module.as_deref(),
+            state.epoch,
+            best_epoch,
+            state.stopped,
+        )?;
+        let card_bytes = serde_json::to_vec_pretty(&card)?;
+        let dir = config.models_dir.join(&digest);
+        let mut files: Vec<(&str, &[u8])> = vec![
+            (layout::MODEL_SAFETENSORS, &weights),
+            (layout::MODEL_JSON, &card_bytes),
+        ];
+        if let Some(module) = &module {
+            files.push((layout::MODULE_PT, module));
+        }
+        artifact::publish_folder(&dir, &files)?;
+        Ok((digest, dir, card))
+    }
 }
 
 /// What follows from the configuration and the data: the loss, head, input width, tokeniser and

@@ -577,11 +577,18 @@ spec:
 "#,
         hex = "ab".repeat(32)
     ));
+    let mut timed = canary.clone();
+    merge_patch(
+        &mut timed,
+        &json!({"metadata": {"name": "timed"}, "spec": {"strategy": {"canary": {"analysis": {
+            "inconclusiveTimeout": "10m", "onInconclusiveTimeout": "hold"}}}}}),
+    );
     expect_accepted(
         &api,
         &[
             ("a canary", canary.clone()),
             ("a pinned artifact", artifact),
+            ("a canary with an inconclusive timeout", timed),
         ],
     )
     .await;
@@ -650,6 +657,26 @@ spec:
                 "a pause that is not a duration",
                 json!({"spec": {"strategy": {"canary": {"steps": [{"weight": 10, "pause": "soon"}]}}}}),
                 &["spec.strategy.canary.steps[0].pause", "should match"],
+            ),
+            refused(
+                "an inconclusive timeout that is not a duration",
+                json!({"spec": {"strategy": {"canary": {"analysis": {"inconclusiveTimeout": "ten minutes"}}}}}),
+                &["spec.strategy.canary.analysis.inconclusiveTimeout", "should match"],
+            ),
+            refused(
+                "a zero inconclusive timeout",
+                json!({"spec": {"strategy": {"canary": {"analysis": {"inconclusiveTimeout": "0s"}}}}}),
+                &["spec.strategy.canary.analysis.inconclusiveTimeout", "must be greater than 0"],
+            ),
+            refused(
+                "an inconclusive timeout action without a timeout",
+                json!({"spec": {"strategy": {"canary": {"analysis": {"onInconclusiveTimeout": "promote"}}}}}),
+                &["spec.strategy.canary.analysis.onInconclusiveTimeout", "Forbidden", "needs spec.strategy.canary.analysis.inconclusiveTimeout"],
+            ),
+            refused(
+                "an unknown inconclusive timeout action",
+                json!({"spec": {"strategy": {"canary": {"analysis": {"inconclusiveTimeout": "10m", "onInconclusiveTimeout": "retry"}}}}}),
+                &["spec.strategy.canary.analysis.onInconclusiveTimeout", "Unsupported value: \"retry\""],
             ),
             refused(
                 "an unknown strategy",

@@ -626,3 +626,130 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
     );
     ns.delete().await;
 }
+
+/// One good model (`good`, an mlp on the digits), trained on the digits ConfigMap.
+async fn a_good_model(ns: &TestNamespace) {
+    let cm: ConfigMap = from_json(
+        json!({"metadata": {"name": "digits-data"}, "data": {"digits.csv": digits_csv()}}),
+    );
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let digits: Dataset = example("examples/digits/dataset.yaml");
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &digits)
+        .await
+        .unwrap();
+    let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
+    job.metadata.name = Some("good".into());
+    job.spec.dataset_ref.name = "digits".into();
+    job.spec.model =
+        serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
+            .unwrap();
+    job.spec.hyperparameters.early_stopping = None;
+    job.spec.hyperparameters.epochs = 4;
+    job.spec.resources.gpu = 0;
+    ns.api::<TrainingJob>()
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+    training_succeeded(ns, "good", Duration::from_secs(300)).await;
+}
+
+#[tokio::test]
+async fn a_canary_without_a_verdict_is_aborted_at_its_inconclusive_timeout() {
+    use modelops_api::conditions::reasons;
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "inconclusive").await;
+    a_good_model(&ns).await;
+    // A canary gated by a Monitor that never gets traffic: its verdict stays Inconclusive.
+    create::<ModelDeployment>(
+        &ns,
+        json!({"metadata": {"name": "digits"}, "spec": {
+            "model": {"trainingJobRef": {"name": "good"}},
+            "replicas": 2,
+            "strategy": {"type": "Canary", "canary": {
+                "steps": [{"weight": 50}],
+                "analysis": {"monitorRef": {"name": "guard"}, "inconclusiveTimeout": "20s"},
+            }},
+        }}),
+    )
+    .await;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "guard"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "5s",
+                "metrics": [{"accuracy": {"min": 0.8, "minSamples": 20}}],
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    serving_stable(&ns, "digits", 1).await;
+
+    // A serving change makes revision 2 (the same model), rolled out as a canary at 50%.
+    let mds = ns.api::<ModelDeployment>();
+    mds.patch(
+        "digits",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"serving": {"maxBatchSize": 16}}})),
+    )
+    .await
+    .unwrap();
+    let applied = mds.get("digits").await.unwrap();
+
+    // 20s at its step without a Pass or Fail: aborted (the default), revision 1 serves.
+    let timeout = reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT;
+    let aborted = wait(&mds, "digits", Duration::from_secs(150), |md| {
+        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .get(types::ROLLED_BACK)
+                .is_some_and(|c| c.status == "True" && c.reason == timeout)
+                && s.stable_revision == Some(1)
+                && s.canary_weight == Some(0)
+                && s.revisions.iter().any(|r| {
+                    r.revision == 2
+                        && r.state == RevisionState::RolledBack
+                        && r.reason.as_deref() == Some(timeout)
+                })
+        })
+    })
+    .await
+    .unwrap();
+    let status = aborted.status.as_ref().unwrap();
+    let condition = status.conditions.get(types::ROLLED_BACK).unwrap();
+    assert!(condition.message.contains("20s"), "{}", condition.message);
+    assert!(status.conditions.is_true(types::READY));
+
+    // The Monitor never judged: no Fail made this rollback.
+    let monitor = ns.api::<Monitor>().get("guard").await.unwrap();
+    let verdicts: Vec<Verdict> = monitor
+        .status
+        .iter()
+        .flat_map(|s| s.revisions.iter().map(|r| r.verdict))
+        .collect();
+    assert!(!verdicts.contains(&Verdict::Fail), "{verdicts:?}");
+
+    // GitOps: the spec is the user's, and revision 2 stays rolled back with no pod.
+    assert_eq!(aborted.metadata.generation, applied.metadata.generation);
+    assert_eq!(
+        serde_json::to_value(&aborted.spec).unwrap(),
+        serde_json::to_value(&applied.spec).unwrap()
+    );
+    let r2 = wait(
+        &ns.api::<Deployment>(),
+        "digits-r2",
+        Duration::from_secs(30),
+        |d| d.and_then(|d| d.spec.as_ref()?.replicas) == Some(0),
+    )
+    .await;
+    assert!(r2.is_some());
+    ns.delete().await;
+}

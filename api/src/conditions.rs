@@ -134,6 +134,9 @@ pub mod reasons {
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
     /// The analysis Monitor reported Fail, so traffic went back to the stable revision.
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    /// The analysis Monitor gave no Pass or Fail about the canary for
+    /// `analysis.inconclusiveTimeout`, so `onInconclusiveTimeout` applied (abort, promote or hold).
+    pub const ANALYSIS_INCONCLUSIVE_TIMEOUT: &str = "AnalysisInconclusiveTimeout";
 
     // Monitor.
     /// Every metric is within its threshold.

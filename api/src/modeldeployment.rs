@@ -235,13 +235,48 @@ pub struct CanaryStep {
 }
 
 /// The check that gates canary steps.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("!has(self.onInconclusiveTimeout) || has(self.inconclusiveTimeout)")
+        .message("spec.strategy.canary.analysis.onInconclusiveTimeout needs spec.strategy.canary.analysis.inconclusiveTimeout: set the timeout (for example 10m) or remove onInconclusiveTimeout")
+        .field_path(".onInconclusiveTimeout")
+        .reason(Reason::FieldValueForbidden),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
     /// A Monitor, in the same namespace, whose verdict gates each step: Pass moves on; Fail rolls
     /// back when the Monitor's action is `rollback`, and holds the canary where it is when it is
     /// `alert`.
     pub monitor_ref: LocalRef,
+    /// How long a step may go without a Pass or Fail of the Monitor about the canary (a duration
+    /// such as `10m`, greater than 0), counted from the moment the step began; then
+    /// `onInconclusiveTimeout` applies. Without it, an Inconclusive analysis (no traffic, labels
+    /// not yet arrived) holds the canary for as long as it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("spec.strategy.canary.analysis.inconclusiveTimeout must be greater than 0, for example 10m"))]
+    pub inconclusive_timeout: Option<String>,
+    /// What happens when `inconclusiveTimeout` passes: `abort` (the default) rolls the canary
+    /// back, `promote` counts the step as passed, `hold` keeps waiting and says so in the
+    /// `Stalled` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_inconclusive_timeout: Option<InconclusiveTimeoutAction>,
+}
+
+/// What a canary does when its analysis stays Inconclusive past `inconclusiveTimeout`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum InconclusiveTimeoutAction {
+    /// Roll the canary back (RolledBack until the spec changes); the stable revision serves.
+    #[default]
+    Abort,
+    /// Count the step as passed: the canary moves to its next step, or is promoted after the
+    /// last (each step has its own timeout).
+    Promote,
+    /// Keep the canary where it is, and report the rollout `Stalled` until a verdict comes or
+    /// the spec changes.
+    Hold,
 }
 
 /// The state of a revision.
@@ -348,6 +383,29 @@ spec:
         assert_eq!(canary.analysis.as_ref().unwrap().monitor_ref.name, "digits");
         assert_eq!(md.spec.serving, Serving::default());
         assert_eq!(md.spec.revision_history_limit, 3);
+    }
+
+    #[test]
+    fn an_inconclusive_timeout_reads_and_its_action_defaults_to_none() {
+        let analysis: Analysis = serde_json::from_value(serde_json::json!({
+            "monitorRef": {"name": "digits"},
+            "inconclusiveTimeout": "10m",
+            "onInconclusiveTimeout": "hold",
+        }))
+        .unwrap();
+        assert_eq!(analysis.inconclusive_timeout.as_deref(), Some("10m"));
+        assert_eq!(
+            analysis.on_inconclusive_timeout,
+            Some(InconclusiveTimeoutAction::Hold)
+        );
+        let plain: Analysis =
+            serde_json::from_value(serde_json::json!({"monitorRef": {"name": "digits"}})).unwrap();
+        assert_eq!(plain.inconclusive_timeout, None);
+        assert_eq!(plain.on_inconclusive_timeout, None);
+        assert_eq!(
+            InconclusiveTimeoutAction::default(),
+            InconclusiveTimeoutAction::Abort
+        );
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! The canary: where it stands in the strategy's steps, and what it does in this pass: roll back
 //! on a rollback Monitor's Fail, move to its next step (or be promoted after the last) when its
-//! pods are ready, its pause is over and its analysis passed, or wait.
+//! pods are ready, its pause is over and its analysis passed, or wait; and, past the analysis'
+//! inconclusive timeout (see `inconclusive`), abort, move on or hold as the spec says.
 
 use super::draft::{Draft, Inputs, rollback_failure, seconds_between, set_state};
+use super::inconclusive::{
+    Clock, abort_inconclusive, hold_inconclusive, inconclusive_clock, tell_promoted_by_timeout,
+};
 use super::plan::{CanaryPosition, RolledBack, VerdictSeen};
 use super::replicas::split_replicas;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::common::parse_duration;
 use modelops_api::conditions::reasons;
-use modelops_api::modeldeployment::{ModelDeploymentSpec, RevisionState, StrategyType};
+use modelops_api::modeldeployment::{
+    InconclusiveTimeoutAction, ModelDeploymentSpec, RevisionState, StrategyType,
+};
 use std::time::Duration;
 
 /// One step of a rollout: the canary's share of the replicas, and how long it stays there at
@@ -63,10 +69,14 @@ enum Move<'v> {
     NextStep,
     /// Its last step is done: it becomes the stable revision.
     Promote,
-    /// Its pause has this many seconds left: look again then, as no event will say so.
+    /// Its pause (or its analysis' inconclusive timeout) has this many seconds left: look again
+    /// then, as no event will say so.
     WaitForPause(f64),
     /// Its pods are not ready or its analysis has not passed: their change triggers a pass.
     Hold,
+    /// Its analysis gave no Pass or Fail for the inconclusive timeout: the spec's action applies
+    /// (for `promote`, only once the step's other gates, ready pods and pause, are open).
+    TimedOut(Clock<'v>),
 }
 
 /// Decides and applies the canary's move, if there is a canary. Its step index is clamped to the
@@ -92,12 +102,29 @@ pub(super) fn move_canary(draft: &mut Draft, inputs: &Inputs) {
             draft.requeue_after = Some(Duration::from_secs_f64(left.min(30.0) + 0.1));
         }
         Move::Hold => {}
+        Move::TimedOut(clock) => match clock.action {
+            InconclusiveTimeoutAction::Abort => abort_inconclusive(draft, inputs, index, &clock),
+            InconclusiveTimeoutAction::Hold => {
+                let step = draft.step;
+                hold_inconclusive(draft, index, step, &clock);
+            }
+            InconclusiveTimeoutAction::Promote if last => {
+                promote(draft, inputs, index);
+                tell_promoted_by_timeout(draft, index, &clock);
+            }
+            InconclusiveTimeoutAction::Promote => {
+                next_step(draft, inputs, index, &steps);
+                tell_promoted_by_timeout(draft, index, &clock);
+            }
+        },
     }
 }
 
 /// The move of a canary `revision` that entered its step `since`, at `step`, the `last` one or
 /// not. A rollback Fail wins over everything; otherwise the step ends when all three gates are
-/// open: its pods ready, its pause over, its analysis passed.
+/// open: its pods ready, its pause over, its analysis passed. Past the inconclusive timeout,
+/// `abort` and `hold` apply at once, and `promote` opens the analysis gate. Before it, the next
+/// look is due when the pause or the timeout ends, whichever comes first.
 fn decide_move<'v>(
     inputs: &Inputs<'v>,
     revision: i32,
@@ -111,11 +138,27 @@ fn decide_move<'v>(
     let (canary_replicas, _) = split_replicas(inputs.spec.replicas, step.weight);
     let ready = inputs.ready(revision) >= canary_replicas;
     let pause_left = pause_left(step.pause, since, inputs.now);
-    let passed = analysis_passed(inputs.spec, inputs.verdicts, revision, since);
+    let clock = inconclusive_clock(inputs.spec, inputs.verdicts, revision, since, inputs.now);
+    let expired = clock.as_ref().filter(|c| c.expired()).map(|c| c.action);
+    if matches!(
+        expired,
+        Some(InconclusiveTimeoutAction::Abort | InconclusiveTimeoutAction::Hold)
+    ) {
+        return Move::TimedOut(clock.expect("an expired clock"));
+    }
+    let by_timeout = expired == Some(InconclusiveTimeoutAction::Promote);
+    let passed = by_timeout || analysis_passed(inputs.spec, inputs.verdicts, revision, since);
+    // Seconds to the end of a timeout still running, if one is (else no bound on the wait).
+    let timeout_left = clock
+        .as_ref()
+        .filter(|c| !c.expired())
+        .map_or(f64::INFINITY, |c| c.left);
     match (ready && pause_left <= 0.0 && passed, last) {
+        (true, _) if by_timeout => Move::TimedOut(clock.expect("an expired clock")),
         (true, false) => Move::NextStep,
         (true, true) => Move::Promote,
-        (false, _) if pause_left > 0.0 => Move::WaitForPause(pause_left),
+        (false, _) if pause_left > 0.0 => Move::WaitForPause(pause_left.min(timeout_left)),
+        (false, _) if timeout_left.is_finite() => Move::WaitForPause(timeout_left),
         (false, _) => Move::Hold,
     }
 }
@@ -171,6 +214,7 @@ fn abort(draft: &mut Draft, inputs: &Inputs, index: usize, failure: &VerdictSeen
     draft.rolled_back = Some(RolledBack {
         revision,
         message: message.clone(),
+        reason: reasons::ANALYSIS_FAILED,
     });
     draft.tell(true, reasons::ROLLED_BACK, message);
 }
@@ -180,6 +224,11 @@ fn abort(draft: &mut Draft, inputs: &Inputs, index: usize, failure: &VerdictSeen
 fn next_step(draft: &mut Draft, inputs: &Inputs, index: usize, steps: &[Step]) {
     draft.step += 1;
     draft.revisions[index].since = inputs.now.clone();
+    // A hold past the inconclusive timeout ends with its step: the next step may be held anew.
+    let reason = &mut draft.revisions[index].reason;
+    if reason.as_deref() == Some(reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT) {
+        *reason = Some(reasons::CANARY_STEP.to_owned());
+    }
     let revision = draft.revisions[index].revision;
     let message = format!(
         "revision {revision}: step {} at weight {}",
@@ -367,5 +416,174 @@ mod tests {
             Some(reasons::REPLACED)
         );
         assert_eq!(draft.notices[0].reason, reasons::PROMOTED);
+    }
+
+    /// Steps of 50% then 100% (no pause), gated by `guard` with a 20s inconclusive timeout and
+    /// the given `onInconclusiveTimeout` (none: the default).
+    fn timed(action: Option<&str>) -> Fixture {
+        let action = action.map_or(String::new(), |a| format!(", onInconclusiveTimeout: {a}"));
+        Fixture::new(&format!(
+            "  strategy: {{type: Canary, canary: {{steps: [{{weight: 50}}, {{weight: 100}}], \
+             analysis: {{monitorRef: {{name: guard}}, inconclusiveTimeout: 20s{action}}}}}}}\n"
+        ))
+    }
+
+    /// The move at the first step (50%, no pause) of a canary that began it at 0, `last` or not.
+    fn decide_timed(fixture: &Fixture, last: bool) -> Move<'_> {
+        let step = Step {
+            weight: 50,
+            pause: None,
+        };
+        decide_move(&fixture.inputs(), 2, &at(0), step, last)
+    }
+
+    /// The action a decided move takes, or the move itself when it is no timeout.
+    fn timed_out(decided: Move) -> Result<InconclusiveTimeoutAction, String> {
+        match decided {
+            Move::TimedOut(clock) => Ok(clock.action),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn an_inconclusive_analysis_times_out_into_the_spec_action() {
+        use InconclusiveTimeoutAction::*;
+        // (onInconclusiveTimeout, seconds since the step began, the move)
+        let cases: [(Option<&str>, i64, Result<InconclusiveTimeoutAction, String>); 8] = [
+            (None, 19, Err("WaitForPause(1.0)".into())),
+            (None, 20, Ok(Abort)),
+            (Some("abort"), 21, Ok(Abort)),
+            (Some("hold"), 19, Err("WaitForPause(1.0)".into())),
+            (Some("hold"), 20, Ok(Hold)),
+            (Some("promote"), 19, Err("WaitForPause(1.0)".into())),
+            (Some("promote"), 20, Ok(Promote)),
+            (Some("promote"), 600, Ok(Promote)),
+        ];
+        for (action, now, expected) in cases {
+            let fixture = timed(action).at(now).ready(2, 1);
+            assert_eq!(
+                timed_out(decide_timed(&fixture, false)),
+                expected,
+                "{action:?} at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timed_out_promote_still_waits_for_ready_pods_but_abort_does_not() {
+        let unready = timed(Some("promote")).at(30);
+        assert_eq!(decide_timed(&unready, false), Move::Hold);
+        let unready = timed(None).at(30);
+        let abort = timed_out(decide_timed(&unready, false));
+        assert_eq!(abort, Ok(InconclusiveTimeoutAction::Abort));
+    }
+
+    #[test]
+    fn a_pass_or_fail_before_the_timeout_decides_as_without_one() {
+        let verdicts = |pass, rollback| vec![verdict(2, pass, rollback, 19)];
+        let mut passed = timed(None).at(25).ready(2, 1);
+        passed.verdicts = verdicts(true, true);
+        assert_eq!(decide_timed(&passed, false), Move::NextStep);
+        let mut failed = timed(None).at(25).ready(2, 1);
+        failed.verdicts = verdicts(false, true);
+        assert!(matches!(decide_timed(&failed, false), Move::Abort(_)));
+        let mut alerted = timed(Some("promote")).at(25).ready(2, 1);
+        alerted.verdicts = verdicts(false, false);
+        assert_eq!(
+            decide_timed(&alerted, false),
+            Move::Hold,
+            "an alert Fail holds"
+        );
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_timeout_is_looked_at_when_the_timeout_ends() {
+        let fixture = timed(Some("promote")).at(5).ready(2, 1);
+        let step = Step {
+            weight: 50,
+            pause: Some("1m"),
+        };
+        let decided = decide_move(&fixture.inputs(), 2, &at(0), step, false);
+        assert_eq!(decided, Move::WaitForPause(15.0));
+        let fixture = fixture.at(30);
+        let decided = decide_move(&fixture.inputs(), 2, &at(0), step, false);
+        assert_eq!(
+            decided,
+            Move::WaitForPause(30.0),
+            "promote waits for the pause"
+        );
+    }
+
+    #[test]
+    fn an_abort_by_timeout_rolls_the_canary_back_for_the_generation() {
+        let mut fixture = timed(None).at(20).ready(2, 1);
+        fixture.generation = Some(7);
+        let mut draft = canary_draft(0, 0);
+        move_canary(&mut draft, &fixture.inputs());
+        let aborted = &draft.revisions[0];
+        assert_eq!(aborted.state, RevisionState::RolledBack);
+        let reason = Some(reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT);
+        assert_eq!(aborted.reason.as_deref(), reason);
+        assert_eq!(aborted.generation, Some(7));
+        let rolled_back = draft.rolled_back.as_ref().unwrap();
+        assert_eq!(rolled_back.reason, reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT);
+        assert!(
+            rolled_back.message.contains("20s"),
+            "{}",
+            rolled_back.message
+        );
+        assert_eq!(draft.notices[0].reason, reasons::ROLLED_BACK);
+        assert!(draft.notices[0].warning);
+    }
+
+    #[test]
+    fn a_promote_by_timeout_moves_on_then_promotes_and_says_why() {
+        let fixture = timed(Some("promote")).at(20).ready(2, 1);
+        let mut draft = canary_draft(0, 0);
+        move_canary(&mut draft, &fixture.inputs());
+        assert_eq!((draft.step, draft.revisions[0].since.clone()), (1, at(20)));
+        let told: Vec<_> = draft.notices.iter().map(|n| n.reason).collect();
+        let timeout = reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT;
+        assert_eq!(told, [reasons::CANARY_STEP, timeout]);
+        let fixture = timed(Some("promote")).at(40).ready(2, 2);
+        let mut draft = Draft {
+            notices: Vec::new(),
+            ..draft
+        };
+        move_canary(&mut draft, &fixture.inputs());
+        assert_eq!(draft.revisions[0].state, RevisionState::Stable);
+        assert_eq!(draft.revisions[0].reason.as_deref(), Some(timeout));
+        let told: Vec<_> = draft.notices.iter().map(|n| n.reason).collect();
+        assert_eq!(told, [reasons::PROMOTED, timeout]);
+    }
+
+    #[test]
+    fn a_hold_by_timeout_keeps_the_canary_and_says_so() {
+        let fixture = timed(Some("hold")).at(25).ready(2, 1);
+        let mut draft = canary_draft(0, 0);
+        move_canary(&mut draft, &fixture.inputs());
+        assert_eq!(draft.revisions[0].state, RevisionState::Canary);
+        assert_eq!(draft.revisions[0].since, at(0));
+        assert!(draft.rolled_back.is_none());
+        assert!(draft.held.as_deref().unwrap().contains("hold"));
+        assert_eq!(
+            draft.notices[0].reason,
+            reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT
+        );
+        // A Pass ends the hold: the next step begins, and may be held anew.
+        let mut passed = timed(Some("hold")).at(30).ready(2, 1);
+        passed.verdicts = vec![verdict(2, true, true, 29)];
+        let mut next = Draft {
+            notices: Vec::new(),
+            held: None,
+            ..draft
+        };
+        move_canary(&mut next, &passed.inputs());
+        assert_eq!(next.step, 1);
+        assert!(next.held.is_none());
+        assert_eq!(
+            next.revisions[0].reason.as_deref(),
+            Some(reasons::CANARY_STEP)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub(super) struct Draft {
     pub notices: Vec<Notice>,
     pub rolled_back: Option<RolledBack>,
     pub requeue_after: Option<Duration>,
+    /// Why the canary is held past its analysis' inconclusive timeout (`onInconclusiveTimeout:
+    /// hold`), if it is.
+    pub held: Option<String>,
 }
 
 impl Draft {

@@ -69,6 +69,7 @@ fn restore(
     draft.rolled_back = Some(RolledBack {
         revision,
         message: message.clone(),
+        reason: reasons::ANALYSIS_FAILED,
     });
     draft.tell(true, reasons::ROLLED_BACK, message);
 }
@@ -91,7 +92,17 @@ pub(super) fn rollback_in_force(
         .map(|r| RolledBack {
             revision: r.revision,
             message: r.reason.clone().unwrap_or_default(),
+            reason: condition_reason(r.reason.as_deref()),
         })
+}
+
+/// The `RolledBack` condition's reason for a revision rolled back for `recorded`: a canary
+/// aborted without a verdict says so, every other rollback followed a Fail.
+fn condition_reason(recorded: Option<&str>) -> &'static str {
+    match recorded {
+        Some(reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT) => reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT,
+        _ => reasons::ANALYSIS_FAILED,
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +177,8 @@ mod tests {
             in_force,
             Some(RolledBack {
                 revision: 2,
-                message
+                message,
+                reason: reasons::ANALYSIS_FAILED,
             })
         );
         assert_eq!(rollback_in_force(&revisions, Some(2), Some(3)), None);

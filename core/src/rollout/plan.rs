@@ -97,6 +97,9 @@ pub struct RolledBack {
     /// Why: the Monitor and its reason when the rollback happened in this pass, else the
     /// revision's recorded reason.
     pub message: String,
+    /// The reason of the `RolledBack` condition: `AnalysisFailed`, or
+    /// `AnalysisInconclusiveTimeout` for a canary aborted without a verdict.
+    pub reason: &'static str,
 }
 
 /// The outcome of planning.
@@ -116,8 +119,11 @@ pub struct Plan {
     pub rolled_back: Option<RolledBack>,
     /// Things to tell.
     pub notices: Vec<Notice>,
-    /// When to look again without a change (a pause ending).
+    /// When to look again without a change (a pause or an inconclusive timeout ending).
     pub requeue_after: Option<std::time::Duration>,
+    /// Why the canary is held past its analysis' inconclusive timeout, if it is (reported as
+    /// `Stalled`).
+    pub held: Option<String>,
 }
 
 /// Plans the revisions. `desired` is None while the model cannot be resolved (then nothing new
@@ -182,6 +188,7 @@ fn finish(
         rolled_back: draft.rolled_back,
         notices: draft.notices,
         requeue_after: draft.requeue_after,
+        held: draft.held,
     }
 }
 

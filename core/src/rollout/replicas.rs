@@ -111,6 +111,7 @@ mod tests {
         let rolled_back = RolledBack {
             revision: 2,
             message: String::new(),
+            reason: modelops_api::conditions::reasons::ANALYSIS_FAILED,
         };
         let inputs = fixture.inputs();
         let assigned = assign_replicas(&revisions, &inputs, Some(1), None, Some(&rolled_back));

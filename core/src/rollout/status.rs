@@ -2,7 +2,8 @@
 //!
 //! [`status`] records the plan, then sets each condition in its own step: `Ready` (a stable
 //! revision serves), `Progressing` (a canary is under way), `Degraded` (fewer ready replicas than
-//! planned), `RolledBack` and, from those, kstatus's `Reconciling`.
+//! planned), `RolledBack` and, from those, kstatus's `Reconciling`; and kstatus's `Stalled` while
+//! a canary is held past its analysis' inconclusive timeout.
 
 use super::plan::{Plan, RolledBack};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -49,6 +50,7 @@ pub fn status(
     record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
     let reconciling = reconciling(&serving, &progress, plan.stable.is_some());
     conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
+    conditions.set_while_true(types::STALLED, stalled(plan), generation, now);
     status
 }
 
@@ -118,8 +120,13 @@ fn readiness(
     }
 }
 
-/// `Progressing`: a canary is under way, at its step and weight.
+/// `Progressing`: a canary is under way, at its step and weight; False while it is held past its
+/// analysis' inconclusive timeout (like a Deployment past its progress deadline): it does not
+/// progress until a person acts or a verdict comes.
 fn progress(plan: &Plan) -> Assessment {
+    if let Some(held) = &plan.held {
+        return Assessment::new(false, reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT, held.clone());
+    }
     match plan.canary {
         Some(c) => Assessment::new(
             true,
@@ -161,10 +168,14 @@ fn record_rollback(
         // its reason) is kept while the same revision stays rolled back: later passes only know
         // the revision's recorded reason.
         Some(r) if records_rollback_of(conditions, r.revision) => return,
-        Some(RolledBack { revision, message }) => new_condition(
+        Some(RolledBack {
+            revision,
+            message,
+            reason,
+        }) => new_condition(
             types::ROLLED_BACK,
             true,
-            reasons::ANALYSIS_FAILED,
+            reason,
             format!(
                 "revision {revision} rolled back: {message}; it stays so until the spec changes"
             ),
@@ -189,6 +200,14 @@ fn records_rollback_of(conditions: &Conditions, revision: i32) -> bool {
     conditions.get(types::ROLLED_BACK).is_some_and(|c| {
         c.status == "True" && c.message.starts_with(&format!("revision {revision} "))
     })
+}
+
+/// kstatus's `Stalled`, present while the canary is held past its analysis' inconclusive timeout
+/// (`onInconclusiveTimeout: hold`): a held rollout must not read as done, nor as still under way.
+fn stalled(plan: &Plan) -> Option<(&'static str, String)> {
+    plan.held
+        .clone()
+        .map(|message| (reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT, message))
 }
 
 /// kstatus's `Reconciling`, present while a canary is under way (its step says what is going
@@ -294,12 +313,69 @@ mod tests {
     }
 
     #[test]
+    fn a_held_canary_is_stalled_not_progressing_nor_reconciling() {
+        let held =
+            "canary revision 2 is held at step 0: Monitor guard gave no Pass or Fail for 20s";
+        let plan = Plan {
+            canary: Some(CanaryPosition {
+                revision: 2,
+                step: 0,
+                weight: 50,
+            }),
+            held: Some(held.to_owned()),
+            ..stable_plan()
+        };
+        let ready = BTreeMap::from([(1, 2)]);
+        let status = status(None, Some(2), &plan, &ready, "e".into(), None, &at(0));
+        let conditions = &status.conditions;
+        let stalled = conditions.get(types::STALLED).unwrap();
+        assert_eq!(stalled.status, "True");
+        assert_eq!(stalled.reason, reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT);
+        assert_eq!(stalled.message, held);
+        let progressing = conditions.get(types::PROGRESSING).unwrap();
+        assert_eq!(progressing.status, "False");
+        assert_eq!(progressing.reason, reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT);
+        assert!(conditions.get(types::RECONCILING).is_none());
+        let released = Plan { held: None, ..plan };
+        let status = status_of(&status, &released);
+        assert!(status.conditions.get(types::STALLED).is_none());
+        assert!(status.conditions.is_true(types::RECONCILING));
+    }
+
+    fn status_of(previous: &ModelDeploymentStatus, plan: &Plan) -> ModelDeploymentStatus {
+        let ready = BTreeMap::from([(1, 2)]);
+        status(
+            Some(previous),
+            Some(2),
+            plan,
+            &ready,
+            "e".into(),
+            None,
+            &at(5),
+        )
+    }
+
+    #[test]
+    fn a_canary_aborted_by_timeout_is_rolled_back_for_that_reason() {
+        let mut conditions = Conditions::default();
+        let aborted = RolledBack {
+            revision: 2,
+            message: "no verdict for 20s".into(),
+            reason: reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT,
+        };
+        record_rollback(&mut conditions, Some(&aborted), Some(2), &at(0));
+        let condition = conditions.get(types::ROLLED_BACK).unwrap();
+        assert_eq!(condition.reason, reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT);
+    }
+
+    #[test]
     fn the_rollback_message_of_the_moment_is_kept_and_cleared_when_over() {
         let mut conditions = Conditions::default();
         let now = at(0);
         let first = RolledBack {
             revision: 2,
             message: "failed Monitor guard (AccuracyBelowMinimum)".into(),
+            reason: reasons::ANALYSIS_FAILED,
         };
         record_rollback(&mut conditions, Some(&first), Some(2), &now);
         let later = RolledBack {

@@ -264,7 +264,9 @@ pub struct Analysis {
     pub on_inconclusive_timeout: Option<InconclusiveTimeoutAction>,
 }
 
-/// What a canary does when its analysis stays Inconclusive past `inconclusiveTimeout`.
+/// What a canary does when its analysis stays Inconclusive past `inconclusiveTimeout`: `abort`
+/// (the default) rolls it back, `promote` counts the step as passed, `hold` keeps waiting and
+/// reports `Stalled`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum InconclusiveTimeoutAction {

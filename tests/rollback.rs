@@ -42,19 +42,36 @@ fn shuffled_digits_csv() -> String {
     out
 }
 
+/// A ConfigMap `map` holding `csv` as `digits.csv`, the key the digits Dataset reads.
+async fn data_config_map(ns: &TestNamespace, map: &str, csv: String) {
+    let cm: ConfigMap = from_json(json!({"metadata": {"name": map}, "data": {"digits.csv": csv}}));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+/// Starts TrainingJob `name`: an mlp on Dataset `dataset` for `epochs` epochs, on the CPU.
+async fn start_mlp(ns: &TestNamespace, name: &str, dataset: &str, epochs: i32) {
+    let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
+    job.metadata.name = Some(name.into());
+    job.spec.dataset_ref.name = dataset.into();
+    job.spec.model =
+        serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
+            .unwrap();
+    job.spec.hyperparameters.early_stopping = None;
+    job.spec.hyperparameters.epochs = epochs;
+    job.spec.resources.gpu = 0;
+    ns.api::<TrainingJob>()
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+}
+
 /// A good model (`good`, on the digits) and a bad one (`bad`, on shuffled labels), both mlps.
 async fn good_and_bad_models(ns: &TestNamespace) {
-    for (map, csv) in [
-        ("digits-data", digits_csv()),
-        ("shuffled-data", shuffled_digits_csv()),
-    ] {
-        let cm: ConfigMap =
-            from_json(json!({"metadata": {"name": map}, "data": {"digits.csv": csv}}));
-        ns.api::<ConfigMap>()
-            .create(&PostParams::default(), &cm)
-            .await
-            .unwrap();
-    }
+    data_config_map(ns, "digits-data", digits_csv()).await;
+    data_config_map(ns, "shuffled-data", shuffled_digits_csv()).await;
     let digits: Dataset = example("examples/digits/dataset.yaml");
     let mut shuffled = digits.clone();
     shuffled.metadata.name = Some("shuffled".into());
@@ -70,19 +87,7 @@ async fn good_and_bad_models(ns: &TestNamespace) {
             .unwrap();
     }
     for (name, dataset) in [("good", "digits"), ("bad", "shuffled")] {
-        let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
-        job.metadata.name = Some(name.into());
-        job.spec.dataset_ref.name = dataset.into();
-        job.spec.model =
-            serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
-                .unwrap();
-        job.spec.hyperparameters.early_stopping = None;
-        job.spec.hyperparameters.epochs = 12;
-        job.spec.resources.gpu = 0;
-        ns.api::<TrainingJob>()
-            .create(&PostParams::default(), &job)
-            .await
-            .unwrap();
+        start_mlp(ns, name, dataset, 12).await;
     }
     for name in ["good", "bad"] {
         training_succeeded(ns, name, Duration::from_secs(300)).await;
@@ -629,31 +634,13 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
 
 /// One good model (`good`, an mlp on the digits), trained on the digits ConfigMap.
 async fn a_good_model(ns: &TestNamespace) {
-    let cm: ConfigMap = from_json(
-        json!({"metadata": {"name": "digits-data"}, "data": {"digits.csv": digits_csv()}}),
-    );
-    ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    data_config_map(ns, "digits-data", digits_csv()).await;
     let digits: Dataset = example("examples/digits/dataset.yaml");
     ns.api::<Dataset>()
         .create(&PostParams::default(), &digits)
         .await
         .unwrap();
-    let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
-    job.metadata.name = Some("good".into());
-    job.spec.dataset_ref.name = "digits".into();
-    job.spec.model =
-        serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [64]}}))
-            .unwrap();
-    job.spec.hyperparameters.early_stopping = None;
-    job.spec.hyperparameters.epochs = 4;
-    job.spec.resources.gpu = 0;
-    ns.api::<TrainingJob>()
-        .create(&PostParams::default(), &job)
-        .await
-        .unwrap();
+    start_mlp(ns, "good", "digits", 4).await;
     training_succeeded(ns, "good", Duration::from_secs(300)).await;
 }
 

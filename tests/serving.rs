@@ -425,14 +425,12 @@ async fn a_model_whose_digest_does_not_match_is_never_served() {
 /// The prepared test split of a Dataset, back to raw feature values: the prepared features are
 /// `(raw - offset) / scale` (dataset.json), and digits are whole grey levels, so rounding the
 /// inverse gives the raw values exactly. Returns rows and class indices.
-fn raw_test_split(dataset_dir: &std::path::Path) -> (Vec<Vec<f64>>, Vec<i64>) {
-    let card: Value =
-        serde_json::from_str(&std::fs::read_to_string(dataset_dir.join("dataset.json")).unwrap())
-            .unwrap();
+fn raw_test_split(dataset_json: &[u8], data: &[u8]) -> (Vec<Vec<f64>>, Vec<i64>) {
+    let card: Value = serde_json::from_slice(dataset_json).unwrap();
     let offset: Vec<f64> = serde_json::from_value(card["normalization"]["offset"].clone()).unwrap();
     let scale: Vec<f64> = serde_json::from_value(card["normalization"]["scale"].clone()).unwrap();
     // safetensors: an 8-byte little-endian header length, a JSON header, then the tensors.
-    let bytes = std::fs::read(dataset_dir.join("data.safetensors")).unwrap();
+    let bytes = data;
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
     let data = &bytes[8 + header_len..];
@@ -498,13 +496,11 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
         .status
         .unwrap();
     let offline = job.model.unwrap().metrics.test_accuracy.unwrap();
-    let cluster =
-        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
-    let (_, path) = modelops_api::workorder::layout::parse_pvc_uri(&dataset.artifact.unwrap().uri)
-        .map(|(c, p)| (c.to_owned(), p.to_owned()))
-        .unwrap();
-    let (rows, labels) =
-        raw_test_split(&std::path::Path::new(&cluster).join("artifacts").join(path));
+    let prepared = dataset.artifact.unwrap().uri;
+    let (rows, labels) = raw_test_split(
+        &read_artifact(&format!("{prepared}/dataset.json")).await,
+        &read_artifact(&format!("{prepared}/data.safetensors")).await,
+    );
     assert_eq!(rows.len(), 179);
 
     // One request per row, spread by the Service over both replicas.

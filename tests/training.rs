@@ -19,13 +19,6 @@ use modelops_api::{Dataset, TrainingJob};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// Where the test bed keeps the artifact store on the node (tests/cluster/install).
-fn artifacts_dir() -> std::path::PathBuf {
-    let cluster =
-        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
-    std::path::Path::new(&cluster).join("artifacts")
-}
-
 /// Creates the ConfigMap a Dataset example reads its data from.
 async fn data_config_map(ns: &TestNamespace, name: &str, key: &str, file: &str) {
     let path = repo_root().join(file);
@@ -76,16 +69,15 @@ async fn succeeded(ns: &TestNamespace, name: &str, timeout: Duration) -> Trainin
     job
 }
 
-/// The model card and the sha256 of the weights, read from the node's artifact store.
-fn model_on_disk(digest: &str) -> (serde_json::Value, String) {
-    let dir = artifacts_dir().join(layout::model_dir(digest));
-    let card = std::fs::read_to_string(dir.join(layout::MODEL_JSON)).unwrap();
-    let weights = std::fs::read(dir.join(layout::MODEL_SAFETENSORS)).unwrap();
+/// The model card and the sha256 of the weights, read from the model's folder in the store.
+async fn model_in_store(uri: &str) -> (serde_json::Value, String) {
+    let card = read_artifact(&format!("{uri}/{}", layout::MODEL_JSON)).await;
+    let weights = read_artifact(&format!("{uri}/{}", layout::MODEL_SAFETENSORS)).await;
     let sha = Sha256::digest(&weights)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    (serde_json::from_str(&card).unwrap(), sha)
+    (serde_json::from_slice(&card).unwrap(), sha)
 }
 
 #[tokio::test]
@@ -117,7 +109,15 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
     let accuracy = model.metrics.test_accuracy.unwrap();
     assert!(accuracy >= 0.95, "test accuracy {accuracy}");
     assert_eq!(Some(&model.dataset_digest), dataset_digest.as_ref());
-    let (card, sha) = model_on_disk(&model.digest);
+    // The model lives in the namespace's own part of the store.
+    assert!(
+        model
+            .uri
+            .starts_with(&format!("s3://modelops/{}/models/", ns.name)),
+        "{}",
+        model.uri
+    );
+    let (card, sha) = model_in_store(&model.uri).await;
     assert_eq!(
         format!("sha256:{sha}"),
         model.digest,

@@ -15,8 +15,10 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$";
 /// A content digest: `sha256:` and 64 lowercase hex digits.
 pub const DIGEST_PATTERN: &str = r"^sha256:[0-9a-f]{64}$";
 
-/// An artifact URI on the artifact volume: `pvc://<claim>/<path>` (see docs/decisions.md).
-pub const PVC_URI_PATTERN: &str = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/[^/].*$";
+/// An artifact URI with a path: `s3://<bucket>/<key>` or `pvc://<claim>/<path>` (see
+/// [`crate::store`] and docs/decisions.md). The controllers check the rest (no `..` segments,
+/// the namespace's own store) and say so in a condition.
+pub const ARTIFACT_URI_PATTERN: &str = r"^(s3|pvc)://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$";
 
 /// The name of an object in the same namespace (a DNS subdomain, as Kubernetes names are).
 pub const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -125,7 +127,7 @@ pub struct PodTemplate {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactRef {
-    /// Where the artifact is: `pvc://<claim>/<path>`.
+    /// Where the artifact is: `s3://<bucket>/<key>` or `pvc://<claim>/<path>`.
     pub uri: String,
 }
 

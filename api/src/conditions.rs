@@ -49,6 +49,9 @@ pub mod reasons {
     // Shared by every kind.
     /// The spec is refused by a check the CRD schema cannot express.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// An artifact URI is not one this namespace may use: malformed, of another scheme than the
+    /// cluster's store, or in another namespace's store. The message names the field and the URI.
+    pub const FORBIDDEN_ARTIFACT_URI: &str = "ForbiddenArtifactUri";
     /// A referenced object does not exist.
     pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
     /// A referenced object exists but is not Ready yet.

@@ -16,6 +16,7 @@ pub mod modeldeployment;
 pub mod monitor;
 pub mod profile;
 pub mod serving;
+pub mod store;
 pub mod trainingjob;
 pub mod workorder;
 

@@ -3,7 +3,7 @@
 //! stable revision when an analysis Monitor fails.
 
 use crate::common::{
-    ComputeResources, DIGEST_PATTERN, DURATION_PATTERN, LocalRef, PVC_URI_PATTERN, PodTemplate,
+    ARTIFACT_URI_PATTERN, ComputeResources, DIGEST_PATTERN, DURATION_PATTERN, LocalRef, PodTemplate,
 };
 use crate::conditions::Conditions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -122,12 +122,13 @@ pub struct ModelSource {
     pub artifact: Option<ModelArtifactSource>,
 }
 
-/// A model artifact on the artifact volume.
+/// A model artifact in the artifact store.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifactSource {
-    /// Where the model is: `pvc://<claim>/<path>`.
-    #[schemars(length(max = 2048), pattern(PVC_URI_PATTERN))]
+    /// The model folder (holding `model.safetensors` and `model.json`): `s3://<bucket>/<key>`
+    /// or `pvc://<claim>/<path>`, within the namespace's own store.
+    #[schemars(length(max = 2048), pattern(ARTIFACT_URI_PATTERN))]
     pub uri: String,
     /// sha256 of its `model.safetensors`, `sha256:<64 hex>`; serving refuses a model whose
     /// digest differs.

@@ -34,6 +34,10 @@ pub const READY_PATH: &str = "/v2/health/ready";
 /// The Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
+/// The Dataset profile whose bins the server's input histograms use (`Profile` JSON; 404 while
+/// loading or without one): the drift reference the Monitor compares the histograms with.
+pub const PROFILE_PATH: &str = "/modelops/profile";
+
 /// Model metadata: `GET /v2/models/{name}`.
 pub fn model_path(name: &str) -> String {
     format!("/v2/models/{name}")

@@ -347,8 +347,9 @@ impl Default for TextLstmOptions {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TorchScriptOptions {
-    /// Path of the scripted module (`torch.jit.save`) on the artifact volume, relative to its
-    /// root, for example `user-models/net.pt`. Its `forward` takes a batch of feature vectors
+    /// Path of the scripted module (`torch.jit.save`) in the namespace's artifact store,
+    /// relative to its root, for example `user-models/net.pt` (`s3://modelops/<namespace>/user-models/net.pt`
+    /// with the test bed's store). Its `forward` takes a batch of feature vectors
     /// and returns one row of logits (classification) or one value (regression) per input.
     #[schemars(length(min = 1, max = 1024), pattern(RELATIVE_PATH_PATTERN))]
     pub path: String,
@@ -992,7 +993,8 @@ pub struct ModelMetrics {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelArtifact {
-    /// Where the model is: `pvc://<claim>/models/<hex digest>`.
+    /// The model folder, holding `model.safetensors` and `model.json`:
+    /// `<namespace root>/models/<hex digest>` (`s3://...` or `pvc://...`).
     pub uri: String,
     /// sha256 of `model.safetensors` (`sha256:<64 hex>`).
     pub digest: String,
@@ -1022,6 +1024,9 @@ pub struct TrialStatus {
     /// The digest of the trial's model, once it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_digest: Option<String>,
+    /// The trial's model, once it succeeded: the job's model when it is the best trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelArtifact>,
     /// Why the trial failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

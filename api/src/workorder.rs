@@ -6,10 +6,10 @@
 //!   [`WorkerFailure`];
 //! - `progress.json`, which a training worker rewrites every epoch
 //!   ([`crate::trainingjob::TrainingProgress`]);
-//! - the layout of the artifact volume ([`layout`]), as docs/decisions.md describes it.
+//! - the layout of a namespace's artifact store ([`layout`]), as docs/decisions.md describes it.
 //!
 //! Digests are written `sha256:<64 hex>` in statuses, results and work orders; folder names on
-//! the artifact volume use the 64 hex digits alone ([`layout::digest_hex`]).
+//! the artifact store use the 64 hex digits alone ([`layout::digest_hex`]).
 
 use crate::common::ComputeResources;
 use crate::dataset::{DatasetSpec, RowCounts};
@@ -31,8 +31,26 @@ pub const PERMANENT_FAILURE_EXIT_CODE: u8 = 3;
 /// The most the kubelet keeps of a termination message, in bytes.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 
-/// Where every pod that reads or writes artifacts mounts the artifact volume.
+/// Where a pod mounts its namespace's artifact claim when the store is `pvc://`.
 pub const ARTIFACTS_MOUNT_PATH: &str = "/artifacts";
+
+/// The Secret, in each workload namespace, whose keys (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`) worker and serving pods get as
+/// environment variables when the store is `s3://`, unless the chart names another.
+pub const DEFAULT_ARTIFACTS_SECRET: &str = "modelops-artifacts";
+
+/// The folder (an `emptyDir`) where worker pods keep their local copies of artifacts.
+pub const SCRATCH_DIR: &str = "/scratch";
+
+/// The port on which a training pod answers [`PROGRESS_PATH`].
+pub const PROGRESS_PORT: u16 = 8080;
+
+/// A training pod's progress (`TrainingProgress` JSON; 404 before the first epoch), which the
+/// operator reads into the TrainingJob's status.
+pub const PROGRESS_PATH: &str = "/modelops/progress";
+
+/// The most bytes the operator reads of a pod's progress or profile answer.
+pub const POD_ANSWER_LIMIT: usize = 1 << 20;
 
 /// The artifact volume's claim when the chart's `artifacts.claimName` is left as it is.
 pub const DEFAULT_ARTIFACTS_CLAIM: &str = "modelops-artifacts";
@@ -43,16 +61,15 @@ pub const SOURCE_MOUNT_PATH: &str = "/source";
 /// The port a serving pod listens on (inference API and `/metrics`).
 pub const SERVING_PORT: u16 = 8080;
 
-/// The layout of the artifact volume. Paths are relative to its root: `/artifacts/<path>` in a
-/// pod, `pvc://<claim>/<path>` as a URI.
+/// The layout of a namespace's artifact store, relative to its root ([`crate::store`]): the
+/// prepared versions of its Datasets, the checkpoints of its TrainingJobs and its models.
 pub mod layout {
-    use super::ARTIFACTS_MOUNT_PATH;
-
     /// Prepared numeric data (features, labels and split of every row).
     pub const DATA_SAFETENSORS: &str = "data.safetensors";
     /// Prepared text records (jsonl Datasets).
     pub const TEXT_JSONL: &str = "text.jsonl";
-    /// Feature order, classes, normalisation and row counts of a prepared Dataset.
+    /// Feature order, classes, normalisation and row counts of a prepared Dataset. Written last
+    /// into its folder: a folder without it is incomplete.
     pub const DATASET_JSON: &str = "dataset.json";
     /// Per-feature histograms of the train split: the drift reference
     /// ([`crate::profile::Profile`]).
@@ -65,12 +82,15 @@ pub mod layout {
     pub const BEST_SAFETENSORS: &str = "best.safetensors";
     /// Model weights.
     pub const MODEL_SAFETENSORS: &str = "model.safetensors";
-    /// The model card ([`crate::card::ModelCard`]).
+    /// The model card ([`crate::card::ModelCard`]). Written last into its folder: a folder
+    /// without it is incomplete.
     pub const MODEL_JSON: &str = "model.json";
     /// The scripted module of a `torchscript` model, in its model folder.
     pub const MODULE_PT: &str = "module.pt";
     /// The folder of all models.
     pub const MODELS_DIR: &str = "models";
+    /// The folder of all prepared Datasets.
+    pub const DATASETS_DIR: &str = "datasets";
 
     /// The 64 hex digits of a digest, whether or not it starts with `sha256:`.
     pub fn digest_hex(digest: &str) -> &str {
@@ -83,50 +103,29 @@ pub mod layout {
     }
 
     /// The folder that holds every prepared version of a Dataset.
-    pub fn dataset_versions_dir(namespace: &str, name: &str) -> String {
-        format!("datasets/{namespace}/{name}")
+    pub fn dataset_versions_dir(name: &str) -> String {
+        format!("{DATASETS_DIR}/{name}")
     }
 
     /// The folder of one prepared version of a Dataset.
-    pub fn dataset_dir(namespace: &str, name: &str, digest: &str) -> String {
-        format!(
-            "{}/{}",
-            dataset_versions_dir(namespace, name),
-            digest_hex(digest)
-        )
+    pub fn dataset_dir(name: &str, digest: &str) -> String {
+        format!("{}/{}", dataset_versions_dir(name), digest_hex(digest))
     }
 
     /// The checkpoint folder of one TrainingJob (its uid tells apart a job deleted and created
     /// again under the same name).
-    pub fn checkpoint_dir(namespace: &str, job: &str, uid: &str) -> String {
-        format!("checkpoints/{namespace}/{job}/{uid}")
+    pub fn checkpoint_dir(job: &str, uid: &str) -> String {
+        format!("checkpoints/{job}/{uid}")
     }
 
     /// The checkpoint folder of one trial of a search.
-    pub fn trial_checkpoint_dir(namespace: &str, job: &str, uid: &str, trial: i32) -> String {
-        format!("{}/trial-{trial}", checkpoint_dir(namespace, job, uid))
+    pub fn trial_checkpoint_dir(job: &str, uid: &str, trial: i32) -> String {
+        format!("{}/trial-{trial}", checkpoint_dir(job, uid))
     }
 
     /// The folder of one model.
     pub fn model_dir(digest: &str) -> String {
         format!("{MODELS_DIR}/{}", digest_hex(digest))
-    }
-
-    /// Where a path of the volume is inside a pod.
-    pub fn mount_path(path: &str) -> String {
-        format!("{ARTIFACTS_MOUNT_PATH}/{}", path.trim_start_matches('/'))
-    }
-
-    /// The URI of a path of the volume.
-    pub fn pvc_uri(claim: &str, path: &str) -> String {
-        format!("pvc://{claim}/{}", path.trim_start_matches('/'))
-    }
-
-    /// The claim and the path of a `pvc://<claim>/<path>` URI.
-    pub fn parse_pvc_uri(uri: &str) -> Option<(&str, &str)> {
-        let rest = uri.strip_prefix("pvc://")?;
-        let (claim, path) = rest.split_once('/')?;
-        (!claim.is_empty() && !path.is_empty()).then_some((claim, path))
     }
 }
 
@@ -157,7 +156,7 @@ impl WorkOrder {
 }
 
 /// Prepare a Dataset: fetch, validate, clean, split and normalise it, then publish the prepared
-/// data and profile into `<outputDir>/<hex digest>/`.
+/// data and profile into `<outputUri>/<hex digest>/`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PrepareOrder {
@@ -171,11 +170,8 @@ pub struct PrepareOrder {
     /// [`SOURCE_MOUNT_PATH`]); `None` for `http`, which the worker downloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_path: Option<String>,
-    /// Folder in the pod that receives the `<hex digest>/` folder:
-    /// `/artifacts/datasets/<namespace>/<name>`.
-    pub output_dir: String,
-    /// URI of `outputDir`: `pvc://<claim>/datasets/<namespace>/<name>`.
-    pub output_uri_prefix: String,
+    /// The folder that receives the `<hex digest>/` folder: `<root>/datasets/<name>`.
+    pub output_uri: String,
 }
 
 /// One trial of a search.
@@ -189,8 +185,8 @@ pub struct Trial {
     pub parameters: BTreeMap<String, ParameterValue>,
 }
 
-/// Train a model, resuming from the last checkpoint in `checkpointDir` when there is one, and
-/// publish it into `<modelsDir>/<hex digest>/`.
+/// Train a model, resuming from the last checkpoint in `checkpointUri` when there is one, and
+/// publish it into `<modelsUri>/<hex digest>/`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TrainOrder {
@@ -203,17 +199,18 @@ pub struct TrainOrder {
     /// The TrainingJob's spec, as the operator read it (search included; a trial's worker
     /// applies `trial` with [`TrainingJobSpec::for_trial`]).
     pub spec: TrainingJobSpec,
-    /// Folder in the pod of the prepared Dataset version:
-    /// `/artifacts/datasets/<namespace>/<name>/<hex digest>`.
-    pub dataset_dir: String,
+    /// The prepared Dataset version: `<root>/datasets/<name>/<hex digest>`.
+    pub dataset_uri: String,
     /// The pinned Dataset digest (`sha256:<hex>`), recorded in the model card.
     pub dataset_digest: String,
-    /// Folder in the pod for checkpoints and `progress.json`.
-    pub checkpoint_dir: String,
-    /// Folder in the pod that receives the model's `<hex digest>/` folder: `/artifacts/models`.
-    pub models_dir: String,
-    /// URI of `modelsDir`: `pvc://<claim>/models`.
-    pub models_uri_prefix: String,
+    /// The checkpoint folder: `<root>/checkpoints/<job>/<uid>[/trial-<n>]`.
+    pub checkpoint_uri: String,
+    /// The folder that receives the model's `<hex digest>/` folder: `<root>/models`.
+    pub models_uri: String,
+    /// The scripted module of a `torchscript` model: `spec.model.torchscript.path` below the
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_uri: Option<String>,
     /// The trial to run, when the job searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<Trial>,
@@ -233,8 +230,9 @@ impl TrainOrder {
 /// Serve one revision of a ModelDeployment: `modelops-worker serve`.
 ///
 /// Besides the order, a serving pod needs the environment variable
-/// [`crate::serving::FEEDBACK_KEY_ENV`] (from a Secret, the same for every revision) and the
-/// artifact volume mounted at [`ARTIFACTS_MOUNT_PATH`]. The server answers on `port` (the
+/// [`crate::serving::FEEDBACK_KEY_ENV`] (from a Secret, the same for every revision) and access
+/// to the store (the Secret's credentials for `s3://`, the claim for `pvc://`). It copies the
+/// model into [`SCRATCH_DIR`] before it loads it. The server answers on `port` (the
 /// inference API, the health checks and `/metrics`): readiness is
 /// [`crate::serving::READY_PATH`], liveness [`crate::serving::LIVE_PATH`]. On SIGTERM
 /// it stops accepting connections, answers the requests it holds and exits; a `preStop` sleep of
@@ -248,8 +246,8 @@ pub struct ServeOrder {
     pub name: String,
     /// The revision served, reported as `model_version` and in the metrics' `revision` label.
     pub revision: i32,
-    /// Folder in the pod of the model: `/artifacts/models/<hex digest>`.
-    pub model_dir: String,
+    /// The model folder: `<root>/models/<hex digest>` or a ModelDeployment's `artifact.uri`.
+    pub model_uri: String,
     /// The expected digest of `model.safetensors` (`sha256:<hex>`). On a mismatch (or any other
     /// load failure) the server stays up but never becomes ready, so it takes no traffic.
     pub model_digest: String,
@@ -259,13 +257,10 @@ pub struct ServeOrder {
     /// Port to listen on.
     #[serde(default = "default_serving_port")]
     pub port: u16,
-    /// The Dataset profile (`profile.json`) whose bins the input histograms use:
-    /// `/artifacts/datasets/<namespace>/<dataset>/<hex digest>/profile.json`, the digest being
-    /// the model card's `datasetDigest`. Without it the server looks for
-    /// `/artifacts/datasets/*/*/<hex of the card's datasetDigest>/profile.json` itself, and
-    /// without a profile it serves without input histograms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile_path: Option<String>,
+    /// The namespace's root. The server takes the Dataset profile whose bins its input
+    /// histograms use from `<root>/datasets/*/<hex of the card's datasetDigest>/profile.json`,
+    /// and serves without input histograms when there is none.
+    pub store_uri: String,
     /// The largest request body read, in bytes; larger ones are answered 413. Default
     /// [`crate::serving::DEFAULT_MAX_REQUEST_BYTES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,6 +369,7 @@ mod tests {
     use crate::trainingjob::OptimizerType;
 
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const ROOT: &str = "s3://modelops/default";
 
     fn digits_dataset() -> DatasetSpec {
         let dataset: crate::Dataset =
@@ -391,37 +387,21 @@ mod tests {
     fn layout_follows_the_decisions() {
         let digest = format!("sha256:{HEX}");
         assert_eq!(
-            layout::dataset_dir("default", "digits", &digest),
-            format!("datasets/default/digits/{HEX}")
+            layout::dataset_dir("digits", &digest),
+            format!("datasets/digits/{HEX}")
         );
         assert_eq!(layout::model_dir(&digest), format!("models/{HEX}"));
         assert_eq!(layout::model_dir(HEX), format!("models/{HEX}"));
         assert_eq!(
-            layout::checkpoint_dir("default", "digits", "uid-1"),
-            "checkpoints/default/digits/uid-1"
+            layout::checkpoint_dir("digits", "uid-1"),
+            "checkpoints/digits/uid-1"
         );
         assert_eq!(
-            layout::trial_checkpoint_dir("default", "digits", "uid-1", 2),
-            "checkpoints/default/digits/uid-1/trial-2"
-        );
-        assert_eq!(layout::mount_path("models/x"), "/artifacts/models/x");
-        assert_eq!(
-            layout::pvc_uri("modelops-artifacts", "models/x"),
-            "pvc://modelops-artifacts/models/x"
+            layout::trial_checkpoint_dir("digits", "uid-1", 2),
+            "checkpoints/digits/uid-1/trial-2"
         );
         assert_eq!(layout::sha256_digest(HEX), digest);
         assert_eq!(layout::sha256_digest(&digest), digest);
-    }
-
-    #[test]
-    fn pvc_uris_parse() {
-        assert_eq!(
-            layout::parse_pvc_uri("pvc://modelops-artifacts/models/ab/model.json"),
-            Some(("modelops-artifacts", "models/ab/model.json"))
-        );
-        assert_eq!(layout::parse_pvc_uri("pvc://claim"), None);
-        assert_eq!(layout::parse_pvc_uri("pvc:///path"), None);
-        assert_eq!(layout::parse_pvc_uri("s3://bucket/key"), None);
     }
 
     #[test]
@@ -431,17 +411,13 @@ mod tests {
             name: "digits".into(),
             spec: digits_dataset(),
             source_path: Some(format!("{SOURCE_MOUNT_PATH}/digits.csv")),
-            output_dir: layout::mount_path(&layout::dataset_versions_dir("default", "digits")),
-            output_uri_prefix: layout::pvc_uri(
-                DEFAULT_ARTIFACTS_CLAIM,
-                &layout::dataset_versions_dir("default", "digits"),
-            ),
+            output_uri: format!("{ROOT}/{}", layout::dataset_versions_dir("digits")),
         });
         let text = order.to_env_value();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["kind"], "prepare");
         assert_eq!(json["sourcePath"], "/source/digits.csv");
-        assert_eq!(json["outputDir"], "/artifacts/datasets/default/digits");
+        assert_eq!(json["outputUri"], "s3://modelops/default/datasets/digits");
         assert_eq!(json["spec"]["source"]["configMap"]["name"], "digits-data");
         assert_eq!(WorkOrder::from_env_value(&text).unwrap(), order);
     }
@@ -453,13 +429,14 @@ mod tests {
             name: "digits".into(),
             uid: "uid-1".into(),
             spec: digits_job(),
-            dataset_dir: layout::mount_path(&layout::dataset_dir("default", "digits", HEX)),
+            dataset_uri: format!("{ROOT}/{}", layout::dataset_dir("digits", HEX)),
             dataset_digest: layout::sha256_digest(HEX),
-            checkpoint_dir: layout::mount_path(&layout::trial_checkpoint_dir(
-                "default", "digits", "uid-1", 0,
-            )),
-            models_dir: layout::mount_path(layout::MODELS_DIR),
-            models_uri_prefix: layout::pvc_uri(DEFAULT_ARTIFACTS_CLAIM, layout::MODELS_DIR),
+            checkpoint_uri: format!(
+                "{ROOT}/{}",
+                layout::trial_checkpoint_dir("digits", "uid-1", 0)
+            ),
+            models_uri: format!("{ROOT}/{}", layout::MODELS_DIR),
+            module_uri: None,
             trial: Some(Trial {
                 index: 0,
                 parameters: BTreeMap::from([
@@ -487,14 +464,15 @@ mod tests {
     fn a_serve_order_round_trips_with_defaults() {
         let text = format!(
             r#"{{"kind": "serve", "namespace": "default", "name": "digits", "revision": 3,
-                "modelDir": "/artifacts/models/{HEX}", "modelDigest": "sha256:{HEX}"}}"#
+                "modelUri": "{ROOT}/models/{HEX}", "modelDigest": "sha256:{HEX}",
+                "storeUri": "{ROOT}"}}"#
         );
         let WorkOrder::Serve(order) = WorkOrder::from_env_value(&text).unwrap() else {
             panic!("not a serve order: {text}");
         };
         assert_eq!(order.port, SERVING_PORT);
         assert_eq!(order.serving, Serving::default());
-        assert_eq!(order.profile_path, None);
+        assert_eq!(order.store_uri, ROOT);
         let again = WorkOrder::Serve(order.clone()).to_env_value();
         assert!(again.contains(r#""kind":"serve""#), "{again}");
         assert_eq!(

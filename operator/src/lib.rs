@@ -6,12 +6,12 @@
 //! generator can reach it.
 #![forbid(unsafe_code)]
 
-pub mod card;
 pub mod config;
 pub mod controllers;
 pub mod crdgen;
 pub mod http;
 pub mod metrics;
+pub mod podhttp;
 pub mod profile;
 
 /// The operator's version, as built.

@@ -36,14 +36,26 @@ struct Flags {
         default_value = "IfNotPresent"
     )]
     image_pull_policy: String,
-    /// The artifact claim's name, in every namespace that has modelops objects.
+    /// The artifact store: each namespace's root is this with `{namespace}` replaced, e.g.
+    /// `s3://modelops/{namespace}` (S3, credentials from --artifacts-secret) or
+    /// `pvc://modelops-artifacts` (that claim in every namespace). See docs/artifacts.md.
     #[arg(
         long,
-        env = "MODELOPS_ARTIFACTS_CLAIM",
+        env = "MODELOPS_ARTIFACTS_ROOT",
+        default_value = "s3://modelops/{namespace}"
+    )]
+    artifacts_root: String,
+    /// For an `s3://` store: the Secret in each workload namespace that holds the store's
+    /// credentials and endpoint (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
+    /// AWS_REGION).
+    #[arg(
+        long,
+        env = "MODELOPS_ARTIFACTS_SECRET",
         default_value = "modelops-artifacts"
     )]
-    artifacts_claim: String,
-    /// Create each namespace's claim with this StorageClass (ReadWriteMany).
+    artifacts_secret: String,
+    /// For a `pvc://` store: create each namespace's claim with this StorageClass
+    /// (ReadWriteMany).
     #[arg(
         long,
         env = "MODELOPS_ARTIFACTS_STORAGE_CLASS",
@@ -53,7 +65,8 @@ struct Flags {
     /// Size of the claims made with --artifacts-storage-class.
     #[arg(long, env = "MODELOPS_ARTIFACTS_SIZE", default_value = "20Gi")]
     artifacts_size: String,
-    /// Back each namespace's claim with a hostPath volume on this node folder (one-node clusters).
+    /// For a `pvc://` store: back each namespace's claim with a hostPath volume on its own
+    /// subfolder of this node folder (one-node clusters).
     #[arg(long, env = "MODELOPS_ARTIFACTS_HOST_PATH")]
     artifacts_host_path: Option<String>,
     /// The master key of feedback ids (a file, e.g. a mounted Secret). Without one the operator
@@ -61,9 +74,6 @@ struct Flags {
     /// revisions created after it.
     #[arg(long, env = "MODELOPS_FEEDBACK_KEY_FILE")]
     feedback_key_file: Option<PathBuf>,
-    /// Where the operator sees the artifact store (its own mount of it).
-    #[arg(long, env = "MODELOPS_ARTIFACTS_DIR", default_value = "/artifacts")]
-    artifacts_dir: PathBuf,
 }
 
 impl Flags {
@@ -108,11 +118,12 @@ impl Flags {
                 .unwrap_or_else(|| self.worker_image.clone()),
             worker_image: self.worker_image.clone(),
             image_pull_policy: self.image_pull_policy.clone(),
-            artifacts: ArtifactsConfig {
-                claim: self.artifacts_claim.clone(),
+            artifacts: ArtifactsConfig::new(
+                &self.artifacts_root,
+                &self.artifacts_secret,
                 provisioning,
-                local_dir: self.artifacts_dir.clone(),
-            },
+            )
+            .map_err(|e| anyhow::anyhow!("--artifacts-root: {e}"))?,
         })
     }
 }

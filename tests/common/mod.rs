@@ -83,7 +83,8 @@ pub async fn client() -> Client {
     })
 }
 
-/// A namespace for one test, labelled to enforce the `restricted` Pod Security Standard.
+/// A namespace for one test, labelled to enforce the `restricted` Pod Security Standard, and a
+/// tenant of the artifact store (`tests/cluster/tenant`).
 pub struct TestNamespace {
     pub name: String,
     client: Client,
@@ -111,6 +112,8 @@ impl TestNamespace {
             sa.is_some()
         })
         .await;
+        // Its own part of the artifact store, and the Secret its pods reach it with.
+        make_tenant(&name).await;
         Self {
             name,
             client: client.clone(),
@@ -339,4 +342,104 @@ pub async fn serving_stable(
     )
     .await
     .unwrap()
+}
+
+/// The test bed's S3 settings, `$MODELOPS_CLUSTER_DIR/s3.env` (`KEY=value` lines): the endpoint
+/// as the host reaches it, the region and an admin identity.
+pub fn s3_env() -> std::collections::BTreeMap<String, String> {
+    let cluster =
+        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
+    let path = std::path::Path::new(&cluster).join("s3.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", path.display()));
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// An S3 client of `bucket` on the test bed's store with the identity `key`/`secret`.
+pub fn s3_store(bucket: &str, key: &str, secret: &str) -> object_store::aws::AmazonS3 {
+    // reqwest's TLS needs a process-wide provider, even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = s3_env();
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&env["AWS_ENDPOINT_URL"])
+        .with_region(&env["AWS_REGION"])
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_bucket_name(bucket)
+        .with_allow_http(true)
+        .build()
+        .expect("an S3 client")
+}
+
+/// An S3 client of `bucket` with the test bed's admin identity.
+pub fn admin_store(bucket: &str) -> object_store::aws::AmazonS3 {
+    let env = s3_env();
+    s3_store(
+        bucket,
+        &env["AWS_ACCESS_KEY_ID"],
+        &env["AWS_SECRET_ACCESS_KEY"],
+    )
+}
+
+/// The bucket and the key of an `s3://` URI.
+pub fn split_s3_uri(uri: &str) -> (String, object_store::path::Path) {
+    let rest = uri
+        .strip_prefix("s3://")
+        .unwrap_or_else(|| panic!("{uri} is not an s3:// URI"));
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (bucket.to_owned(), object_store::path::Path::from(key))
+}
+
+/// The bytes of the object at an `s3://` URI, read with the admin identity.
+pub async fn read_artifact(uri: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt;
+    let (bucket, key) = split_s3_uri(uri);
+    admin_store(&bucket)
+        .get(&key)
+        .await
+        .unwrap_or_else(|e| panic!("reading {uri}: {e}"))
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+/// Writes an object at an `s3://` URI with the admin identity.
+pub async fn write_artifact(uri: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStoreExt;
+    let (bucket, key) = split_s3_uri(uri);
+    admin_store(&bucket)
+        .put(&key, bytes.into())
+        .await
+        .unwrap_or_else(|e| panic!("writing {uri}: {e}"));
+}
+
+/// Makes `namespace` a tenant of the test bed's store (`tests/cluster/tenant`): its own identity
+/// and Secret `modelops-artifacts`. Returns the `s3://` root it owns.
+pub async fn make_tenant(namespace: &str) -> String {
+    let script = repo_root().join("tests/cluster/tenant");
+    let namespace = namespace.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&script)
+            .arg(&namespace)
+            .output()
+            .expect("run tests/cluster/tenant")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "tests/cluster/tenant failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .expect("tenant prints the root")
+        .trim()
+        .trim_end_matches('/')
+        .to_owned()
 }

@@ -9,5 +9,6 @@ pub mod order;
 pub mod rng;
 pub mod serve;
 pub mod source;
+pub mod store;
 pub mod tokenize;
 pub mod train;

@@ -85,6 +85,8 @@ fn exit_on_termination_signal() {
 }
 
 fn main() -> ExitCode {
+    // TLS to the artifact store uses ring, as the operator's does; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     // Load CUDA support before libtorch picks a device.
     let cuda = cuda::load_if_gpu_visible();

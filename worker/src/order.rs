@@ -16,6 +16,8 @@ use crate::serve::feedback::FeedbackKey;
 use crate::serve::http::Settings;
 use crate::serve::{self, QUEUE_LENGTH, REPLAY_CAPACITY, ServeConfig};
 use crate::source;
+use crate::store::Location;
+use crate::train::checkpoint::{Mirror, SharedMirror};
 use crate::train::early_stopping::{EarlyStopping, Metric};
 use crate::train::loss::Loss;
 use crate::train::optim::{OptimizerConfig, OptimizerKind};
@@ -29,16 +31,44 @@ use modelops_api::serving::{
 };
 use modelops_api::trainingjob::{self as job_api, TrainingJobSpec};
 use modelops_api::workorder::{
-    ARTIFACTS_MOUNT_PATH, PrepareOrder, PrepareResult, ServeOrder, TrainOrder, TrainResult, layout,
+    PROGRESS_PATH, PROGRESS_PORT, PrepareOrder, PrepareResult, SCRATCH_DIR, ServeOrder, TrainOrder,
+    TrainResult, layout,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Environment variable overriding libtorch's thread count (default: the pod's CPU limit).
 pub const THREADS_ENV: &str = "MODELOPS_THREADS";
 
-/// Environment variable naming where the artifact volume is mounted (default `/artifacts`);
-/// torchscript module paths are relative to it.
-pub const ARTIFACTS_DIR_ENV: &str = "MODELOPS_ARTIFACTS_DIR";
+/// Environment variable naming the folder for local copies of artifacts (default
+/// [`SCRATCH_DIR`], an `emptyDir` in the pod).
+pub const SCRATCH_DIR_ENV: &str = "MODELOPS_SCRATCH_DIR";
+
+/// Environment variable overriding the port of a training pod's progress (default
+/// [`PROGRESS_PORT`]; `0` lets the kernel pick, for tests that train side by side).
+pub const PROGRESS_PORT_ENV: &str = "MODELOPS_PROGRESS_PORT";
+
+/// The largest prepared data file a training pod copies.
+const MAX_DATASET_FILE_BYTES: u64 = 64 << 30;
+
+/// The largest checkpoint file a training pod copies.
+const MAX_CHECKPOINT_FILE_BYTES: u64 = 16 << 30;
+
+/// The most files of a Dataset version or a checkpoint folder copied.
+const MAX_FOLDER_OBJECTS: usize = 256;
+
+/// The folder for local copies of artifacts, emptied for `purpose`.
+fn scratch(purpose: &str) -> Result<PathBuf> {
+    let root = std::env::var(SCRATCH_DIR_ENV).unwrap_or_else(|_| SCRATCH_DIR.to_owned());
+    // The process id keeps two workers that share a scratch folder (tests) apart; in a pod the
+    // worker is always the same process id, so a restarted container clears its predecessor's.
+    let dir = Path::new(&root).join(format!("{purpose}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating the scratch folder {}: {e}", dir.display()))
+        .reason("ScratchUnavailable", true)?;
+    Ok(dir)
+}
 
 /// The preparation a Dataset spec asks for.
 pub fn prepare_config(spec: &DatasetSpec) -> PrepareConfig {
@@ -95,31 +125,35 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
             ));
         }
     };
+    let output = Location::open(&order.output_uri)?;
     let config = prepare_config(&order.spec);
-    let outcome = data::prepare(&source, &config, Path::new(&order.output_dir))
-        .reason("InvalidData", false)?;
+    let local = scratch("prepare")?;
+    let outcome = data::prepare(&source, &config, &local).reason("InvalidData", false)?;
     if let Some(first) = &outcome.first_rejection {
         println!(
             "dropped {} invalid rows; the first: {first}",
             outcome.manifest.rows.rejected
         );
     }
+    // The folder is content-addressed: one that is complete (its dataset.json is written last)
+    // holds these very bytes.
+    let folder = output.child(&outcome.digest)?;
+    let complete = folder.child(layout::DATASET_JSON)?.exists()?;
+    if !complete {
+        folder.upload_folder(&outcome.dir, layout::DATASET_JSON)?;
+    }
     println!(
         "{} data set {}/{} as {}",
-        if outcome.created {
-            "prepared"
-        } else {
+        if complete {
             "found already prepared"
+        } else {
+            "prepared"
         },
         order.namespace,
         order.name,
-        outcome.dir.display()
+        folder.uri()
     );
-    let artifact_uri = format!(
-        "{}/{}",
-        order.output_uri_prefix.trim_end_matches('/'),
-        outcome.digest
-    );
+    let artifact_uri = folder.uri();
     let rows = outcome.manifest.rows;
     Ok(PrepareResult {
         digest: layout::sha256_digest(&outcome.digest),
@@ -145,9 +179,9 @@ fn count(value: i32) -> usize {
     value.max(0) as usize
 }
 
-/// The architecture a TrainingJob's `spec.model` asks for; a torchscript path is resolved on the
-/// artifact volume mounted at `artifacts_dir`.
-pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<Architecture> {
+/// The architecture a TrainingJob's `spec.model` asks for; a torchscript module is read from
+/// `module` (its local copy).
+pub fn architecture(model: &job_api::ModelSpec, module: Option<&Path>) -> Result<Architecture> {
     Ok(match model.architecture {
         job_api::Architecture::Mlp => {
             let options = model.mlp_options();
@@ -187,7 +221,7 @@ pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<
             })
         }
         job_api::Architecture::Torchscript => {
-            let Some(options) = &model.torchscript else {
+            let (Some(_), Some(module)) = (&model.torchscript, module) else {
                 return Err(Failure::error(
                     "InvalidSpec",
                     false,
@@ -195,7 +229,7 @@ pub fn architecture(model: &job_api::ModelSpec, artifacts_dir: &Path) -> Result<
                 ));
             };
             Architecture::Torchscript(TorchscriptOptions {
-                module: artifacts_dir.join(&options.path),
+                module: module.to_owned(),
             })
         }
     })
@@ -284,30 +318,165 @@ pub fn threads(cpu: Option<&str>) -> Option<usize> {
     Some((cores.ceil() as usize).max(1))
 }
 
-/// The training a train order asks for.
-pub fn train_config(order: &TrainOrder, device: tch::Device) -> Result<TrainConfig> {
+/// The checkpoint folder's copy in the store.
+impl Mirror for Location {
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.child(name)?.put(bytes.to_vec())
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        self.child(name)?.delete()
+    }
+}
+
+/// Where a train order's artifacts are copied to, in the pod.
+pub struct TrainFolders {
+    /// The prepared Dataset version.
+    pub dataset: PathBuf,
+    /// The checkpoint folder (resumed from the store's copy).
+    pub checkpoints: PathBuf,
+    /// Where the model folder is written before it is uploaded.
+    pub models: PathBuf,
+    /// The torchscript module, when the model is one.
+    pub module: Option<PathBuf>,
+}
+
+/// Copies what a train order reads from the store into `scratch`: the Dataset version (which
+/// must be complete), the checkpoint folder and the torchscript module.
+pub fn fetch_training_inputs(order: &TrainOrder, scratch: &Path) -> Result<TrainFolders> {
+    let folders = TrainFolders {
+        // The folder keeps the digest as its name: training checks the data against it.
+        dataset: scratch
+            .join("dataset")
+            .join(layout::digest_hex(&order.dataset_digest)),
+        checkpoints: scratch.join("checkpoints"),
+        models: scratch.join("models"),
+        module: order
+            .module_uri
+            .as_ref()
+            .map(|_| scratch.join(layout::MODULE_PT)),
+    };
+    let dataset = Location::open(&order.dataset_uri)?;
+    dataset.download_folder(&folders.dataset, MAX_FOLDER_OBJECTS, MAX_DATASET_FILE_BYTES)?;
+    if !folders.dataset.join(layout::DATASET_JSON).is_file() {
+        return Err(Failure::error(
+            "DatasetNotFound",
+            true,
+            format!(
+                "{} holds no complete prepared Dataset (no {}); prepare the Dataset again",
+                dataset.uri(),
+                layout::DATASET_JSON
+            ),
+        ));
+    }
+    let checkpoints = Location::open(&order.checkpoint_uri)?;
+    let copied = checkpoints.download_folder(
+        &folders.checkpoints,
+        MAX_FOLDER_OBJECTS,
+        MAX_CHECKPOINT_FILE_BYTES,
+    )?;
+    if copied > 0 {
+        println!(
+            "copied {copied} checkpoint files from {}",
+            checkpoints.uri()
+        );
+    }
+    if let (Some(uri), Some(path)) = (&order.module_uri, &folders.module) {
+        let module = Location::open(uri)?;
+        if !module.download(path, MAX_CHECKPOINT_FILE_BYTES)? {
+            return Err(Failure::error(
+                "ArtifactNotFound",
+                false,
+                format!(
+                    "the torchscript module {uri} does not exist; upload it or fix spec.model.torchscript.path"
+                ),
+            ));
+        }
+    }
+    Ok(folders)
+}
+
+/// The training a train order asks for, on the local copies in `folders`.
+pub fn train_config(
+    order: &TrainOrder,
+    folders: &TrainFolders,
+    device: tch::Device,
+) -> Result<TrainConfig> {
     let spec = order
         .effective_spec()
         .map_err(|message| Failure::error("InvalidTrial", false, message))?;
-    let artifacts_dir =
-        std::env::var(ARTIFACTS_DIR_ENV).unwrap_or_else(|_| ARTIFACTS_MOUNT_PATH.to_owned());
+    let mirror: Arc<dyn Mirror> = Arc::new(Location::open(&order.checkpoint_uri)?);
     Ok(TrainConfig {
-        dataset_dir: PathBuf::from(&order.dataset_dir),
+        dataset_dir: folders.dataset.clone(),
         expected_dataset_digest: Some(order.dataset_digest.clone()),
         task: spec.task,
-        architecture: architecture(&spec.model, Path::new(&artifacts_dir))?,
+        architecture: architecture(&spec.model, folders.module.as_deref())?,
         hyperparameters: hyperparameters(&spec)?,
-        checkpoint_dir: PathBuf::from(&order.checkpoint_dir),
-        models_dir: PathBuf::from(&order.models_dir),
+        checkpoint_dir: folders.checkpoints.clone(),
+        checkpoint_mirror: Some(SharedMirror(mirror)),
+        models_dir: folders.models.clone(),
         device,
         threads: threads(spec.resources.cpu.as_ref().map(|q| q.0.as_str())),
         trial: order.trial.as_ref().map(|t| t.index.max(0) as u32),
     })
 }
 
+/// Answers [`PROGRESS_PATH`] with the latest `progress.json` of `checkpoints`, in the
+/// background, for the operator. A port that cannot be bound only costs the status its
+/// progress.
+fn serve_progress(checkpoints: &Path) {
+    let port = std::env::var(PROGRESS_PORT_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(PROGRESS_PORT);
+    let host = std::env::var(LISTEN_ADDRESS_ENV).unwrap_or_else(|_| "0.0.0.0".to_owned());
+    let file = checkpoints.join(layout::PROGRESS_JSON);
+    let bound = crate::store::runtime().block_on(tokio::net::TcpListener::bind((host, port)));
+    let listener = match bound {
+        Ok(listener) => listener,
+        Err(error) => {
+            println!("progress is not served: port {port}: {error}");
+            return;
+        }
+    };
+    let app = axum::Router::new().route(
+        PROGRESS_PATH,
+        axum::routing::get(move || {
+            let file = file.clone();
+            async move {
+                use axum::response::IntoResponse;
+                match tokio::fs::read(&file).await {
+                    Ok(bytes) => (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        bytes,
+                    )
+                        .into_response(),
+                    Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        }),
+    );
+    crate::store::runtime().spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+/// Uploads the model folder `local` to `<modelsUri>/<hex digest>/`, the card last, unless a
+/// complete copy is there already (same digest, same bytes); returns its URI.
+fn publish_model(order: &TrainOrder, local: &Path, digest: &str) -> Result<String> {
+    let folder = Location::open(&order.models_uri)?.child(digest)?;
+    if !folder.child(layout::MODEL_JSON)?.exists()? {
+        folder.upload_folder(local, layout::MODEL_JSON)?;
+    }
+    Ok(folder.uri())
+}
+
 /// Runs a train order: train (or resume), evaluate, publish, describe.
 pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
-    let config = train_config(order, device)?;
+    let local = scratch("train")?;
+    let folders = fetch_training_inputs(order, &local)?;
+    serve_progress(&folders.checkpoints);
+    let config = train_config(order, &folders, device)?;
     println!(
         "training {}/{}: {} on {} for {} epochs (device {}, {} threads)",
         order.namespace,
@@ -321,6 +490,7 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
             .map_or_else(|| tch::get_num_threads().to_string(), |t| t.to_string()),
     );
     let outcome = train::run(&config).reason("TrainingFailed", false)?;
+    let model_uri = publish_model(order, &outcome.dir, &outcome.digest)?;
     if let Some(samples_per_second) = outcome.samples_per_second {
         println!("trained at {samples_per_second:.0} samples/s");
     }
@@ -339,11 +509,7 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
             job_api::ValidationMetric::ValidationAccuracy => metrics.validation_accuracy,
         });
     Ok(TrainResult {
-        model_uri: format!(
-            "{}/{}",
-            order.models_uri_prefix.trim_end_matches('/'),
-            outcome.digest
-        ),
+        model_uri,
         model_digest: layout::sha256_digest(&outcome.digest),
         architecture: spec.model.architecture,
         dataset_digest: card.dataset_digest.clone(),
@@ -388,12 +554,12 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
             FeedbackKey::random()
         }
     };
-    let artifacts_dir =
-        std::env::var(ARTIFACTS_DIR_ENV).unwrap_or_else(|_| ARTIFACTS_MOUNT_PATH.to_owned());
     Ok(ServeConfig {
         name: order.name.clone(),
         revision: order.revision,
-        model_dir: PathBuf::from(&order.model_dir),
+        model: Location::open(&order.model_uri)?,
+        store_root: Location::open(&order.store_uri)?,
+        scratch_dir: scratch("serve")?,
         model_digest: order.model_digest.clone(),
         batch: BatchConfig {
             max_rows: order.serving.max_batch_size.max(1) as usize,
@@ -401,8 +567,6 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
             queue: QUEUE_LENGTH,
         },
         address: std::net::SocketAddr::new(ip, order.port),
-        profile_path: order.profile_path.as_ref().map(PathBuf::from),
-        artifacts_dir: PathBuf::from(artifacts_dir),
         settings: Settings {
             max_request_bytes: order
                 .max_request_bytes
@@ -425,7 +589,7 @@ pub fn serve(order: &ServeOrder, device: tch::Device) -> Result<()> {
         order.namespace,
         order.name,
         order.revision,
-        order.model_dir,
+        order.model_uri,
         train::device_name(device),
         config
             .threads

@@ -12,7 +12,7 @@ use std::net::TcpListener;
 #[test]
 fn digits_are_prepared_into_a_content_addressed_folder() {
     let dir = temp_dir("prepare-digits");
-    let order = digits_dataset(&dir);
+    let order = digits_dataset();
     let prepared = run("prepare", &order, &dir);
     let result = prepared.ok().clone();
     let digest = result["digest"].as_str().unwrap();
@@ -20,11 +20,11 @@ fn digits_are_prepared_into_a_content_addressed_folder() {
     assert_eq!(hex.len(), 64);
     assert_eq!(
         result["artifactUri"],
-        format!("pvc://artifacts/datasets/default/digits/{hex}")
+        format!("pvc://artifacts/datasets/digits/{hex}")
     );
     assert_eq!(
         result["profileUri"],
-        format!("pvc://artifacts/datasets/default/digits/{hex}/profile.json")
+        format!("pvc://artifacts/datasets/digits/{hex}/profile.json")
     );
     assert_eq!(
         result["rows"],
@@ -35,7 +35,7 @@ fn digits_are_prepared_into_a_content_addressed_folder() {
     let last_line: Value = serde_json::from_str(prepared.stdout().lines().last().unwrap()).unwrap();
     assert_eq!(last_line, result);
 
-    let folder = dir.join("datasets/default/digits").join(hex);
+    let folder = dir.join("datasets/digits").join(hex);
     let mut files: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -89,7 +89,6 @@ fn bad_iris(dir: &std::path::Path, drop_invalid_rows: bool) -> WorkOrder {
     let source = dir.join("iris-bad.csv");
     std::fs::write(&source, csv).unwrap();
     prepare_order(
-        dir,
         "iris",
         Some(&source),
         json!({
@@ -161,9 +160,8 @@ fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<()>
     (url, server)
 }
 
-fn http_order(dir: &std::path::Path, url: &str, sha256: &str) -> WorkOrder {
+fn http_order(url: &str, sha256: &str) -> WorkOrder {
     prepare_order(
-        dir,
         "iris",
         None,
         json!({
@@ -183,7 +181,7 @@ fn http_sources_are_downloaded_and_checked() {
 
     let result = run(
         "prepare",
-        &http_order(&dir, &format!("{url}/data.csv"), &sha256),
+        &http_order(&format!("{url}/data.csv"), &sha256),
         &dir,
     )
     .ok()
@@ -196,14 +194,14 @@ fn http_sources_are_downloaded_and_checked() {
 
     let wrong = run(
         "prepare",
-        &http_order(&dir, &format!("{url}/data.csv"), &"0".repeat(64)),
+        &http_order(&format!("{url}/data.csv"), &"0".repeat(64)),
         &dir,
     );
     assert_eq!(wrong.failed()["reason"], "SourceDigestMismatch");
 
     let missing = run(
         "prepare",
-        &http_order(&dir, &format!("{url}/gone.csv"), &sha256),
+        &http_order(&format!("{url}/gone.csv"), &sha256),
         &dir,
     );
     let failure = missing.failed();
@@ -220,7 +218,7 @@ fn http_sources_are_downloaded_and_checked() {
 #[test]
 fn a_work_order_for_another_command_is_refused() {
     let dir = temp_dir("prepare-kind");
-    let run = run("train", &digits_dataset(&dir), &dir);
+    let run = run("train", &digits_dataset(), &dir);
     let failure = run.failed();
     assert_eq!(failure["reason"], "InvalidWorkOrder");
     assert!(

@@ -72,16 +72,10 @@ fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Prepares (with the order `order_in` makes for a folder) and trains, all in one folder that
-/// the servers then use as their artifact volume.
-fn train_model(
-    name: &str,
-    order_in: impl FnOnce(&Path) -> WorkOrder,
-    source: &Path,
-    job: Value,
-) -> Trained {
+/// Prepares (with the order `order`) and trains, all in one folder that the servers then use
+/// as their artifact store.
+fn train_model(name: &str, order: WorkOrder, source: &Path, job: Value) -> Trained {
     let dir = work_dir(name);
-    let order = order_in(&dir);
     let dataset = prepare(&dir, &order);
     let run = run("train", &train_order(&dir, &dataset, name, job), &dir);
     let result = run.ok().clone();
@@ -104,7 +98,7 @@ fn digits() -> &'static Trained {
     TRAINED.get_or_init(|| {
         train_model(
             "serve-digits",
-            digits_dataset,
+            digits_dataset(),
             &example("data/digits.csv"),
             digits_mlp(5),
         )
@@ -116,12 +110,12 @@ fn serve_order(trained: &Trained, revision: i32, serving: Serving) -> ServeOrder
         namespace: "default".into(),
         name: "digits".into(),
         revision,
-        model_dir: trained.model_dir.display().to_string(),
+        model_uri: uri_of(&trained.dir, &trained.model_dir),
         model_digest: trained.digest.clone(),
         serving,
         // The kernel picks a free port; the server prints it.
         port: 0,
-        profile_path: None,
+        store_uri: ROOT.into(),
         max_request_bytes: Some(256 * 1024),
         feedback_max_age: None,
         resources: Default::default(),
@@ -434,10 +428,14 @@ fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
         ),
         Some(sevens)
     );
-    // The input histograms use the profile's bins: found on the volume from the card.
+    // The input histograms use the profile's bins: found in the store from the card, and
+    // served for the Monitor as it is in the store.
     let profile: Value =
         serde_json::from_slice(&std::fs::read(trained.dataset_dir.join("profile.json")).unwrap())
             .unwrap();
+    let (status, served) = server.get_json(modelops_api::serving::PROFILE_PATH);
+    assert_eq!(status, 200, "{served}");
+    assert_eq!(served, profile);
     let pixel = &profile["features"][20];
     let name = pixel["name"].as_str().unwrap();
     assert_eq!(
@@ -822,13 +820,13 @@ fn a_corrupted_or_unexpected_model_is_never_ready() {
     bytes[last] ^= 1;
     std::fs::write(&weights, bytes).unwrap();
     let mut order = serve_order(trained, 2, batching(8, "1ms"));
-    order.model_dir = model.display().to_string();
+    order.model_uri = uri_of(&dir, &model);
     let corrupted = Server::start(order, Some(KEY), &dir);
 
     // Intact weights, but not the model the order asks for.
     let mut order = serve_order(trained, 2, batching(8, "1ms"));
     order.model_digest = layout::sha256_digest(&"0".repeat(64));
-    let unexpected = Server::start(order, Some(KEY), &dir);
+    let unexpected = Server::start(order, Some(KEY), &trained.dir);
 
     for (server, reason) in [
         (corrupted, "the artifact is damaged or was altered"),
@@ -859,14 +857,11 @@ fn a_corrupted_or_unexpected_model_is_never_ready() {
 #[test]
 fn a_text_model_answers_bytes_inputs() {
     let source = example("text/news-or-blog.jsonl");
-    let order = |dir: &Path| {
-        prepare_order(
-            dir,
-            "news-or-blog",
-            Some(&source),
-            example_spec("text/dataset.yaml"),
-        )
-    };
+    let order = prepare_order(
+        "news-or-blog",
+        Some(&source),
+        example_spec("text/dataset.yaml"),
+    );
     // Small and quick: the round trip matters here, not the accuracy.
     let job = json!({
         "datasetRef": {"name": "news-or-blog"},
@@ -877,14 +872,6 @@ fn a_text_model_answers_bytes_inputs() {
     let trained = train_model("serve-text", order, &source, job);
     let mut serve = serve_order(&trained, 1, batching(32, "2ms"));
     serve.name = "news".into();
-    // Named by the order this time, rather than found from the card.
-    serve.profile_path = Some(
-        trained
-            .dataset_dir
-            .join("profile.json")
-            .display()
-            .to_string(),
-    );
     let server = Server::start(serve, None, &trained.dir);
     server.wait_ready();
 

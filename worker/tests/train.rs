@@ -32,7 +32,7 @@ fn digits_rows() -> (Vec<Vec<f64>>, Vec<String>) {
 #[test]
 fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
     let dir = temp_dir("mlp");
-    let dataset = prepare(&dir, &digits_dataset(&dir));
+    let dataset = prepare(&dir, &digits_dataset());
     let run = run(
         "train",
         &train_order(&dir, &dataset, "mlp", digits_mlp(1)),
@@ -148,7 +148,7 @@ fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
 #[test]
 fn the_same_seed_gives_the_same_model() {
     let dir = temp_dir("seed");
-    let dataset = prepare(&dir, &digits_dataset(&dir));
+    let dataset = prepare(&dir, &digits_dataset());
     let digest = |checkpoints: &str, seed: u64| {
         let run = run(
             "train",
@@ -166,7 +166,7 @@ fn the_same_seed_gives_the_same_model() {
 #[test]
 fn a_killed_training_resumes_from_its_last_checkpoint() {
     let dir = temp_dir("resume");
-    let dataset = prepare(&dir, &digits_dataset(&dir));
+    let dataset = prepare(&dir, &digits_dataset());
     let mut spec = digits_mlp(3);
     spec["hyperparameters"]["epochs"] = json!(40);
     spec["hyperparameters"]["learningRateSchedule"] =
@@ -217,7 +217,6 @@ fn a_killed_training_resumes_from_its_last_checkpoint() {
 fn the_digits_example_trains_its_cnn() {
     let dir = temp_dir("cnn");
     let order = prepare_order(
-        &dir,
         "digits",
         Some(&example("data/digits.csv")),
         example_spec("digits/dataset.yaml"),
@@ -239,7 +238,6 @@ fn the_digits_example_trains_its_cnn() {
 fn the_text_example_tells_news_from_blogs_in_english_and_chinese() {
     let dir = temp_dir("text");
     let order = prepare_order(
-        &dir,
         "news-or-blog",
         Some(&example("text/news-or-blog.jsonl")),
         example_spec("text/dataset.yaml"),
@@ -279,7 +277,6 @@ fn the_text_example_tells_news_from_blogs_in_english_and_chinese() {
 fn a_regression_mlp_predicts_petal_width_with_early_stopping() {
     let dir = temp_dir("regression");
     let order = prepare_order(
-        &dir,
         "iris-petals",
         Some(&example("data/iris.csv")),
         json!({
@@ -361,7 +358,6 @@ fn a_torchscript_module_is_trained_through_libtorch() {
     assert!(status.success(), "{python} could not script the module");
 
     let order = prepare_order(
-        &dir,
         "iris",
         Some(&example("data/iris.csv")),
         json!({
@@ -379,11 +375,11 @@ fn a_torchscript_module_is_trained_through_libtorch() {
         "model": {"architecture": "torchscript", "torchscript": {"path": "user-models/net.pt"}},
         "hyperparameters": {"epochs": 60, "batchSize": 16, "optimizer": {"type": "adamw", "learningRate": 0.01, "weightDecay": 0.01}, "seed": 1},
     });
-    let run = run(
-        "train",
-        &train_order(&dir, &dataset, "torchscript", spec),
-        &dir,
-    );
+    let mut order = train_order(&dir, &dataset, "torchscript", spec);
+    if let WorkOrder::Train(train) = &mut order {
+        train.module_uri = Some(format!("{ROOT}/user-models/net.pt"));
+    }
+    let run = run("train", &order, &dir);
     let result = run.ok();
     let accuracy = result["metrics"]["testAccuracy"].as_f64().unwrap();
     assert!(
@@ -406,7 +402,7 @@ fn a_torchscript_module_is_trained_through_libtorch() {
 #[test]
 fn a_spec_that_does_not_fit_the_data_fails_with_its_reason() {
     let dir = temp_dir("misfit");
-    let dataset = prepare(&dir, &digits_dataset(&dir));
+    let dataset = prepare(&dir, &digits_dataset());
     let mut spec = digits_mlp(1);
     spec["model"] = json!({"architecture": "cnn", "cnn": {"inputShape": [1, 7, 7]}});
     let run = run("train", &train_order(&dir, &dataset, "misfit", spec), &dir);

@@ -50,7 +50,12 @@ pub fn status(
     record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
     let reconciling = reconciling(&serving, &progress, plan.stable.is_some());
     conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
-    conditions.set_while_true(types::STALLED, stalled(plan), generation, now);
+    conditions.set_while_true(
+        types::STALLED,
+        stalled(plan, &unresolved),
+        generation,
+        now,
+    );
     status
 }
 
@@ -204,7 +209,14 @@ fn records_rollback_of(conditions: &Conditions, revision: i32) -> bool {
 
 /// kstatus's `Stalled`, present while the canary is held past its analysis' inconclusive timeout
 /// (`onInconclusiveTimeout: hold`): a held rollout must not read as done, nor as still under way.
-fn stalled(plan: &Plan) -> Option<(&'static str, String)> {
+/// Also while the model cannot be used until the spec changes (an invalid spec, or an artifact
+/// URI the namespace may not use).
+fn stalled(plan: &Plan, unresolved: &Unresolved) -> Option<(&'static str, String)> {
+    if let Some((reason, message)) = unresolved
+        && [reasons::INVALID_SPEC, reasons::FORBIDDEN_ARTIFACT_URI].contains(reason)
+    {
+        return Some((*reason, message.clone()));
+    }
     plan.held
         .clone()
         .map(|message| (reasons::ANALYSIS_INCONCLUSIVE_TIMEOUT, message))
@@ -242,6 +254,20 @@ mod tests {
             replicas: BTreeMap::from([(1, 2)]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_forbidden_artifact_uri_stalls_until_the_spec_changes() {
+        let unresolved = Some((
+            reasons::FORBIDDEN_ARTIFACT_URI,
+            "spec.model.artifact.uri: s3://modelops/a/x is in the artifact store of namespace a"
+                .to_owned(),
+        ));
+        let (reason, message) = stalled(&stable_plan(), &unresolved).unwrap();
+        assert_eq!(reason, reasons::FORBIDDEN_ARTIFACT_URI);
+        assert!(message.contains("spec.model.artifact.uri"));
+        let waiting = Some((reasons::REFERENCE_NOT_READY, "not yet".to_owned()));
+        assert_eq!(stalled(&stable_plan(), &waiting), None);
     }
 
     #[test]

@@ -215,6 +215,7 @@ mod tests {
             phase: TrainingPhase::Succeeded,
             objective: Some(objective),
             model_digest: Some(format!("sha256:{index}")),
+            model: None,
             message: None,
         };
         let trials = [trial(0, 0.9), trial(1, 0.95), trial(2, 0.5)];

@@ -1,4 +1,5 @@
-//! The artifact claim in each namespace that has modelops objects (see docs/decisions.md).
+//! The artifact claim in each namespace that has modelops objects, when the store is `pvc://`
+//! (see docs/artifacts.md); nothing when it is `s3://`.
 //!
 //! Pods can only mount claims of their own namespace, and worker and serving pods run beside the
 //! object they work for, so before the first pod in a namespace the operator makes sure the
@@ -64,12 +65,15 @@ pub fn build(
     config: &ArtifactsConfig,
     namespace: &str,
 ) -> (Option<PersistentVolume>, Option<PersistentVolumeClaim>) {
+    let Some(claim_name) = config.claim() else {
+        return (None, None);
+    };
     match &config.provisioning {
         ArtifactsProvisioning::Existing => (None, None),
         ArtifactsProvisioning::StorageClass { class, size } => (
             None,
             Some(claim(
-                config,
+                &claim_name,
                 namespace,
                 PersistentVolumeClaimSpec {
                     storage_class_name: Some(class.clone()),
@@ -79,7 +83,7 @@ pub fn build(
             )),
         ),
         ArtifactsProvisioning::HostPath { path } => {
-            let volume_name = format!("{}-{namespace}", config.claim);
+            let volume_name = format!("{claim_name}-{namespace}");
             let volume = PersistentVolume {
                 metadata: ObjectMeta {
                     name: Some(volume_name.clone()),
@@ -95,13 +99,14 @@ pub fn build(
                     persistent_volume_reclaim_policy: Some("Retain".into()),
                     // No class: the volume binds only to the claim named below.
                     storage_class_name: Some(String::new()),
+                    // The namespace's own subfolder: its pods see nothing of the others'.
                     host_path: Some(HostPathVolumeSource {
-                        path: path.clone(),
+                        path: format!("{}/{namespace}", path.trim_end_matches('/')),
                         type_: Some("DirectoryOrCreate".into()),
                     }),
                     claim_ref: Some(ObjectReference {
                         namespace: Some(namespace.to_owned()),
-                        name: Some(config.claim.clone()),
+                        name: Some(claim_name.clone()),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -109,7 +114,7 @@ pub fn build(
                 ..Default::default()
             };
             let claim = claim(
-                config,
+                &claim_name,
                 namespace,
                 PersistentVolumeClaimSpec {
                     storage_class_name: Some(String::new()),
@@ -147,15 +152,11 @@ fn storage_request(size: &str) -> VolumeResourceRequirements {
     }
 }
 
-/// The artifact claim of `namespace` with `spec`.
-fn claim(
-    config: &ArtifactsConfig,
-    namespace: &str,
-    spec: PersistentVolumeClaimSpec,
-) -> PersistentVolumeClaim {
+/// The artifact claim `name` of `namespace` with `spec`.
+fn claim(name: &str, namespace: &str, spec: PersistentVolumeClaimSpec) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(config.claim.clone()),
+            name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
             labels: Some(labels()),
             ..Default::default()
@@ -169,83 +170,10 @@ fn claim(
 mod tests {
     use super::*;
     use crate::config::OperatorConfig;
-    use serde_json::{Value, json};
-
-    /// The builder as it was, kept to prove the typed one sends the same objects.
-    fn before(config: &ArtifactsConfig, namespace: &str) -> (Option<Value>, Option<Value>) {
-        let labels = json!({MANAGED_BY_LABEL: FIELD_MANAGER});
-        match &config.provisioning {
-            ArtifactsProvisioning::Existing => (None, None),
-            ArtifactsProvisioning::StorageClass { class, size } => {
-                let claim = json!({
-                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                    "metadata": {"name": config.claim, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "accessModes": ["ReadWriteMany"],
-                        "storageClassName": class,
-                        "resources": {"requests": {"storage": size}},
-                    },
-                });
-                (None, Some(claim))
-            }
-            ArtifactsProvisioning::HostPath { path } => {
-                let volume_name = format!("{}-{namespace}", config.claim);
-                let volume = json!({
-                    "apiVersion": "v1", "kind": "PersistentVolume",
-                    "metadata": {"name": volume_name, "labels": labels},
-                    "spec": {
-                        "capacity": {"storage": "100Gi"},
-                        "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
-                        "persistentVolumeReclaimPolicy": "Retain",
-                        "storageClassName": "",
-                        "hostPath": {"path": path, "type": "DirectoryOrCreate"},
-                        "claimRef": {"namespace": namespace, "name": config.claim},
-                    },
-                });
-                let claim = json!({
-                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                    "metadata": {"name": config.claim, "namespace": namespace, "labels": labels},
-                    "spec": {
-                        "accessModes": ["ReadWriteMany"],
-                        "storageClassName": "",
-                        "volumeName": volume_name,
-                        "resources": {"requests": {"storage": "1Gi"}},
-                    },
-                });
-                (Some(volume), Some(claim))
-            }
-        }
-    }
 
     #[test]
-    fn volumes_and_claims_serialise_as_before() {
-        let host_path = OperatorConfig::for_tests("/data/artifacts".into()).artifacts;
-        let mut storage_class = host_path.clone();
-        storage_class.provisioning = ArtifactsProvisioning::StorageClass {
-            class: "nfs".into(),
-            size: "20Gi".into(),
-        };
-        for config in [host_path, storage_class] {
-            let (volume, claim) = build(&config, "team-a");
-            let (old_volume, old_claim) = before(&config, "team-a");
-            let old_volume =
-                old_volume.map(|v| serde_json::from_value::<PersistentVolume>(v).unwrap());
-            let old_claim =
-                old_claim.map(|c| serde_json::from_value::<PersistentVolumeClaim>(c).unwrap());
-            assert_eq!(
-                serde_json::to_value(&volume).unwrap(),
-                serde_json::to_value(&old_volume).unwrap()
-            );
-            assert_eq!(
-                serde_json::to_value(&claim).unwrap(),
-                serde_json::to_value(&old_claim).unwrap()
-            );
-        }
-    }
-
-    #[test]
-    fn host_path_volume_is_bound_to_the_namespace_claim() {
-        let config = OperatorConfig::for_tests("/data/artifacts".into()).artifacts;
+    fn host_path_volumes_give_each_namespace_its_own_folder() {
+        let config = OperatorConfig::for_tests_on_host_path("/data/artifacts/").artifacts;
         let (volume, claim) = build(&config, "team-a");
         let volume = volume.unwrap();
         let claim = claim.unwrap();
@@ -254,7 +182,7 @@ mod tests {
             Some("modelops-artifacts-team-a")
         );
         let spec = volume.spec.unwrap();
-        assert_eq!(spec.host_path.unwrap().path, "/data/artifacts");
+        assert_eq!(spec.host_path.unwrap().path, "/data/artifacts/team-a");
         let bound = spec.claim_ref.unwrap();
         assert_eq!(bound.namespace.as_deref(), Some("team-a"));
         assert_eq!(bound.name.as_deref(), Some("modelops-artifacts"));
@@ -265,9 +193,24 @@ mod tests {
     }
 
     #[test]
-    fn existing_claims_are_left_alone() {
-        let mut config = OperatorConfig::for_tests("/x".into()).artifacts;
+    fn storage_class_claims_and_existing_ones() {
+        let mut config = OperatorConfig::for_tests_on_host_path("/x").artifacts;
+        config.provisioning = ArtifactsProvisioning::StorageClass {
+            class: "nfs".into(),
+            size: "20Gi".into(),
+        };
+        let (volume, claim) = build(&config, "ns");
+        assert!(volume.is_none());
+        let spec = claim.unwrap().spec.unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("nfs"));
+        assert_eq!(spec.access_modes.unwrap(), ["ReadWriteMany"]);
         config.provisioning = ArtifactsProvisioning::Existing;
+        assert!(matches!(build(&config, "ns"), (None, None)));
+    }
+
+    #[test]
+    fn an_s3_store_needs_no_claim() {
+        let config = OperatorConfig::for_tests().artifacts;
         assert!(matches!(build(&config, "ns"), (None, None)));
     }
 }

@@ -19,15 +19,6 @@ pub enum Error {
     /// The object lacks something every object has (a namespace, a uid).
     #[error("{0} is missing metadata the API server always sets")]
     MissingMetadata(String),
-    /// The artifact store could not be read.
-    #[error("reading {path}: {source}")]
-    Artifacts {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Error {
@@ -36,7 +27,6 @@ impl Error {
         match self {
             Error::Api { .. } => "api",
             Error::MissingMetadata(_) => "metadata",
-            Error::Artifacts { .. } => "artifacts",
         }
     }
 

@@ -162,6 +162,21 @@ pub async fn termination_message(
     }))
 }
 
+/// The IP of the newest running pod of `job`, if there is one.
+pub async fn running_pod_ip(client: &Client, namespace: &str, job: &str) -> Result<Option<String>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+        .await
+        .action(|| format!("listing the pods of Job {namespace}/{job}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())
+        .and_then(|pod| pod.status?.pod_ip))
+}
+
 /// A short, stable hash of anything serialisable, for child names that change with a spec.
 pub fn short_hash<T: serde::Serialize>(value: &T) -> String {
     use sha2::{Digest, Sha256};

@@ -1,17 +1,19 @@
 //! The pod template of every worker pod (prepare and train): the worker image, the work order,
-//! the artifact claim at `/artifacts`, and the `restricted` Pod Security Standard. The pieces the
-//! serving pods share (security contexts, resources, the artifact volume) live here too.
+//! access to the artifact store (the namespace's Secret for `s3://`, its claim at `/artifacts`
+//! for `pvc://`), a scratch folder, and the `restricted` Pod Security Standard. The pieces the
+//! serving pods share (security contexts, resources, store access) live here too.
 
 use crate::config::OperatorConfig;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use modelops_api::common::{ComputeResources, PodTemplate};
-use modelops_api::workorder::{ARTIFACTS_MOUNT_PATH, WORK_ORDER_ENV, WorkOrder};
+use modelops_api::workorder::{ARTIFACTS_MOUNT_PATH, SCRATCH_DIR, WORK_ORDER_ENV, WorkOrder};
 use std::collections::BTreeMap;
 
 /// The user and group every modelops container runs as (the distroless `nonroot` user).
@@ -27,7 +29,7 @@ pub struct WorkerPod<'a> {
     pub resources: &'a ComputeResources,
     /// Scheduling and identity settings from the spec.
     pub template: Option<&'a PodTemplate>,
-    /// Volumes besides the artifact claim and `/tmp`, with their mounts.
+    /// Volumes besides the store's, `/tmp` and the scratch folder, with their mounts.
     pub volumes: Vec<(Volume, VolumeMount)>,
     /// Labels of the pod.
     pub labels: BTreeMap<String, String>,
@@ -95,40 +97,75 @@ pub fn resource_requirements(resources: &ComputeResources) -> ResourceRequiremen
     }
 }
 
-/// The artifact claim's volume, mounted at `/artifacts`.
-pub fn artifacts_volume(config: &OperatorConfig, read_only: bool) -> (Volume, VolumeMount) {
+/// How a pod reaches its namespace's artifact store: for `s3://`, the environment from the
+/// namespace's Secret (optional, so that a missing Secret is the worker's clear error rather than
+/// a pod that never starts); for `pvc://`, the namespace's claim at `/artifacts`.
+pub struct StoreAccess {
+    /// Volumes and their mounts.
+    pub volumes: Vec<(Volume, VolumeMount)>,
+    /// Environment from Secrets.
+    pub env_from: Option<Vec<EnvFromSource>>,
+}
+
+/// The store access of every worker and serving pod.
+pub fn store_access(config: &OperatorConfig, read_only: bool) -> StoreAccess {
+    match config.artifacts.claim() {
+        Some(claim) => StoreAccess {
+            volumes: vec![(
+                Volume {
+                    name: "artifacts".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    name: "artifacts".into(),
+                    mount_path: ARTIFACTS_MOUNT_PATH.into(),
+                    read_only: Some(read_only),
+                    ..Default::default()
+                },
+            )],
+            env_from: None,
+        },
+        None => StoreAccess {
+            volumes: Vec::new(),
+            env_from: Some(vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: config.artifacts.secret.clone(),
+                    optional: Some(true),
+                }),
+                ..Default::default()
+            }]),
+        },
+    }
+}
+
+/// An empty, writable folder at `path` named `name`.
+fn empty_dir(name: &str, path: &str) -> (Volume, VolumeMount) {
     (
         Volume {
-            name: "artifacts".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: config.artifacts.claim.clone(),
-                ..Default::default()
-            }),
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         },
         VolumeMount {
-            name: "artifacts".into(),
-            mount_path: ARTIFACTS_MOUNT_PATH.into(),
-            read_only: Some(read_only),
+            name: name.into(),
+            mount_path: path.into(),
             ..Default::default()
         },
     )
 }
 
+/// The scratch folder where worker and serving pods keep their copies of artifacts.
+pub fn scratch_volume() -> (Volume, VolumeMount) {
+    empty_dir("scratch", SCRATCH_DIR)
+}
+
 /// An empty, writable `/tmp`: the root file system is read-only.
 pub fn tmp_volume() -> (Volume, VolumeMount) {
-    (
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        },
-    )
+    empty_dir("tmp", "/tmp")
 }
 
 /// The image of a pod: the template's, else the worker image for CPU or GPU.
@@ -169,11 +206,13 @@ pub fn with_scheduling(spec: PodSpec, template: &PodTemplate) -> PodSpec {
 /// Builds a worker pod template.
 pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateSpec {
     let template = pod.template.cloned().unwrap_or_default();
-    let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) =
-        [artifacts_volume(config, false), tmp_volume()]
-            .into_iter()
-            .chain(pod.volumes)
-            .unzip();
+    let access = store_access(config, false);
+    let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) = access
+        .volumes
+        .into_iter()
+        .chain([tmp_volume(), scratch_volume()])
+        .chain(pod.volumes)
+        .unzip();
     let container = Container {
         name: "worker".into(),
         image: Some(image(config, &template, pod.resources)),
@@ -197,6 +236,7 @@ pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateS
                 ..Default::default()
             },
         ]),
+        env_from: access.env_from,
         resources: Some(resource_requirements(pod.resources)),
         security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(mounts),
@@ -225,125 +265,8 @@ pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelops_api::workorder::{PrepareOrder, layout};
-    use serde_json::{Value, json};
-
-    /// The serialised form of a typed object, as server-side apply sends it.
-    fn wire<T: serde::Serialize>(object: &T) -> Value {
-        serde_json::to_value(object).unwrap()
-    }
-
-    /// Today's JSON of an object once built from a `json!` manifest: what the operator sent
-    /// before the builders were typed (the manifest went through the typed struct too).
-    fn typed_wire<T: serde::Serialize + serde::de::DeserializeOwned>(manifest: Value) -> Value {
-        wire(&serde_json::from_value::<T>(manifest).unwrap())
-    }
-
-    /// The builder as it was, kept to prove the typed one sends the same objects.
-    mod before {
-        use super::*;
-
-        pub fn container_security_context() -> Value {
-            json!({
-                "allowPrivilegeEscalation": false,
-                "readOnlyRootFilesystem": true,
-                "runAsNonRoot": true,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            })
-        }
-
-        pub fn pod_security_context() -> Value {
-            json!({
-                "runAsNonRoot": true,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "fsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            })
-        }
-
-        pub fn resource_requirements(resources: &ComputeResources) -> Value {
-            let mut amounts = serde_json::Map::new();
-            if let Some(cpu) = &resources.cpu {
-                amounts.insert("cpu".into(), json!(cpu));
-            }
-            if let Some(memory) = &resources.memory {
-                amounts.insert("memory".into(), json!(memory));
-            }
-            let mut limits = amounts.clone();
-            if resources.gpu > 0 {
-                limits.insert("nvidia.com/gpu".into(), json!(resources.gpu));
-            }
-            json!({"requests": amounts, "limits": limits})
-        }
-
-        pub fn artifacts_volume(config: &OperatorConfig, read_only: bool) -> (Value, Value) {
-            (
-                json!({"name": "artifacts", "persistentVolumeClaim": {"claimName": config.artifacts.claim}}),
-                json!({"name": "artifacts", "mountPath": ARTIFACTS_MOUNT_PATH, "readOnly": read_only}),
-            )
-        }
-
-        pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> Value {
-            let template = pod.template.cloned().unwrap_or_default();
-            let image = template.image.clone().unwrap_or_else(|| {
-                if pod.resources.gpu > 0 {
-                    config.worker_gpu_image.clone()
-                } else {
-                    config.worker_image.clone()
-                }
-            });
-            let pull_policy = template
-                .image_pull_policy
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| config.image_pull_policy.clone());
-            let (artifacts, artifacts_mount) = artifacts_volume(config, false);
-            let mut volumes = vec![artifacts, json!({"name": "tmp", "emptyDir": {}})];
-            let mut mounts = vec![artifacts_mount, json!({"name": "tmp", "mountPath": "/tmp"})];
-            for (volume, mount) in pod.volumes {
-                volumes.push(serde_json::to_value(volume).expect("a volume serialises"));
-                mounts.push(serde_json::to_value(mount).expect("a mount serialises"));
-            }
-            let mut spec = json!({
-                "restartPolicy": "Never",
-                "enableServiceLinks": false,
-                "securityContext": pod_security_context(),
-                "containers": [{
-                    "name": "worker",
-                    "image": image,
-                    "imagePullPolicy": pull_policy,
-                    "args": [pod.command],
-                    "env": [
-                        {"name": WORK_ORDER_ENV, "value": pod.order.to_env_value()},
-                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    ],
-                    "resources": resource_requirements(pod.resources),
-                    "securityContext": container_security_context(),
-                    "volumeMounts": mounts,
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
-                }],
-                "volumes": volumes,
-            });
-            if !template.node_selector.is_empty() {
-                spec["nodeSelector"] = json!(template.node_selector);
-            }
-            if !template.tolerations.is_empty() {
-                spec["tolerations"] = json!(template.tolerations);
-            }
-            if let Some(account) = &template.service_account_name {
-                spec["serviceAccountName"] = json!(account);
-            } else {
-                spec["automountServiceAccountToken"] = json!(false);
-            }
-            if let Some(priority) = &template.priority_class_name {
-                spec["priorityClassName"] = json!(priority);
-            }
-            json!({"metadata": {"labels": pod.labels}, "spec": spec})
-        }
-    }
+    use modelops_api::workorder::PrepareOrder;
+    use serde_json::json;
 
     fn order() -> WorkOrder {
         WorkOrder::Prepare(PrepareOrder {
@@ -355,13 +278,85 @@ mod tests {
             .unwrap()
             .spec,
             source_path: None,
-            output_dir: layout::mount_path("datasets/team-a/digits"),
-            output_uri_prefix: "pvc://modelops-artifacts/datasets/team-a/digits".into(),
+            output_uri: "s3://modelops/team-a/datasets/digits".into(),
         })
     }
 
-    /// A template with every setting, GPUs, and an extra volume.
-    fn everything() -> (PodTemplate, ComputeResources, (Volume, VolumeMount)) {
+    fn pod(config: &OperatorConfig, template: Option<&PodTemplate>) -> PodSpec {
+        let order = order();
+        let resources: ComputeResources =
+            serde_json::from_value(json!({"gpu": 2, "cpu": "4", "memory": "8Gi"})).unwrap();
+        pod_template(
+            config,
+            WorkerPod {
+                command: "prepare",
+                order: &order,
+                resources: &resources,
+                template,
+                volumes: Vec::new(),
+                labels: BTreeMap::new(),
+            },
+        )
+        .spec
+        .unwrap()
+    }
+
+    #[test]
+    fn with_an_s3_store_pods_get_the_secret_and_no_artifact_volume() {
+        let spec = pod(&OperatorConfig::for_tests(), None);
+        let volumes: Vec<_> = spec.volumes.as_ref().unwrap().iter().collect();
+        assert!(
+            volumes
+                .iter()
+                .all(|v| v.persistent_volume_claim.is_none() && v.host_path.is_none()),
+            "{volumes:?}"
+        );
+        let container = &spec.containers[0];
+        let secret = container.env_from.as_ref().unwrap()[0]
+            .secret_ref
+            .clone()
+            .unwrap();
+        assert_eq!(secret.name, "modelops-artifacts");
+        assert_eq!(secret.optional, Some(true));
+        let mounts: Vec<&str> = container
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert_eq!(mounts, ["/tmp", SCRATCH_DIR]);
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        let limits = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .clone()
+            .unwrap();
+        assert_eq!(limits["nvidia.com/gpu"], Quantity("2".into()));
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+    }
+
+    #[test]
+    fn with_a_pvc_store_pods_mount_the_namespace_claim() {
+        let spec = pod(&OperatorConfig::for_tests_on_host_path("/srv"), None);
+        let claim = spec.volumes.as_ref().unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, "modelops-artifacts");
+        assert_eq!(
+            spec.containers[0].volume_mounts.as_ref().unwrap()[0].mount_path,
+            ARTIFACTS_MOUNT_PATH
+        );
+        assert!(spec.containers[0].env_from.is_none());
+    }
+
+    #[test]
+    fn the_template_sets_scheduling_and_identity() {
         let template: PodTemplate = serde_json::from_value(json!({
             "image": "registry.example/worker:1",
             "imagePullPolicy": "Always",
@@ -371,67 +366,19 @@ mod tests {
             "priorityClassName": "high",
         }))
         .unwrap();
-        let resources: ComputeResources =
-            serde_json::from_value(json!({"gpu": 2, "cpu": "4", "memory": "8Gi"})).unwrap();
-        let volume: Volume =
-            serde_json::from_value(json!({"name": "source", "configMap": {"name": "cm"}})).unwrap();
-        let mount: VolumeMount = serde_json::from_value(
-            json!({"name": "source", "mountPath": "/source", "readOnly": true}),
-        )
-        .unwrap();
-        (template, resources, (volume, mount))
-    }
-
-    #[test]
-    fn the_shared_pieces_serialise_as_before() {
+        let spec = pod(&OperatorConfig::for_tests(), Some(&template));
         assert_eq!(
-            wire(&restricted_container_security_context()),
-            typed_wire::<SecurityContext>(before::container_security_context())
+            spec.containers[0].image.as_deref(),
+            Some("registry.example/worker:1")
         );
         assert_eq!(
-            wire(&restricted_pod_security_context()),
-            typed_wire::<PodSecurityContext>(before::pod_security_context())
+            spec.containers[0].image_pull_policy.as_deref(),
+            Some("Always")
         );
-        let (_, gpus, _) = everything();
-        for resources in [ComputeResources::default(), gpus] {
-            assert_eq!(
-                wire(&resource_requirements(&resources)),
-                typed_wire::<ResourceRequirements>(before::resource_requirements(&resources))
-            );
-        }
-        let config = OperatorConfig::for_tests("/srv".into());
-        for read_only in [false, true] {
-            let (volume, mount) = artifacts_volume(&config, read_only);
-            let (old_volume, old_mount) = before::artifacts_volume(&config, read_only);
-            assert_eq!(wire(&volume), typed_wire::<Volume>(old_volume));
-            assert_eq!(wire(&mount), typed_wire::<VolumeMount>(old_mount));
-        }
-    }
-
-    #[test]
-    fn worker_pod_templates_serialise_as_before() {
-        let config = OperatorConfig::for_tests("/srv".into());
-        let order = order();
-        let labels = BTreeMap::from([("modelops.dev/dataset".to_owned(), "digits".to_owned())]);
-        let plain = ComputeResources::default();
-        let (template, gpus, extra) = everything();
-        let cases = [
-            (None, &plain, vec![]),
-            (Some(&template), &gpus, vec![extra]),
-        ];
-        for (template, resources, volumes) in cases {
-            let pod = |volumes| WorkerPod {
-                command: "prepare",
-                order: &order,
-                resources,
-                template,
-                volumes,
-                labels: labels.clone(),
-            };
-            assert_eq!(
-                wire(&pod_template(&config, pod(volumes.clone()))),
-                typed_wire::<PodTemplateSpec>(before::pod_template(&config, pod(volumes)))
-            );
-        }
+        assert_eq!(spec.node_selector.unwrap()["gpu"], "h200");
+        assert_eq!(spec.tolerations.unwrap().len(), 1);
+        assert_eq!(spec.service_account_name.as_deref(), Some("trainer"));
+        assert_eq!(spec.priority_class_name.as_deref(), Some("high"));
+        assert_eq!(spec.automount_service_account_token, None);
     }
 }

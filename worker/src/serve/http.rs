@@ -19,7 +19,9 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use modelops_api::serving::{LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, READY_PATH};
+use modelops_api::serving::{
+    LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, PROFILE_PATH, READY_PATH,
+};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,6 +36,8 @@ pub struct Served {
     pub info: ModelInfo,
     /// The model thread.
     pub batcher: Batcher<Row, RowOutput>,
+    /// The Dataset profile of the input histograms, as JSON, when there is one.
+    pub profile: Option<String>,
 }
 
 enum ModelState {
@@ -532,11 +536,26 @@ async fn metrics(State(server): State<Arc<Server>>) -> Response {
         .into_response()
 }
 
+async fn profile(State(server): State<Arc<Server>>) -> Response {
+    let profile = match &*server.model.read().unwrap_or_else(|e| e.into_inner()) {
+        ModelState::Ready(served) => served.profile.clone(),
+        _ => None,
+    };
+    match profile {
+        Some(json) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        None => error(404, "this server has no Dataset profile").into_response(),
+    }
+}
+
 async fn not_found(method: Method, uri: Uri) -> Response {
     error(
         404,
         format!(
-            "no route {method} {}; the API is {LIVE_PATH}, {READY_PATH}, /v2, /v2/models/{{name}}, /v2/models/{{name}}/infer, /v2/models/{{name}}/feedback and {METRICS_PATH}",
+            "no route {method} {}; the API is {LIVE_PATH}, {READY_PATH}, /v2, /v2/models/{{name}}, /v2/models/{{name}}/infer, /v2/models/{{name}}/feedback, {METRICS_PATH} and {PROFILE_PATH}",
             uri.path()
         ),
     )
@@ -563,6 +582,7 @@ pub fn router(server: Arc<Server>) -> Router {
             post(infer_version),
         )
         .route(METRICS_PATH, get(metrics))
+        .route(PROFILE_PATH, get(profile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(server)
@@ -642,6 +662,7 @@ mod tests {
         server.set_ready(Served {
             info: model(),
             batcher,
+            profile: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

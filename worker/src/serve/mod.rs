@@ -17,18 +17,30 @@ pub mod metrics;
 pub mod protocol;
 
 use crate::data::prepared::DataKind;
+use crate::failure::Failure;
 use crate::model::Task;
 use crate::model::predict::{LoadedModel, Prediction};
+use crate::store::Location;
 use anyhow::{Context, Result, bail};
 use batcher::{BatchConfig, Batcher};
 use feedback::FeedbackKey;
 use http::{Served, Server, Settings};
 use modelops_api::profile::Profile;
+use modelops_api::workorder::layout;
 use protocol::{InputKind, ModelInfo, OutputKind, Row, RowOutput};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The largest model file (weights, card, module) a server copies.
+pub const MAX_MODEL_FILE_BYTES: u64 = 16 << 30;
+
+/// The largest profile a server reads.
+const MAX_PROFILE_BYTES: u64 = 64 << 20;
+
+/// The most Datasets whose folders are searched for the model's profile.
+const MAX_DATASETS_SEARCHED: usize = 1000;
 
 /// Requests queued for the model thread at most; more are answered 503.
 pub const QUEUE_LENGTH: usize = 4096;
@@ -43,18 +55,18 @@ pub struct ServeConfig {
     pub name: String,
     /// The revision served.
     pub revision: i32,
-    /// The model folder.
-    pub model_dir: PathBuf,
+    /// The model folder in the store.
+    pub model: Location,
     /// The digest the weights must have.
     pub model_digest: String,
     /// Batching.
     pub batch: BatchConfig,
     /// Where to listen.
     pub address: SocketAddr,
-    /// The Dataset profile, when the order names it.
-    pub profile_path: Option<PathBuf>,
-    /// Where the artifact volume is mounted (to find the profile when the order names none).
-    pub artifacts_dir: PathBuf,
+    /// The namespace's root in the store, where the Dataset profile is looked for.
+    pub store_root: Location,
+    /// Where the model is copied before it loads.
+    pub scratch_dir: PathBuf,
     /// Request and feedback limits.
     pub settings: Settings,
     /// The feedback key shared by the replicas.
@@ -143,14 +155,42 @@ async fn shutdown_signal() {
     println!("{signal_name}: not ready any more; answering the requests in flight, then stopping");
 }
 
+/// Copies the model folder from the store into `dir`: its card, weights and module, nothing
+/// else, each of a bounded size.
+fn fetch_model(model: &Location, dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    for name in [
+        layout::MODEL_JSON,
+        layout::MODEL_SAFETENSORS,
+        layout::MODULE_PT,
+    ] {
+        let found = model
+            .child(name)?
+            .download(&dir.join(name), MAX_MODEL_FILE_BYTES)?;
+        if !found && name != layout::MODULE_PT {
+            return Err(Failure::error(
+                "ArtifactNotFound",
+                false,
+                format!(
+                    "{} has no {name}: the URI must name a model folder (holding model.safetensors and model.json)",
+                    model.uri()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loads and verifies the model, finds its profile, warms it up and starts its thread.
 fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
-    let model = LoadedModel::load(&config.model_dir, Some(&config.model_digest), config.device)?;
+    let model_dir = config.scratch_dir.join("model");
+    fetch_model(&config.model, &model_dir)?;
+    let model = LoadedModel::load(&model_dir, Some(&config.model_digest), config.device)?;
     let info = model_info(&config.name, config.revision, &model)?;
-    let profile = match profile_path(config, &model.card.dataset_digest) {
-        Some(path) => match read_profile(&path, &info) {
+    let profile = match find_profile(&config.store_root, &model.card.dataset_digest) {
+        Ok(Some((uri, bytes))) => match read_profile(&uri, &bytes, &info) {
             Ok(profile) => {
-                println!("input histograms on the bins of {}", path.display());
+                println!("input histograms on the bins of {uri}");
                 Some(profile)
             }
             Err(error) => {
@@ -158,14 +198,22 @@ fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
                 None
             }
         },
-        None => {
+        Ok(None) => {
             println!(
-                "no input histograms: no profile of data set {} found",
-                model.card.dataset_digest
+                "no input histograms: no profile of data set {} found in {}",
+                model.card.dataset_digest,
+                config.store_root.uri()
             );
             None
         }
+        Err(error) => {
+            println!("no input histograms: {error:#}");
+            None
+        }
     };
+    let profile_json = profile
+        .as_ref()
+        .map(|p| serde_json::to_string(p).expect("a profile serialises"));
     let classes = match &info.output {
         OutputKind::Classes(classes) => classes.clone(),
         OutputKind::Value => Vec::new(),
@@ -179,7 +227,11 @@ fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
     forward(vec![warm_up]).map_err(|e| anyhow::anyhow!("the warm-up forward pass failed: {e}"))?;
     metrics.set_model(&classes, profile.as_ref());
     let batcher = Batcher::spawn(config.batch, forward);
-    Ok(Served { info, batcher })
+    Ok(Served {
+        info,
+        batcher,
+        profile: profile_json,
+    })
 }
 
 /// The protocol's view of a loaded model.
@@ -257,55 +309,37 @@ fn forward_fn(
     }
 }
 
-/// The profile to use: the order's, else the one of the card's data set on the volume
-/// (`datasets/<namespace>/<name>/<hex digest>/profile.json`; content-addressed, so any match is
-/// the right one).
-fn profile_path(config: &ServeConfig, dataset_digest: &str) -> Option<PathBuf> {
-    if let Some(path) = &config.profile_path {
-        return Some(path.clone());
-    }
-    let hex = modelops_api::workorder::layout::digest_hex(dataset_digest);
+/// The profile of the card's data set: `<root>/datasets/<name>/<hex digest>/profile.json`
+/// (content-addressed, so any Dataset's match is the right one), with its URI.
+fn find_profile(root: &Location, dataset_digest: &str) -> Result<Option<(String, Vec<u8>)>> {
+    let hex = layout::digest_hex(dataset_digest);
     if hex.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let datasets = config.artifacts_dir.join("datasets");
-    let namespaces = std::fs::read_dir(datasets).ok()?;
-    for namespace in namespaces.flatten() {
-        let Ok(names) = std::fs::read_dir(namespace.path()) else {
-            continue;
-        };
-        for name in names.flatten() {
-            let candidate = name
-                .path()
-                .join(hex)
-                .join(modelops_api::workorder::layout::PROFILE_JSON);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
+    let datasets = root.child(layout::DATASETS_DIR)?;
+    for name in datasets.folders()?.into_iter().take(MAX_DATASETS_SEARCHED) {
+        let candidate = datasets.child(&format!("{name}/{hex}/{}", layout::PROFILE_JSON))?;
+        if let Some(bytes) = candidate.get(MAX_PROFILE_BYTES)? {
+            return Ok(Some((candidate.uri(), bytes)));
         }
     }
-    None
+    Ok(None)
 }
 
 /// Reads a profile and checks that it profiles the model's inputs.
-fn read_profile(path: &Path, info: &ModelInfo) -> Result<Profile> {
-    let profile: Profile = serde_json::from_slice(
-        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+fn read_profile(uri: &str, bytes: &[u8], info: &ModelInfo) -> Result<Profile> {
+    let profile: Profile =
+        serde_json::from_slice(bytes).with_context(|| format!("parsing {uri}"))?;
     let profiled: Vec<&str> = profile.features.iter().map(|f| f.name.as_str()).collect();
     let expected: Vec<&str> = match &info.input {
         InputKind::Table { features } => features.iter().map(String::as_str).collect(),
         InputKind::Text => vec!["textLength"],
     };
     if profiled != expected {
-        bail!(
-            "{} profiles the features {profiled:?}, not the model's {expected:?}",
-            path.display()
-        );
+        bail!("{uri} profiles the features {profiled:?}, not the model's {expected:?}");
     }
     if let Err(reason) = profile.check() {
-        bail!("{}: {reason}", path.display());
+        bail!("{uri}: {reason}");
     }
     Ok(profile)
 }

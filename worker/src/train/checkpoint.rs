@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::Tensor;
 
 /// Epoch files kept besides the newest.
@@ -112,18 +113,49 @@ pub struct Restored {
     pub tensors: HashMap<String, Tensor>,
 }
 
+/// A copy of the checkpoint folder somewhere else (the artifact store), kept up to date file by
+/// file as the folder changes, so that a pod started anywhere resumes from it.
+pub trait Mirror: Send + Sync {
+    /// Writes the file `name` with `bytes`.
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Removes the file `name`.
+    fn delete(&self, name: &str) -> Result<()>;
+}
+
+/// A shared [`Mirror`] (cloneable, printable, for the training configuration).
+#[derive(Clone)]
+pub struct SharedMirror(pub Arc<dyn Mirror>);
+
+impl std::fmt::Debug for SharedMirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mirror")
+    }
+}
+
 /// The checkpoint folder of one training job.
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
     dir: PathBuf,
+    mirror: Option<SharedMirror>,
 }
 
 impl Checkpoints {
-    /// The folder (created on first save).
-    pub fn new(dir: &Path) -> Self {
+    /// The folder (created on first save), copied to `mirror` when there is one.
+    pub fn new(dir: &Path, mirror: Option<SharedMirror>) -> Self {
         Self {
             dir: dir.to_owned(),
+            mirror,
         }
+    }
+
+    /// Writes a file of the folder, and then its copy: the copy of a pointer is written only
+    /// after the copy of what it points to.
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        artifact::write_atomic(&self.dir.join(name), bytes)?;
+        if let Some(mirror) = &self.mirror {
+            mirror.0.put(name, bytes)?;
+        }
+        Ok(())
     }
 
     /// The newest checkpoint of this configuration, if any. A checkpoint of another
@@ -167,16 +199,11 @@ impl Checkpoints {
         let bytes = artifact::safetensors_bytes(tensors)?;
         state.file = format!("epoch-{:04}.safetensors", state.epoch);
         state.sha256 = artifact::sha256_hex(&bytes);
-        artifact::write_atomic(&self.dir.join(&state.file), &bytes)?;
-        artifact::write_atomic(
-            &self.dir.join(CHECKPOINT_JSON),
-            &serde_json::to_vec_pretty(&state)?,
-        )?;
+        self.write(&state.file, &bytes)?;
+        self.write(CHECKPOINT_JSON, &serde_json::to_vec_pretty(&state)?)?;
+        // The operator asks the pod for its progress; the copy in the store is for people.
         if let Some(progress) = state.history.last() {
-            artifact::write_atomic(
-                &self.dir.join(PROGRESS_JSON),
-                &serde_json::to_vec_pretty(progress)?,
-            )?;
+            self.write(PROGRESS_JSON, &serde_json::to_vec_pretty(progress)?)?;
         }
         self.prune(state.epoch);
         Ok(())
@@ -196,16 +223,16 @@ impl Checkpoints {
                 && epoch + KEEP_OLDER < newest
             {
                 let _ = fs::remove_file(entry.path());
+                if let Some(mirror) = &self.mirror {
+                    let _ = mirror.0.delete(&name);
+                }
             }
         }
     }
 
     /// Saves the best epoch's weights.
     pub fn save_best(&self, tensors: &[(String, Tensor)]) -> Result<()> {
-        artifact::write_atomic(
-            &self.dir.join(BEST_SAFETENSORS),
-            &artifact::safetensors_bytes(tensors)?,
-        )
+        self.write(BEST_SAFETENSORS, &artifact::safetensors_bytes(tensors)?)
     }
 
     /// The best epoch's weights, by name.
@@ -256,7 +283,7 @@ mod tests {
     fn the_newest_checkpoint_is_restored_and_old_ones_pruned() {
         let dir = std::env::temp_dir().join(format!("modelops-checkpoints-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let checkpoints = Checkpoints::new(&dir);
+        let checkpoints = Checkpoints::new(&dir, None);
         assert!(checkpoints.latest("f").unwrap().is_none());
         for epoch in 1..=3 {
             let tensors = vec![("model.w".to_owned(), Tensor::from_slice(&[epoch as f32]))];

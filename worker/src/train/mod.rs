@@ -86,6 +86,8 @@ pub struct TrainConfig {
     pub hyperparameters: Hyperparameters,
     /// The job's checkpoint folder.
     pub checkpoint_dir: PathBuf,
+    /// Where the checkpoint folder is copied as it changes (the artifact store).
+    pub checkpoint_mirror: Option<checkpoint::SharedMirror>,
     /// Where models are published (`<models_dir>/<digest>/`).
     pub models_dir: PathBuf,
     /// The device (CUDA when the pod has a GPU).
@@ -223,7 +225,7 @@ impl<'a> Session<'a> {
             variables,
             network,
             optimizer,
-            checkpoints: Checkpoints::new(&config.checkpoint_dir),
+            checkpoints: Checkpoints::new(&config.checkpoint_dir, config.checkpoint_mirror.clone()),
         })
     }
 

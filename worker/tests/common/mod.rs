@@ -75,7 +75,9 @@ pub fn worker(command: &str, order: &WorkOrder, dir: &Path) -> Command {
         .env("MODELOPS_WORK_ORDER", order.to_env_value())
         .env("MODELOPS_THREADS", "1")
         .env("MODELOPS_TERMINATION_LOG", dir.join("termination-log"))
-        .env("MODELOPS_ARTIFACTS_DIR", dir);
+        .env("MODELOPS_ARTIFACTS_DIR", dir)
+        .env("MODELOPS_SCRATCH_DIR", dir.join("scratch"))
+        .env("MODELOPS_PROGRESS_PORT", "0");
     cmd
 }
 
@@ -96,26 +98,33 @@ pub fn run(command: &str, order: &WorkOrder, dir: &Path) -> Run {
     Run { output, message }
 }
 
+/// The store of the tests: `pvc://` on the test's folder (`MODELOPS_ARTIFACTS_DIR`).
+pub const ROOT: &str = "pvc://artifacts";
+
+/// The URI of a path of the test's folder `dir`.
+pub fn uri_of(dir: &Path, path: &Path) -> String {
+    format!(
+        "{ROOT}/{}",
+        path.strip_prefix(dir)
+            .expect("a path in the test folder")
+            .display()
+    )
+}
+
 /// A prepare order for a file mounted at `source`, with `spec` a Dataset spec in JSON.
-pub fn prepare_order(dir: &Path, name: &str, source: Option<&Path>, spec: Value) -> WorkOrder {
+pub fn prepare_order(name: &str, source: Option<&Path>, spec: Value) -> WorkOrder {
     WorkOrder::Prepare(PrepareOrder {
         namespace: "default".into(),
         name: name.into(),
         spec: serde_json::from_value(spec).expect("a Dataset spec"),
         source_path: source.map(|s| s.display().to_string()),
-        output_dir: dir
-            .join("datasets/default")
-            .join(name)
-            .display()
-            .to_string(),
-        output_uri_prefix: format!("pvc://artifacts/datasets/default/{name}"),
+        output_uri: format!("{ROOT}/{}", layout::dataset_versions_dir(name)),
     })
 }
 
 /// The digits data set as a configMap source, split 70/15/15, standardised.
-pub fn digits_dataset(dir: &Path) -> WorkOrder {
+pub fn digits_dataset() -> WorkOrder {
     prepare_order(
-        dir,
         "digits",
         Some(&example("data/digits.csv")),
         json!({
@@ -137,7 +146,7 @@ pub fn prepare(dir: &Path, order: &WorkOrder) -> (PathBuf, String) {
         unreachable!()
     };
     (
-        Path::new(&prepare.output_dir).join(layout::digest_hex(&digest)),
+        dir.join(layout::dataset_dir(&prepare.name, &digest)),
         digest,
     )
 }
@@ -154,15 +163,11 @@ pub fn train_order(
         name: "job".into(),
         uid: "uid-1".into(),
         spec: serde_json::from_value(spec).expect("a TrainingJob spec"),
-        dataset_dir: dataset.0.display().to_string(),
+        dataset_uri: uri_of(dir, &dataset.0),
         dataset_digest: dataset.1.clone(),
-        checkpoint_dir: dir
-            .join("checkpoints")
-            .join(checkpoints)
-            .display()
-            .to_string(),
-        models_dir: dir.join("models").display().to_string(),
-        models_uri_prefix: "pvc://artifacts/models".into(),
+        checkpoint_uri: format!("{ROOT}/checkpoints/{checkpoints}"),
+        models_uri: format!("{ROOT}/{}", layout::MODELS_DIR),
+        module_uri: None,
         trial: None,
     })
 }

@@ -81,15 +81,16 @@ fn source_volume(dataset: &Dataset) -> (Option<(Volume, VolumeMount)>, Option<St
 
 /// The work order of the prepare pod.
 pub fn prepare_order(config: &OperatorConfig, dataset: &Dataset, namespace: &str) -> WorkOrder {
-    let versions = layout::dataset_versions_dir(namespace, &dataset.name_any());
     let (_, source_path) = source_volume(dataset);
     WorkOrder::Prepare(PrepareOrder {
         namespace: namespace.to_owned(),
         name: dataset.name_any(),
         spec: dataset.spec.clone(),
         source_path,
-        output_dir: layout::mount_path(&versions),
-        output_uri_prefix: layout::pvc_uri(&config.artifacts.claim, &versions),
+        output_uri: config.artifacts.uri(
+            namespace,
+            &layout::dataset_versions_dir(&dataset.name_any()),
+        ),
     })
 }
 
@@ -130,50 +131,25 @@ pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
-
-    /// The source mount as it was built, kept to prove the typed one sends the same volumes.
-    fn source_volume_before(dataset: &Dataset) -> Option<(Value, Value)> {
-        match dataset.spec.source.get() {
-            Some(Source::ConfigMap(cm)) => Some((
-                json!({"name": "source", "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": "data"}]}}),
-                json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true}),
-            )),
-            Some(Source::Volume(v)) => Some((
-                json!({"name": "source", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": true}}),
-                json!({"name": "source", "mountPath": SOURCE_MOUNT_PATH, "readOnly": true}),
-            )),
-            Some(Source::Http(_)) | None => None,
-        }
-    }
+    use serde_json::json;
 
     #[test]
-    fn source_volumes_serialise_as_before() {
-        let config_map = digits();
+    fn a_claim_source_is_mounted_read_only_and_http_needs_no_mount() {
         let mut claim = digits();
         claim.spec.source =
             serde_json::from_value(json!({"volume": {"claimName": "raw", "path": "/digits.csv"}}))
                 .unwrap();
+        let (mount, path) = source_volume(&claim);
+        let (volume, mount) = mount.unwrap();
+        let source = volume.persistent_volume_claim.unwrap();
+        assert_eq!(source.claim_name, "raw");
+        assert_eq!(source.read_only, Some(true));
+        assert_eq!(mount.read_only, Some(true));
+        assert_eq!(path.as_deref(), Some("/source/digits.csv"));
         let mut http = digits();
         http.spec.source =
             serde_json::from_value(json!({"http": {"url": "http://example.com/d.csv"}})).unwrap();
-        for dataset in [config_map, claim, http] {
-            let typed = source_volume(&dataset).0.map(|(volume, mount)| {
-                (
-                    serde_json::to_value(volume).unwrap(),
-                    serde_json::to_value(mount).unwrap(),
-                )
-            });
-            let before = source_volume_before(&dataset).map(|(volume, mount)| {
-                let volume: Volume = serde_json::from_value(volume).unwrap();
-                let mount: VolumeMount = serde_json::from_value(mount).unwrap();
-                (
-                    serde_json::to_value(volume).unwrap(),
-                    serde_json::to_value(mount).unwrap(),
-                )
-            });
-            assert_eq!(typed, before);
-        }
+        assert!(matches!(source_volume(&http), (None, None)));
     }
 
     fn digits() -> Dataset {
@@ -185,8 +161,8 @@ mod tests {
     }
 
     #[test]
-    fn the_job_mounts_the_configmap_source_and_the_artifacts() {
-        let config = OperatorConfig::for_tests("/srv/artifacts".into());
+    fn the_job_mounts_the_configmap_source_and_writes_to_the_namespace_root() {
+        let config = OperatorConfig::for_tests();
         let job = prepare_job(&config, &digits(), "team-a");
         let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         let volumes: Vec<_> = pod
@@ -196,7 +172,7 @@ mod tests {
             .iter()
             .map(|v| v.name.as_str())
             .collect();
-        assert_eq!(volumes, ["artifacts", "tmp", "source"]);
+        assert_eq!(volumes, ["tmp", "scratch", "source"]);
         let container = &pod.containers[0];
         assert_eq!(container.args.as_deref(), Some(&["prepare".to_owned()][..]));
         let order = &container.env.as_ref().unwrap()[0];
@@ -205,11 +181,7 @@ mod tests {
             panic!("not a prepare order")
         };
         assert_eq!(order.source_path.as_deref(), Some("/source/data"));
-        assert_eq!(order.output_dir, "/artifacts/datasets/team-a/digits");
-        assert_eq!(
-            order.output_uri_prefix,
-            "pvc://modelops-artifacts/datasets/team-a/digits"
-        );
+        assert_eq!(order.output_uri, "s3://modelops/team-a/datasets/digits");
         let labels = job.metadata.labels.unwrap();
         assert_eq!(labels["app.kubernetes.io/managed-by"], "modelops");
         assert_eq!(labels["modelops.dev/dataset"], "digits");
@@ -228,7 +200,7 @@ mod tests {
 
     #[test]
     fn pods_are_restricted() {
-        let config = OperatorConfig::for_tests("/srv".into());
+        let config = OperatorConfig::for_tests();
         let job = prepare_job(&config, &digits(), "team-a");
         let pod = job.spec.unwrap().template.spec.unwrap();
         let sc = pod.containers[0].security_context.clone().unwrap();

@@ -4,9 +4,8 @@
 use crate::config::OperatorConfig;
 use crate::controllers::apply::child_labels;
 use crate::controllers::workerpod::{
-    artifacts_volume, image, image_pull_policy, resource_requirements,
-    restricted_container_security_context, restricted_pod_security_context, tmp_volume,
-    with_scheduling,
+    image, image_pull_policy, resource_requirements, restricted_container_security_context,
+    restricted_pod_security_context, scratch_volume, store_access, tmp_volume, with_scheduling,
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -18,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use modelops_api::ModelDeployment;
 use modelops_api::serving::{FEEDBACK_KEY_ENV, LIVE_PATH, READY_PATH};
-use modelops_api::workorder::{SERVING_PORT, ServeOrder, WORK_ORDER_ENV, WorkOrder, layout};
+use modelops_api::workorder::{SERVING_PORT, ServeOrder, WORK_ORDER_ENV, WorkOrder};
 use std::collections::BTreeMap;
 
 /// The label naming a serving pod's revision.
@@ -41,28 +40,39 @@ pub fn endpoint(md: &ModelDeployment, namespace: &str) -> String {
     format!("http://{}.{namespace}.svc:{SERVICE_PORT}", md.name_any())
 }
 
-/// The folder in the pod of a model stored at `pvc://<claim>/<path>`.
-pub fn model_dir(uri: &str) -> Option<String> {
-    layout::parse_pvc_uri(uri).map(|(_, path)| layout::mount_path(path))
+/// The model URI a revision's Deployment serves (from its work order).
+pub fn served_model_uri(deployment: &Deployment) -> Option<String> {
+    let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+    let env = pod.containers.first()?.env.as_ref()?;
+    let order = env
+        .iter()
+        .find(|e| e.name == WORK_ORDER_ENV)?
+        .value
+        .as_deref()?;
+    match WorkOrder::from_env_value(order).ok()? {
+        WorkOrder::Serve(order) => Some(order.model_uri),
+        _ => None,
+    }
 }
 
 /// The work order of one revision's serving pods.
 fn serve_order(
+    config: &OperatorConfig,
     md: &ModelDeployment,
     namespace: &str,
     revision: i32,
-    model_dir: &str,
+    model_uri: &str,
     model_digest: &str,
 ) -> WorkOrder {
     WorkOrder::Serve(ServeOrder {
         namespace: namespace.to_owned(),
         name: md.name_any(),
         revision,
-        model_dir: model_dir.to_owned(),
+        model_uri: model_uri.to_owned(),
         model_digest: model_digest.to_owned(),
         serving: md.spec.serving.clone(),
         port: SERVING_PORT,
-        profile_path: None,
+        store_uri: config.artifacts.root_for(namespace).to_string(),
         max_request_bytes: None,
         feedback_max_age: None,
         resources: md.spec.resources.clone(),
@@ -96,8 +106,13 @@ fn serve_container(
         value: Some(value),
         ..Default::default()
     };
-    let (_, artifacts_mount) = artifacts_volume(config, true);
-    let (_, tmp_mount) = tmp_volume();
+    let access = store_access(config, true);
+    let mounts = access
+        .volumes
+        .into_iter()
+        .chain([tmp_volume(), scratch_volume()])
+        .map(|(_, mount)| mount)
+        .collect();
     Container {
         name: "serve".into(),
         image: Some(image(config, template, &md.spec.resources)),
@@ -122,9 +137,10 @@ fn serve_container(
             }),
             ..Default::default()
         }),
+        env_from: access.env_from,
         resources: Some(resource_requirements(&md.spec.resources)),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: Some(vec![artifacts_mount, tmp_mount]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
 }
@@ -135,8 +151,12 @@ fn serving_pod_spec(
     md: &ModelDeployment,
     container: Container,
 ) -> PodSpec {
-    let (artifacts, _) = artifacts_volume(config, true);
-    let (tmp, _) = tmp_volume();
+    let volumes = store_access(config, true)
+        .volumes
+        .into_iter()
+        .chain([tmp_volume(), scratch_volume()])
+        .map(|(volume, _)| volume)
+        .collect();
     let spec = PodSpec {
         enable_service_links: Some(false),
         // Serving pods never call the API server, whatever account they run as.
@@ -144,7 +164,7 @@ fn serving_pod_spec(
         security_context: Some(restricted_pod_security_context()),
         termination_grace_period_seconds: Some(30),
         containers: vec![container],
-        volumes: Some(vec![artifacts, tmp]),
+        volumes: Some(volumes),
         ..Default::default()
     };
     with_scheduling(spec, &md.spec.template)
@@ -176,12 +196,12 @@ pub fn deployment(
     md: &ModelDeployment,
     namespace: &str,
     revision: i32,
-    model_dir: &str,
+    model_uri: &str,
     model_digest: &str,
     replicas: i32,
     feedback_key: &str,
 ) -> Deployment {
-    let order = serve_order(md, namespace, revision, model_dir, model_digest);
+    let order = serve_order(config, md, namespace, revision, model_uri, model_digest);
     let container = serve_container(config, md, &order, feedback_key);
     let mut labels = child_labels(md);
     labels.insert(REVISION_LABEL.to_owned(), revision.to_string());
@@ -246,126 +266,6 @@ spec:
         md
     }
 
-    /// The builders as they were, kept to prove the typed ones send the same objects. (The
-    /// shared pieces are proven equal to their old `json!` in `workerpod`.)
-    mod before {
-        use super::*;
-        use crate::controllers::workerpod::{
-            artifacts_volume, resource_requirements, restricted_container_security_context,
-            restricted_pod_security_context,
-        };
-        use serde_json::{Value, json};
-
-        fn wire<T: serde::Serialize>(object: T) -> Value {
-            serde_json::to_value(object).unwrap()
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        pub fn deployment(
-            config: &OperatorConfig,
-            md: &ModelDeployment,
-            namespace: &str,
-            revision: i32,
-            model_dir: &str,
-            model_digest: &str,
-            replicas: i32,
-            feedback_key: &str,
-        ) -> Value {
-            let order = WorkOrder::Serve(ServeOrder {
-                namespace: namespace.to_owned(),
-                name: md.name_any(),
-                revision,
-                model_dir: model_dir.to_owned(),
-                model_digest: model_digest.to_owned(),
-                serving: md.spec.serving.clone(),
-                port: SERVING_PORT,
-                profile_path: None,
-                max_request_bytes: None,
-                feedback_max_age: None,
-                resources: md.spec.resources.clone(),
-            });
-            let mut labels = child_labels(md);
-            labels.insert(REVISION_LABEL.to_owned(), revision.to_string());
-            let template = &md.spec.template;
-            let image = template.image.clone().unwrap_or_else(|| {
-                if md.spec.resources.gpu > 0 {
-                    config.worker_gpu_image.clone()
-                } else {
-                    config.worker_image.clone()
-                }
-            });
-            let (artifacts, artifacts_mount) = artifacts_volume(config, true);
-            let (artifacts, artifacts_mount) = (wire(artifacts), wire(artifacts_mount));
-            let mut pod = json!({
-                "enableServiceLinks": false,
-                "automountServiceAccountToken": false,
-                "securityContext": wire(restricted_pod_security_context()),
-                "terminationGracePeriodSeconds": 30,
-                "containers": [{
-                    "name": "serve",
-                    "image": image,
-                    "imagePullPolicy": template.image_pull_policy.map(|p| p.as_str().to_owned()).unwrap_or_else(|| config.image_pull_policy.clone()),
-                    "args": ["serve"],
-                    "env": [
-                        {"name": WORK_ORDER_ENV, "value": order.to_env_value()},
-                        {"name": FEEDBACK_KEY_ENV, "value": feedback_key},
-                    ],
-                    "ports": [{"name": "http", "containerPort": SERVING_PORT}],
-                    "readinessProbe": {"httpGet": {"path": READY_PATH, "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},
-                    "livenessProbe": {"httpGet": {"path": LIVE_PATH, "port": "http"}, "periodSeconds": 10},
-                    "lifecycle": {"preStop": {"sleep": {"seconds": 2}}},
-                    "resources": wire(resource_requirements(&md.spec.resources)),
-                    "securityContext": wire(restricted_container_security_context()),
-                    "volumeMounts": [artifacts_mount, {"name": "tmp", "mountPath": "/tmp"}],
-                }],
-                "volumes": [artifacts, {"name": "tmp", "emptyDir": {}}],
-            });
-            if !template.node_selector.is_empty() {
-                pod["nodeSelector"] = json!(template.node_selector);
-            }
-            if !template.tolerations.is_empty() {
-                pod["tolerations"] = json!(template.tolerations);
-            }
-            if let Some(account) = &template.service_account_name {
-                pod["serviceAccountName"] = json!(account);
-            }
-            if let Some(priority) = &template.priority_class_name {
-                pod["priorityClassName"] = json!(priority);
-            }
-            let owner = md.controller_owner_ref(&()).unwrap();
-            json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {
-                    "name": deployment_name(md, revision),
-                    "namespace": namespace,
-                    "labels": labels,
-                    "ownerReferences": [owner],
-                },
-                "spec": {
-                    "replicas": replicas,
-                    "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
-                    "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": pod},
-                },
-            })
-        }
-
-        pub fn service(md: &ModelDeployment, namespace: &str) -> Value {
-            let labels = child_labels(md);
-            let owner = md.controller_owner_ref(&()).unwrap();
-            json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": md.name_any(), "namespace": namespace, "labels": labels, "ownerReferences": [owner]},
-                "spec": {
-                    "selector": labels,
-                    "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
-                },
-            })
-        }
-    }
-
     /// A ModelDeployment with every pod setting and GPUs.
     fn md_with_everything() -> ModelDeployment {
         let mut md = md();
@@ -385,56 +285,54 @@ spec:
     }
 
     #[test]
-    fn deployments_and_services_serialise_as_before() {
-        let config = OperatorConfig::for_tests("/srv".into());
-        for md in [md(), md_with_everything()] {
-            let typed = deployment(
-                &config,
-                &md,
-                "team-a",
-                3,
-                "/artifacts/models/ab",
-                "sha256:ab",
-                2,
-                "00ff",
-            );
-            let old: Deployment = serde_json::from_value(before::deployment(
-                &config,
-                &md,
-                "team-a",
-                3,
-                "/artifacts/models/ab",
-                "sha256:ab",
-                2,
-                "00ff",
-            ))
-            .unwrap();
-            assert_eq!(
-                serde_json::to_value(&typed).unwrap(),
-                serde_json::to_value(&old).unwrap()
-            );
-            let old: Service = serde_json::from_value(before::service(&md, "team-a")).unwrap();
-            assert_eq!(
-                serde_json::to_value(service(&md, "team-a")).unwrap(),
-                serde_json::to_value(&old).unwrap()
-            );
-        }
+    fn template_settings_and_the_store_reach_the_serving_pods() {
+        let config = OperatorConfig::for_tests();
+        let d = deployment(
+            &config,
+            &md_with_everything(),
+            "team-a",
+            3,
+            "s3://modelops/team-a/models/ab",
+            "sha256:ab",
+            2,
+            "00ff",
+        );
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["gpu"], "h200");
+        assert_eq!(pod.service_account_name.as_deref(), Some("server"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/serve:1"));
+        let secret = c.env_from.as_ref().unwrap()[0].secret_ref.clone().unwrap();
+        assert_eq!(secret.name, "modelops-artifacts");
+        assert!(
+            pod.volumes
+                .unwrap()
+                .iter()
+                .all(|v| v.persistent_volume_claim.is_none() && v.host_path.is_none())
+        );
+        let limits = c.resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["nvidia.com/gpu"].0, "1");
     }
 
     #[test]
-    fn a_revision_serves_its_model_read_only_with_probes() {
-        let config = OperatorConfig::for_tests("/srv".into());
+    fn a_revision_serves_its_model_with_probes() {
+        let config = OperatorConfig::for_tests();
         let d = deployment(
             &config,
             &md(),
             "team-a",
             3,
-            "/artifacts/models/ab",
+            "s3://modelops/team-a/models/ab",
             "sha256:ab",
             2,
             "00ff",
         );
         assert_eq!(d.metadata.name.as_deref(), Some("digits-r3"));
+        assert_eq!(
+            served_model_uri(&d).as_deref(),
+            Some("s3://modelops/team-a/models/ab")
+        );
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(2));
         assert_eq!(spec.selector.match_labels.unwrap()[REVISION_LABEL], "3");
@@ -451,7 +349,6 @@ spec:
                 .as_deref(),
             Some(READY_PATH)
         );
-        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
         let env = c.env.as_ref().unwrap();
         let WorkOrder::Serve(order) =
             WorkOrder::from_env_value(env[0].value.as_deref().unwrap()).unwrap()
@@ -459,9 +356,10 @@ spec:
             panic!("not a serve order")
         };
         assert_eq!(
-            (order.revision, order.model_dir.as_str()),
-            (3, "/artifacts/models/ab")
+            (order.revision, order.model_uri.as_str()),
+            (3, "s3://modelops/team-a/models/ab")
         );
+        assert_eq!(order.store_uri, "s3://modelops/team-a");
         assert_eq!(env[1].value.as_deref(), Some("00ff"));
     }
 
@@ -471,14 +369,5 @@ spec:
         let selector = s.spec.unwrap().selector.unwrap();
         assert_eq!(selector["modelops.dev/modeldeployment"], "digits");
         assert!(!selector.contains_key(REVISION_LABEL));
-    }
-
-    #[test]
-    fn model_dirs_come_from_pvc_uris() {
-        assert_eq!(
-            model_dir("pvc://modelops-artifacts/models/ab").as_deref(),
-            Some("/artifacts/models/ab")
-        );
-        assert_eq!(model_dir("s3://x/y"), None);
     }
 }

@@ -50,7 +50,9 @@ async fn resolve(
     md: &ModelDeployment,
     namespace: &str,
 ) -> Result<std::result::Result<(String, DesiredModel), (&'static str, String)>> {
-    let (uri, digest, training_job) = if let Some(reference) = &md.spec.model.training_job_ref {
+    let (uri, digest, training_job, field) = if let Some(reference) =
+        &md.spec.model.training_job_ref
+    {
         let jobs_api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
         let Some(job) = jobs_api
             .get_opt(&reference.name)
@@ -67,9 +69,12 @@ async fn resolve(
         };
         let status = job.status.unwrap_or_default();
         match (status.phase, status.model) {
-            (Some(TrainingPhase::Succeeded), Some(model)) => {
-                (model.uri, model.digest, Some(reference.name.clone()))
-            }
+            (Some(TrainingPhase::Succeeded), Some(model)) => (
+                model.uri,
+                model.digest,
+                Some(reference.name.clone()),
+                format!("status.model.uri of TrainingJob {}", reference.name),
+            ),
             (phase, _) => {
                 return Ok(Err((
                     reasons::REFERENCE_NOT_READY,
@@ -81,19 +86,21 @@ async fn resolve(
             }
         }
     } else if let Some(artifact) = &md.spec.model.artifact {
-        (artifact.uri.clone(), artifact.digest.clone(), None)
+        (
+            artifact.uri.clone(),
+            artifact.digest.clone(),
+            None,
+            "spec.model.artifact.uri".to_owned(),
+        )
     } else {
         return Ok(Err((
             reasons::INVALID_SPEC,
             "spec.model: set trainingJobRef or artifact".into(),
         )));
     };
-    let Some(dir) = build::model_dir(&uri) else {
-        return Ok(Err((
-            reasons::INVALID_SPEC,
-            format!("spec.model: {uri} is not a pvc:// URI of the artifact store"),
-        )));
-    };
+    if let Err(message) = ctx.config.artifacts.check_user_uri(namespace, &field, &uri) {
+        return Ok(Err((reasons::FORBIDDEN_ARTIFACT_URI, message)));
+    }
     let spec_hash = jobs::short_hash(&(
         &digest,
         &md.spec.serving,
@@ -101,7 +108,7 @@ async fn resolve(
         &md.spec.template,
     ));
     Ok(Ok((
-        dir,
+        uri,
         DesiredModel {
             digest,
             training_job,
@@ -224,7 +231,7 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
 
     // Plan the revisions.
     let (desired, model_dir, unresolved) = match &resolved {
-        Ok((dir, desired)) => (Some(desired), Some(dir.clone()), None),
+        Ok((uri, desired)) => (Some(desired), Some(uri.clone()), None),
         Err((reason, message)) => (None, None, Some((*reason, message.clone()))),
     };
     let plan = plan::plan(
@@ -246,7 +253,7 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
 }
 
 /// Applies a Deployment per revision the plan keeps and the Service, and deletes the
-/// Deployments of the revisions it dropped. `model` is the resolved model and its folder.
+/// Deployments of the revisions it dropped. `model` is the resolved model and its URI.
 async fn apply_children(
     ctx: &Context,
     md: &ModelDeployment,
@@ -262,19 +269,26 @@ async fn apply_children(
     let key = ctx.feedback_key(namespace, &md.name_any(), &md.uid().unwrap_or_default());
     for revision in &plan.revisions {
         let replicas = plan.replicas.get(&revision.revision).copied().unwrap_or(0);
-        // A revision's model folder: the digest names it in the store.
-        let dir = match model {
-            Some((desired, dir)) if desired.digest == revision.model_digest => dir.to_owned(),
-            _ => modelops_api::workorder::layout::mount_path(
-                &modelops_api::workorder::layout::model_dir(&revision.model_digest),
-            ),
+        // A revision's model folder: the resolved model's, else the one its Deployment serves,
+        // else the one its digest names in the namespace's store.
+        let uri = match model {
+            Some((desired, uri)) if desired.digest == revision.model_digest => uri.to_owned(),
+            _ => existing
+                .get(&revision.revision)
+                .and_then(build::served_model_uri)
+                .unwrap_or_else(|| {
+                    ctx.config.artifacts.uri(
+                        namespace,
+                        &modelops_api::workorder::layout::model_dir(&revision.model_digest),
+                    )
+                }),
         };
         let deployment = build::deployment(
             &ctx.config,
             md,
             namespace,
             revision.revision,
-            &dir,
+            &uri,
             &revision.model_digest,
             replicas,
             &key,

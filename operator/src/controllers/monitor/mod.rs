@@ -8,24 +8,31 @@ use super::apply::apply_status;
 use super::error::{ApiContext, Error, Result};
 use super::runner::Runner;
 use super::{Context, events};
+use crate::controllers::modeldeployment::build::REVISION_LABEL;
+use crate::profile::profile_key;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
+use modelops_api::ModelDeployment;
 use modelops_api::conditions::{new_condition, reasons, types};
 use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus};
 use modelops_api::profile::Profile;
-use modelops_api::serving::{METRICS_PATH, parse_metrics};
+use modelops_api::serving::{METRICS_PATH, PROFILE_PATH, parse_metrics};
 use modelops_api::workorder::SERVING_PORT;
-use modelops_api::{Dataset, ModelDeployment, TrainingJob};
 use modelops_core::monitor::{self as stats, PodScrape, evaluate, status as monitor_status};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How long one pod's `/metrics` may take.
+/// How long one pod's `/metrics` (or profile) may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most of one pod's `/metrics` read.
+const METRICS_LIMIT: usize = 16 << 20;
+
+/// The most of one pod's profile read.
+const PROFILE_LIMIT: usize = 16 << 20;
 
 /// Runs the Monitor controller until shutdown. Nothing but its own changes wakes it: it
 /// requeues itself every `spec.interval`.
@@ -33,29 +40,23 @@ pub async fn run(ctx: Arc<Context>) {
     Runner::<Monitor>::new(ctx).run(reconcile).await;
 }
 
-/// GET `/metrics` of one pod, with a plain HTTP/1.0 request (the serving pods answer with a
-/// Content-Length and close).
+/// GET `/metrics` of one pod (at most [`METRICS_LIMIT`] bytes).
 async fn scrape(ip: &str) -> Option<String> {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect((ip, SERVING_PORT))
-            .await
-            .ok()?;
-        let request =
-            format!("GET {METRICS_PATH} HTTP/1.0\r\nHost: {ip}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let text = String::from_utf8(response).ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        head.split_whitespace()
-            .nth(1)
-            .filter(|code| *code == "200")?;
-        Some(body.to_owned())
-    };
-    tokio::time::timeout(SCRAPE_TIMEOUT, attempt)
-        .await
-        .ok()
-        .flatten()
+    match crate::podhttp::get(
+        ip,
+        SERVING_PORT,
+        METRICS_PATH,
+        METRICS_LIMIT,
+        SCRAPE_TIMEOUT,
+    )
+    .await
+    {
+        Ok(body) => String::from_utf8(body.to_vec()).ok(),
+        Err(error) => {
+            tracing::debug!("{error}");
+            None
+        }
+    }
 }
 
 /// Scrapes every running serving pod of the target, concurrently.
@@ -95,9 +96,9 @@ async fn scrape_pods(ctx: &Context, namespace: &str, target: &str) -> Result<Vec
     Ok(futures::future::join_all(scrapes).await)
 }
 
-/// The Dataset profile of the model the target serves (the drift reference): the revision's
-/// TrainingJob names the Dataset, whose prepared version must be the one the model was trained
-/// on. None when the model did not come from a TrainingJob.
+/// The Dataset profile of the model the target serves (the drift reference), as a serving pod
+/// of the revision judged (else of the first revision) serves it. None while no pod of that
+/// revision answers with one (the model did not come from a prepared Dataset, or is loading).
 async fn profile(
     ctx: &Context,
     namespace: &str,
@@ -107,44 +108,56 @@ async fn profile(
     let Some(status) = &target.status else {
         return Ok(None);
     };
-    let Some(job_name) = status
+    let Some(revision) = status
         .revisions
         .iter()
         .find(|r| Some(r.revision) == revision)
         .or_else(|| status.revisions.first())
-        .and_then(|r| r.training_job.clone())
     else {
         return Ok(None);
     };
-    let jobs: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(job) = jobs
-        .get_opt(&job_name)
+    let name = target.name_any();
+    let key = profile_key(namespace, &name, revision.revision, &revision.model_digest);
+    if let Some(profile) = ctx.profiles.get(&key) {
+        return Ok(Some(profile));
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!(
+        "modelops.dev/modeldeployment={name},{REVISION_LABEL}={}",
+        revision.revision
+    );
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
         .await
-        .action(|| format!("reading TrainingJob {namespace}/{job_name}"))?
-    else {
-        return Ok(None);
-    };
-    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(dataset) = datasets
-        .get_opt(&job.spec.dataset_ref.name)
-        .await
-        .action(|| format!("reading Dataset {namespace}/{}", job.spec.dataset_ref.name))?
-    else {
-        return Ok(None);
-    };
-    let Some(uri) = dataset.status.and_then(|s| s.profile).map(|p| p.uri) else {
-        return Ok(None);
-    };
-    match ctx.profiles.get(&ctx.config.artifacts, &uri) {
-        Ok(profile) => Ok(Some(profile)),
-        Err(e) => {
-            tracing::warn!(
-                "Monitor target {namespace}/{}: profile {uri}: {e}",
-                target.name_any()
-            );
-            Ok(None)
+        .action(|| format!("listing the serving pods of {namespace}/{name}"))?;
+    for ip in list
+        .items
+        .iter()
+        .filter_map(|pod| pod.status.as_ref()?.pod_ip.clone())
+    {
+        let answer = crate::podhttp::get(
+            &ip,
+            SERVING_PORT,
+            PROFILE_PATH,
+            PROFILE_LIMIT,
+            SCRAPE_TIMEOUT,
+        )
+        .await;
+        match answer.map_err(|e| e.to_string()).and_then(|body| {
+            crate::profile::parse_profile(&body).map_err(|e| format!("{PROFILE_PATH}: {e}"))
+        }) {
+            Ok(profile) => {
+                let profile = Arc::new(profile);
+                ctx.profiles.insert(&key, profile.clone());
+                return Ok(Some(profile));
+            }
+            Err(error) => tracing::debug!(
+                "Monitor target {namespace}/{name} revision {}: profile from {ip}: {error}",
+                revision.revision
+            ),
         }
     }
+    Ok(None)
 }
 
 /// A status that says the Monitor cannot evaluate, and why.

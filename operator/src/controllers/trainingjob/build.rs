@@ -22,12 +22,12 @@ pub fn job_name(job: &TrainingJob, trial: Option<i32>) -> String {
     }
 }
 
-/// The checkpoint folder (relative to the artifact store) of the run or of one trial.
-pub fn checkpoint_dir(job: &TrainingJob, namespace: &str, trial: Option<i32>) -> String {
+/// The checkpoint folder (relative to the namespace's root) of the run or of one trial.
+pub fn checkpoint_dir(job: &TrainingJob, trial: Option<i32>) -> String {
     let uid = job.uid().unwrap_or_default();
     match trial {
-        None => layout::checkpoint_dir(namespace, &job.name_any(), &uid),
-        Some(index) => layout::trial_checkpoint_dir(namespace, &job.name_any(), &uid, index),
+        None => layout::checkpoint_dir(&job.name_any(), &uid),
+        Some(index) => layout::trial_checkpoint_dir(&job.name_any(), &uid, index),
     }
 }
 
@@ -39,20 +39,25 @@ pub fn train_order(
     dataset_digest: &str,
     trial: Option<(i32, &TrialParameters)>,
 ) -> WorkOrder {
+    let store = &config.artifacts;
     WorkOrder::Train(TrainOrder {
         namespace: namespace.to_owned(),
         name: job.name_any(),
         uid: job.uid().unwrap_or_default(),
         spec: job.spec.clone(),
-        dataset_dir: layout::mount_path(&layout::dataset_dir(
+        dataset_uri: store.uri(
             namespace,
-            &job.spec.dataset_ref.name,
-            dataset_digest,
-        )),
+            &layout::dataset_dir(&job.spec.dataset_ref.name, dataset_digest),
+        ),
         dataset_digest: dataset_digest.to_owned(),
-        checkpoint_dir: layout::mount_path(&checkpoint_dir(job, namespace, trial.map(|t| t.0))),
-        models_dir: layout::mount_path(layout::MODELS_DIR),
-        models_uri_prefix: layout::pvc_uri(&config.artifacts.claim, layout::MODELS_DIR),
+        checkpoint_uri: store.uri(namespace, &checkpoint_dir(job, trial.map(|t| t.0))),
+        models_uri: store.uri(namespace, layout::MODELS_DIR),
+        module_uri: job
+            .spec
+            .model
+            .torchscript
+            .as_ref()
+            .map(|options| store.uri(namespace, &options.path)),
         trial: trial.map(|(index, parameters)| Trial {
             index,
             parameters: parameters.clone(),
@@ -123,20 +128,21 @@ mod tests {
 
     #[test]
     fn the_order_points_at_the_pinned_dataset_and_the_checkpoints() {
-        let config = OperatorConfig::for_tests("/srv".into());
+        let config = OperatorConfig::for_tests();
         let digest = format!("sha256:{}", "b".repeat(64));
         let job = train_job(&config, &digits(), "team-a", &digest, None);
         assert_eq!(job.metadata.name.as_deref(), Some("digits-train"));
         let order = order_of(&job);
         assert_eq!(
-            order.dataset_dir,
-            format!("/artifacts/datasets/team-a/digits/{}", "b".repeat(64))
+            order.dataset_uri,
+            format!("s3://modelops/team-a/datasets/digits/{}", "b".repeat(64))
         );
         assert_eq!(
-            order.checkpoint_dir,
-            "/artifacts/checkpoints/team-a/digits/uid-7"
+            order.checkpoint_uri,
+            "s3://modelops/team-a/checkpoints/digits/uid-7"
         );
-        assert_eq!(order.models_uri_prefix, "pvc://modelops-artifacts/models");
+        assert_eq!(order.models_uri, "s3://modelops/team-a/models");
+        assert_eq!(order.module_uri, None);
         assert!(order.trial.is_none());
         let spec = job.spec.unwrap();
         assert_eq!(
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn gpus_and_scheduling_reach_the_pod() {
-        let config = OperatorConfig::for_tests("/srv".into());
+        let config = OperatorConfig::for_tests();
         let mut tj = digits();
         tj.spec.resources.gpu = 1;
         tj.spec
@@ -163,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_trial_has_its_own_job_checkpoints_and_parameters() {
-        let config = OperatorConfig::for_tests("/srv".into());
+        let config = OperatorConfig::for_tests();
         let parameters =
             BTreeMap::from([("learningRate".to_owned(), ParameterValue::Number(0.01))]);
         let job = train_job(
@@ -177,8 +183,8 @@ mod tests {
         assert_eq!(job.metadata.labels.as_ref().unwrap()[TRIAL_LABEL], "2");
         let order = order_of(&job);
         assert_eq!(
-            order.checkpoint_dir,
-            "/artifacts/checkpoints/team-a/digits/uid-7/trial-2"
+            order.checkpoint_uri,
+            "s3://modelops/team-a/checkpoints/digits/uid-7/trial-2"
         );
         assert_eq!(
             order.trial.unwrap().parameters["learningRate"],

@@ -20,7 +20,7 @@ use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
     Architecture, ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
 };
-use modelops_api::workorder::{TrainResult, layout};
+use modelops_api::workorder::{POD_ANSWER_LIMIT, PROGRESS_PATH, PROGRESS_PORT, TrainResult};
 use modelops_api::{Dataset, TrainingJob};
 use modelops_core::training::search;
 use modelops_core::training::status::{self, Observed, Stage};
@@ -30,6 +30,9 @@ use std::time::Duration;
 
 /// How often a running job's progress is read again.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+
+/// How long a training pod may take to say where it is.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
@@ -103,16 +106,29 @@ fn validate(job: &TrainingJob, dataset: Option<&Dataset>) -> Option<String> {
     }
 }
 
-/// The worker's progress file of a run, if it wrote one.
-fn read_progress(ctx: &Context, checkpoint_dir: &str) -> Option<TrainingProgress> {
-    let path = ctx
-        .config
-        .artifacts
-        .local_dir
-        .join(checkpoint_dir)
-        .join(layout::PROGRESS_JSON);
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// The progress of a run's worker, as its running pod reports it (see
+/// [`modelops_api::workorder::PROGRESS_PATH`]); `None` while no pod runs or it has nothing to
+/// say yet.
+async fn read_progress(
+    ctx: &Context,
+    namespace: &str,
+    worker_job: &str,
+) -> Option<TrainingProgress> {
+    let ip = jobs::running_pod_ip(&ctx.client, namespace, worker_job)
+        .await
+        .ok()
+        .flatten()?;
+    let body = crate::podhttp::get(
+        &ip,
+        PROGRESS_PORT,
+        PROGRESS_PATH,
+        POD_ANSWER_LIMIT,
+        PROGRESS_TIMEOUT,
+    )
+    .await
+    .map_err(|e| tracing::debug!("TrainingJob {namespace}: {e}"))
+    .ok()?;
+    serde_json::from_slice(&body).ok()
 }
 
 /// The model recorded by a finished worker.
@@ -124,23 +140,6 @@ fn model_from_result(result: &TrainResult) -> ModelArtifact {
         dataset_digest: result.dataset_digest.clone(),
         metrics: result.metrics.clone(),
     }
-}
-
-/// A model read back from its card on the artifact store (for a search's best trial, whose Job
-/// may be gone by the time the search ends). An unreadable card, or one of other weights, is an
-/// error naming the file, never a guess (see [`crate::card`]).
-fn model_from_card(ctx: &Context, digest: &str) -> Result<ModelArtifact> {
-    use crate::card::CardError;
-    crate::card::model_artifact(&ctx.config.artifacts, digest).map_err(|error| match error {
-        CardError::Read { path, source } => Error::Artifacts { path, source },
-        CardError::Invalid { path, reason } => Error::Artifacts {
-            path,
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not a valid model card: {reason}"),
-            ),
-        },
-    })
 }
 
 /// The outcome of one worker Job, as the TrainingJob sees it.
@@ -330,6 +329,7 @@ async fn run_search(
                 phase: TrainingPhase::Pending,
                 objective: None,
                 model_digest: None,
+                model: None,
                 message: None,
             });
             continue;
@@ -349,8 +349,7 @@ async fn run_search(
             TrainingPhase::Pending | TrainingPhase::Running | TrainingPhase::Suspended
         ) {
             active += 1;
-            if let Some(p) = read_progress(ctx, &build::checkpoint_dir(job, namespace, Some(index)))
-            {
+            if let Some(p) = read_progress(ctx, namespace, &name).await {
                 progress = Some(TrainingProgress {
                     trial: Some(index),
                     ..p
@@ -359,9 +358,8 @@ async fn run_search(
         }
         trials.push(trial_status(index, shown, &state));
     }
-    let best =
-        search::best(&trials, search.objective.goal()).map(|t| (t.index, t.model_digest.clone()));
-    let stage = search_stage(ctx, job, &trials, &best)?;
+    let best = search::best(&trials, search.objective.goal()).map(|t| (t.index, t.model.clone()));
+    let stage = search_stage(job, &trials, &best);
     let observed = Observed {
         dataset_digest: Some(digest.to_owned()),
         attempts,
@@ -384,6 +382,7 @@ fn trial_status(index: i32, parameters: BTreeMap<String, String>, state: &RunSta
         phase: status::phase(&state.stage),
         objective: state.result.as_ref().and_then(|r| r.objective),
         model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
+        model: state.result.as_ref().map(model_from_result),
         message,
     }
 }
@@ -417,17 +416,16 @@ async fn worker_jobs(
 /// Where a search stands: succeeded with the best trial's model once every trial finished,
 /// failed when none produced one, else suspended, running or pending.
 fn search_stage(
-    ctx: &Context,
     job: &TrainingJob,
     trials: &[TrialStatus],
-    best: &Option<(i32, Option<String>)>,
-) -> Result<Stage> {
+    best: &Option<(i32, Option<ModelArtifact>)>,
+) -> Stage {
     let all_finished = trials
         .iter()
         .all(|t| matches!(t.phase, TrainingPhase::Succeeded | TrainingPhase::Failed));
-    Ok(if all_finished {
+    if all_finished {
         match best {
-            Some((_, Some(digest))) => Stage::Succeeded(model_from_card(ctx, digest)?),
+            Some((_, Some(model))) => Stage::Succeeded(model.clone()),
             _ => Stage::Failed {
                 reason: reasons::ALL_TRIALS_FAILED.into(),
                 message: format!("all {} trials failed; see status.trials", trials.len()),
@@ -439,7 +437,7 @@ fn search_stage(
         Stage::Running
     } else {
         Stage::Pending
-    })
+    }
 }
 
 /// One reconcile, in the steps every controller takes: dereference (the Dataset's digest),
@@ -497,8 +495,12 @@ async fn run_workers(
         return run_search(ctx, job, namespace, &digest, created).await;
     }
     let desired = build::train_job(&ctx.config, job, namespace, &digest, None);
+    let name = build::job_name(job, None);
     let state = run_job(ctx, job, namespace, desired, created).await?;
-    let progress = read_progress(ctx, &build::checkpoint_dir(job, namespace, None));
+    let progress = match state.stage {
+        Stage::Running => read_progress(ctx, namespace, &name).await,
+        _ => None,
+    };
     let observed = Observed {
         dataset_digest: Some(digest),
         attempts: state.attempts,

@@ -46,6 +46,13 @@ fn the_operator_has_no_access_to_secrets_and_no_wildcards() {
         !can_i("create", "clusterrolebindings"),
         "the operator may grant itself roles"
     );
+    // The test bed's store is S3: the operator makes no claims and no volumes.
+    for resource in ["persistentvolumeclaims", "persistentvolumes"] {
+        assert!(
+            !can_i("create", resource),
+            "the operator may create {resource}"
+        );
+    }
     // What it does need.
     for (verb, resource) in [
         ("patch", "trainingjobs.modelops.dev/status"),
@@ -86,6 +93,13 @@ async fn the_operator_namespace_enforces_restricted_and_its_pod_complies() {
     assert!(!list.items.is_empty());
     for pod in list.items {
         let spec = pod.spec.unwrap();
+        // It reads no artifact: no claim, no host folder.
+        for volume in spec.volumes.clone().unwrap_or_default() {
+            assert!(
+                volume.persistent_volume_claim.is_none() && volume.host_path.is_none(),
+                "the operator mounts {volume:?}"
+            );
+        }
         assert_eq!(
             spec.security_context.as_ref().unwrap().run_as_non_root,
             Some(true)

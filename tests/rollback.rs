@@ -349,6 +349,8 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         .status
         .unwrap();
     assert_eq!(monitor.actions.len(), 1, "{:#?}", monitor.actions);
+    // The whole loop ran with its artifacts in the object store alone.
+    assert_no_artifact_volumes(&ns).await;
     ns.delete().await;
 }
 

@@ -443,3 +443,23 @@ pub async fn make_tenant(namespace: &str) -> String {
         .trim_end_matches('/')
         .to_owned()
 }
+
+/// Asserts that no pod modelops made in the namespace (prepare, train, serve) mounts a
+/// PersistentVolumeClaim or a host folder: with an `s3://` store, artifacts are only in the store.
+pub async fn assert_no_artifact_volumes(ns: &TestNamespace) {
+    let pods = ns
+        .api::<Pod>()
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=modelops"))
+        .await
+        .unwrap();
+    assert!(!pods.items.is_empty(), "no modelops pods in {}", ns.name);
+    for pod in pods.items {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        for volume in pod.spec.unwrap().volumes.unwrap_or_default() {
+            assert!(
+                volume.persistent_volume_claim.is_none() && volume.host_path.is_none(),
+                "pod {name} mounts {volume:?}"
+            );
+        }
+    }
+}

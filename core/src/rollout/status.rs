@@ -50,12 +50,7 @@ pub fn status(
     record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
     let reconciling = reconciling(&serving, &progress, plan.stable.is_some());
     conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
-    conditions.set_while_true(
-        types::STALLED,
-        stalled(plan, &unresolved),
-        generation,
-        now,
-    );
+    conditions.set_while_true(types::STALLED, stalled(plan, &unresolved), generation, now);
     status
 }
 

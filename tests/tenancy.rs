@@ -1,0 +1,208 @@
+//! Tenants of the artifact store: what namespace B can do to namespace A's artifacts. B's pods,
+//! with B's own Secret, are refused (403) reading and writing A's prepared data, checkpoints and
+//! models; a B object that names A's URI is refused by the operator with a condition that says
+//! so, before any pod starts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use modelops_api::ModelDeployment;
+use modelops_api::conditions::{reasons, types};
+use modelops_api::workorder::{WORK_ORDER_ENV, WorkOrder};
+
+use serde_json::json;
+
+const HEX: &str = "5f1e0a6fd8d4c6bba2c7bcdd7e0d5e3a4b6c7d8e9f0a1b2c3d4e5f60718293a4";
+
+/// A worker pod in `ns` running `command` with `order`, with the namespace's store Secret (and
+/// the iris ConfigMap as its source), as the operator would make it.
+async fn start_worker(ns: &TestNamespace, name: &str, command: &str, order: serde_json::Value) {
+    let order: WorkOrder = serde_json::from_value(order).expect("a work order");
+    let pod: Pod = from_json(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "worker",
+                "image": "modelops/worker:dev",
+                "imagePullPolicy": "IfNotPresent",
+                "args": [command],
+                "env": [{"name": WORK_ORDER_ENV, "value": order.to_env_value()}],
+                "envFrom": [{"secretRef": {"name": "modelops-artifacts"}}],
+                "volumeMounts": [
+                    {"name": "scratch", "mountPath": "/scratch"},
+                    {"name": "source", "mountPath": "/source", "readOnly": true},
+                ],
+                "securityContext": restricted_security_context(),
+            }],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "source", "configMap": {"name": "iris-data", "items": [{"key": "iris.csv", "path": "data"}]}},
+            ],
+        }
+    }));
+    ns.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+}
+
+/// The termination message of a finished worker pod.
+fn termination_message(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn another_namespaces_artifacts_are_refused_to_pods_and_to_objects() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let a = TestNamespace::create(&client, "tenant-a").await;
+    let b = TestNamespace::create(&client, "tenant-b").await;
+    let a_root = make_tenant(&a.name).await;
+    let b_root = make_tenant(&b.name).await;
+    assert_ne!(a_root, b_root);
+
+    // A's artifacts, as A's pods would have left them; and a prepared Dataset of B's own.
+    let a_dataset = format!("{a_root}/datasets/iris/{HEX}");
+    let a_checkpoints = format!("{a_root}/checkpoints/iris/uid-1");
+    let a_model = format!("{a_root}/models/{HEX}");
+    let b_dataset = format!("{b_root}/datasets/iris/{HEX}");
+    for uri in [
+        format!("{a_dataset}/dataset.json"),
+        format!("{a_checkpoints}/checkpoint.json"),
+        format!("{a_model}/model.json"),
+        format!("{b_dataset}/dataset.json"),
+    ] {
+        write_artifact(&uri, b"{}".to_vec()).await;
+    }
+    let csv = std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap();
+    let config_map: k8s_openapi::api::core::v1::ConfigMap = from_json(json!({
+        "metadata": {"name": "iris-data"}, "data": {"iris.csv": csv},
+    }));
+    b.api()
+        .create(&PostParams::default(), &config_map)
+        .await
+        .unwrap();
+
+    // B's pods, with B's Secret: copying A's prepared data or A's checkpoints to train, writing
+    // prepared data into A's root, and reading A's model to serve it: each refused by the store.
+    let job = example::<modelops_api::TrainingJob>("examples/iris/trainingjob.yaml").spec;
+    let dataset = example::<modelops_api::Dataset>("examples/iris/dataset.yaml").spec;
+    let train = |dataset_uri: &str| {
+        json!({"kind": "train", "namespace": b.name, "name": "iris", "uid": "uid-1",
+               "spec": job, "datasetUri": dataset_uri, "datasetDigest": format!("sha256:{HEX}"),
+               "checkpointUri": a_checkpoints, "modelsUri": format!("{b_root}/models")})
+    };
+    let finishing = [
+        ("read-data", "train", train(&a_dataset), a_dataset.clone()),
+        (
+            "read-checkpoints",
+            "train",
+            train(&b_dataset),
+            a_checkpoints.clone(),
+        ),
+        (
+            "write-data",
+            "prepare",
+            json!({"kind": "prepare", "namespace": b.name, "name": "iris", "spec": dataset,
+                   "sourcePath": "/source/data", "outputUri": format!("{a_root}/datasets/iris")}),
+            format!("{a_root}/datasets/iris"),
+        ),
+    ];
+    for (name, command, order, _) in &finishing {
+        start_worker(&b, name, command, order.clone()).await;
+    }
+    start_worker(
+        &b,
+        "read-model",
+        "serve",
+        json!({"kind": "serve", "namespace": b.name, "name": "iris", "revision": 1,
+               "modelUri": a_model, "modelDigest": format!("sha256:{HEX}"), "storeUri": b_root}),
+    )
+    .await;
+    for (name, _, _, uri) in &finishing {
+        let (pod, log) = finished_pod(&b.api(), name, Duration::from_secs(180)).await;
+        assert_eq!(phase(&pod), Some("Failed"), "{name} did not fail:\n{log}");
+        let message = termination_message(&pod);
+        assert!(
+            message.contains("ArtifactAccessDenied") && message.contains(uri.as_str()),
+            "{name}: {message}\n{log}"
+        );
+    }
+    // The server stays up, never ready, and says why.
+    let pods = b.api::<Pod>();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let log = loop {
+        let log = pods
+            .logs("read-model", &Default::default())
+            .await
+            .unwrap_or_default();
+        if log.contains("NOT READY") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        log.contains("NOT READY") && log.contains("refused access") && log.contains(&a_model),
+        "{log}"
+    );
+
+    // A ModelDeployment of B that names A's model is refused before any pod starts.
+    let md: ModelDeployment = from_json(json!({
+        "metadata": {"name": "borrowed"},
+        "spec": {"model": {"artifact": {"uri": a_model, "digest": format!("sha256:{HEX}")}}},
+    }));
+    b.api::<ModelDeployment>()
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap();
+    let refused = wait(
+        &b.api::<ModelDeployment>(),
+        "borrowed",
+        Duration::from_secs(60),
+        |md| {
+            md.and_then(|m| m.status.as_ref())
+                .and_then(|s| s.conditions.get(types::STALLED))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await
+    .unwrap();
+    let stalled = refused
+        .status
+        .unwrap()
+        .conditions
+        .get(types::STALLED)
+        .cloned()
+        .unwrap();
+    assert_eq!(stalled.reason, reasons::FORBIDDEN_ARTIFACT_URI);
+    assert!(
+        stalled.message.contains("spec.model.artifact.uri")
+            && stalled.message.contains(&format!("namespace {}", a.name)),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        b.api::<k8s_openapi::api::apps::v1::Deployment>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "a Deployment was made for a refused model"
+    );
+    b.delete().await;
+    a.delete().await;
+}

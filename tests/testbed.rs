@@ -1,9 +1,10 @@
 //! The test bed itself: GPU pods schedule and run the worker image; Services reach their pods from
-//! another pod and from the host; `tests/cluster/up` is idempotent.
+//! another pod and from the host; `tests/cluster/up` is idempotent; the S3 server confines each
+//! tenant (`tests/cluster/tenant`) to its own prefix, and pods reach it.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -250,4 +251,418 @@ fn up_refuses_address_ranges_that_collide_with_the_hosts_routes() {
         !stderr.contains("starting"),
         "up started something: {stderr}"
     );
+}
+
+// ---------------------------------------------------------------- the S3 server and its tenants
+
+/// The test bed's state folder.
+fn cluster_dir() -> std::path::PathBuf {
+    std::env::var("MODELOPS_CLUSTER_DIR")
+        .unwrap_or_else(|_| "/tmp/modelops-cluster".into())
+        .into()
+}
+
+/// `KEY=value` lines of a file such as `s3.env`.
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Credentials and endpoint of one S3 identity, in the four variables of `s3.env` and of the
+/// tenants' `modelops-artifacts` Secrets.
+#[derive(Clone, Debug)]
+struct S3Access {
+    endpoint: String,
+    region: String,
+    key: String,
+    secret: String,
+}
+
+impl S3Access {
+    fn from_vars(vars: &BTreeMap<String, String>) -> Self {
+        let var = |name: &str| {
+            vars.get(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| panic!("{name} missing in {:?}", vars.keys()))
+                .clone()
+        };
+        Self {
+            endpoint: var("AWS_ENDPOINT_URL"),
+            region: var("AWS_REGION"),
+            key: var("AWS_ACCESS_KEY_ID"),
+            secret: var("AWS_SECRET_ACCESS_KEY"),
+        }
+    }
+
+    /// A client for one bucket, built the way the worker builds its own (object_store's S3
+    /// backend, path-style requests, plain HTTP allowed for the test bed's endpoint).
+    /// `bulk_delete: false` deletes with one `DELETE` per object instead of `POST ?delete`.
+    fn store(&self, bucket: &str, bulk_delete: bool) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_region(&self.region)
+            .with_bucket_name(bucket)
+            .with_access_key_id(&self.key)
+            .with_secret_access_key(&self.secret)
+            .with_allow_http(true)
+            .with_disable_bulk_delete(!bulk_delete)
+            .build()
+            .expect("an S3 client")
+    }
+}
+
+/// The admin identity of `$MODELOPS_CLUSTER_DIR/s3.env`.
+fn s3_admin() -> S3Access {
+    let file = cluster_dir().join("s3.env");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", file.display()));
+    S3Access::from_vars(&parse_env(&text))
+}
+
+/// Runs `tests/cluster/tenant NS` and returns the `s3://` prefix it prints last.
+fn tenant(ns: &str) -> String {
+    let out = std::process::Command::new(repo_root().join("tests/cluster/tenant"))
+        .arg(ns)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tests/cluster/tenant {ns} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("tests/cluster/tenant {ns} printed nothing"))
+        .to_owned()
+}
+
+/// The namespace's `modelops-artifacts` Secret, as an [`S3Access`].
+async fn tenant_access(client: &kube::Client, ns: &str) -> S3Access {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .get("modelops-artifacts")
+        .await
+        .unwrap_or_else(|e| panic!("Secret modelops-artifacts in {ns}: {e}"));
+    let vars = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    S3Access::from_vars(&vars)
+}
+
+/// A namespace name nobody has used yet.
+fn unique_namespace(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let suffix = format!("{:x}", std::process::id() ^ nanos);
+    format!("t-{prefix}-{}", &suffix[suffix.len().saturating_sub(6)..])
+}
+
+/// `s3://bucket/prefix/` split into the bucket and the prefix (without its trailing slash).
+fn split_location(location: &str) -> (String, String) {
+    let rest = location
+        .strip_prefix("s3://")
+        .unwrap_or_else(|| panic!("not an s3:// location: {location}"));
+    let (bucket, prefix) = rest.split_once('/').unwrap();
+    (bucket.to_owned(), prefix.trim_end_matches('/').to_owned())
+}
+
+/// An error and everything below it, as text: object_store keeps the HTTP status and the S3
+/// error document in the errors it wraps.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(" <- ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// How object_store reports a request the store refused with HTTP 403: `PermissionDenied` for
+/// the object requests, `Generic` wrapping the list request's error for a listing (object_store
+/// maps no status of a listing to a variant of its own).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Refused {
+    PermissionDenied,
+    Generic,
+}
+
+/// Asserts that `result` is the store's HTTP 403 (with S3 error code `AccessDenied` where the
+/// answer has a body: every method but HEAD), reported as `expected`.
+fn assert_403<T: std::fmt::Debug>(what: &str, result: object_store::Result<T>, expected: Refused) {
+    let error = match result {
+        Ok(value) => panic!("{what}: allowed ({value:?}), expected HTTP 403"),
+        Err(error) => error,
+    };
+    let chain = error_chain(&error);
+    let kind = match &error {
+        object_store::Error::PermissionDenied { .. } => Some(Refused::PermissionDenied),
+        object_store::Error::Generic { .. } => Some(Refused::Generic),
+        _ => None,
+    };
+    assert_eq!(kind, Some(expected), "{what}: {chain}");
+    assert!(
+        chain.contains("403 Forbidden"),
+        "{what}: not a 403: {chain}"
+    );
+    if !what.starts_with("HEAD") {
+        assert!(
+            chain.contains("<Code>AccessDenied</Code>"),
+            "{what}: a 403 other than AccessDenied: {chain}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn s3_env_names_the_endpoint_and_an_admin_that_can_list() {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStore, ObjectStoreExt, path::Path};
+    if skip_without_cluster() {
+        return;
+    }
+    let file = cluster_dir().join("s3.env");
+    let vars = parse_env(&std::fs::read_to_string(&file).unwrap());
+    let keys: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "AWS_ACCESS_KEY_ID",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_SECRET_ACCESS_KEY"
+        ]),
+        "{}",
+        file.display()
+    );
+    // Shell syntax too: sourced, it sets the same four variables.
+    let sourced = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -a; . "$1"; echo "$AWS_ENDPOINT_URL $AWS_REGION $AWS_ACCESS_KEY_ID""#)
+        .arg("s3.env")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sourced.stdout).trim(),
+        format!(
+            "{} {} {}",
+            vars["AWS_ENDPOINT_URL"], vars["AWS_REGION"], vars["AWS_ACCESS_KEY_ID"]
+        )
+    );
+    let admin = s3_admin();
+    assert!(admin.endpoint.starts_with("http://"), "{admin:?}");
+    assert_eq!(admin.region, "us-east-1");
+
+    // The admin lists the whole bucket, and writes, reads and deletes anywhere in it.
+    let store = admin.store("modelops", true);
+    let probe = Path::from(format!("{}/admin-probe", unique_namespace("adm")));
+    store.put(&probe, "admin".into()).await.unwrap();
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    assert!(
+        listed.iter().any(|meta| meta.location == probe),
+        "the admin's listing lacks {probe}: {listed:?}"
+    );
+    let body = store.get(&probe).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"admin");
+    store.delete(&probe).await.unwrap();
+}
+
+#[tokio::test]
+async fn s3_tenants_are_confined_to_their_own_prefix() {
+    use futures::TryStreamExt;
+    use k8s_openapi::api::core::v1::Namespace;
+    use object_store::{ObjectStore, ObjectStoreExt, path::Path};
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let (a, b) = (unique_namespace("s3a"), unique_namespace("s3b"));
+    let location_a = tokio::task::spawn_blocking({
+        let a = a.clone();
+        move || tenant(&a)
+    })
+    .await
+    .unwrap();
+    let location_b = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || tenant(&b)
+    })
+    .await
+    .unwrap();
+    assert_eq!(location_a, format!("s3://modelops/{a}/"));
+    assert_eq!(location_b, format!("s3://modelops/{b}/"));
+    let namespace = kube::Api::<Namespace>::all(client.clone())
+        .get(&b)
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace.metadata.labels.unwrap_or_default()["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    let access_a = tenant_access(&client, &a).await;
+    let access_b = tenant_access(&client, &b).await;
+    assert_ne!(access_a.key, access_b.key);
+    assert_eq!(access_a.endpoint, s3_admin().endpoint);
+
+    // A second run keeps the identity.
+    let again = tokio::task::spawn_blocking({
+        let a = a.clone();
+        move || tenant(&a)
+    })
+    .await
+    .unwrap();
+    assert_eq!(again, location_a);
+    let access_a_again = tenant_access(&client, &a).await;
+    assert_eq!(
+        (&access_a_again.key, &access_a_again.secret),
+        (&access_a.key, &access_a.secret)
+    );
+
+    let (bucket, prefix_a) = split_location(&location_a);
+    let (_, prefix_b) = split_location(&location_b);
+    let store_a = access_a.store(&bucket, true);
+    let store_b = access_b.store(&bucket, true);
+    let store_b_single_delete = access_b.store(&bucket, false);
+
+    // A writes and reads under its own prefix.
+    let model = Path::from(format!("{prefix_a}/models/m1/model.safetensors"));
+    store_a.put(&model, "weights of A".into()).await.unwrap();
+    let body = store_a.get(&model).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"weights of A");
+    let listed: Vec<_> = store_a
+        .list(Some(&Path::from(prefix_a.as_str())))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|m| &m.location).collect::<Vec<_>>(),
+        [&model]
+    );
+
+    // B can do nothing under A's prefix: each request is refused with 403.
+    assert_403("GET", store_b.get(&model).await, Refused::PermissionDenied);
+    assert_403(
+        "HEAD",
+        store_b.head(&model).await,
+        Refused::PermissionDenied,
+    );
+    let planted = Path::from(format!("{prefix_a}/models/m1/planted"));
+    assert_403(
+        "PUT",
+        store_b.put(&planted, "from B".into()).await,
+        Refused::PermissionDenied,
+    );
+    assert_403(
+        "PUT over",
+        store_b.put(&model, "from B".into()).await,
+        Refused::PermissionDenied,
+    );
+    assert_403(
+        "LIST",
+        store_b
+            .list(Some(&Path::from(prefix_a.as_str())))
+            .try_collect::<Vec<_>>()
+            .await,
+        Refused::Generic,
+    );
+    assert_403(
+        "DELETE",
+        store_b_single_delete.delete(&model).await,
+        Refused::PermissionDenied,
+    );
+    // A batch delete (object_store's default, POST ?delete) answers 200 and refuses the key
+    // inside: AccessDenied for that key.
+    let batch = store_b.delete(&model).await;
+    let chain = error_chain(&batch.expect_err("B's batch delete of A's model succeeded"));
+    assert!(chain.contains("AccessDenied"), "batch delete: {chain}");
+    // Nor can B copy A's object into its own prefix.
+    let stolen = Path::from(format!("{prefix_b}/stolen"));
+    assert_403(
+        "COPY",
+        store_b.copy(&model, &stolen).await,
+        Refused::PermissionDenied,
+    );
+
+    // A's object is untouched and nothing was planted.
+    let body = store_a.get(&model).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"weights of A");
+    assert!(
+        matches!(
+            store_a.head(&planted).await,
+            Err(object_store::Error::NotFound { .. })
+        ),
+        "B planted an object under A's prefix"
+    );
+
+    // B works under its own prefix, which A cannot read.
+    let own = Path::from(format!("{prefix_b}/data/prepared.parquet"));
+    store_b.put(&own, "data of B".into()).await.unwrap();
+    let body = store_b.get(&own).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"data of B");
+    let listed: Vec<_> = store_b
+        .list(Some(&Path::from(prefix_b.as_str())))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    store_b_single_delete.delete(&own).await.unwrap();
+    store_b.put(&own, "data of B".into()).await.unwrap();
+    assert_403(
+        "GET B's",
+        store_a.get(&own).await,
+        Refused::PermissionDenied,
+    );
+    // Neither lists the bucket as a whole.
+    assert_403(
+        "LIST bucket",
+        store_a.list(None).try_collect::<Vec<_>>().await,
+        Refused::Generic,
+    );
+
+    // Pods reach the endpoint of the Secret (the node's address).
+    let pods = kube::Api::<Pod>::namespaced(client.clone(), &a);
+    let accounts =
+        kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &a);
+    wait(&accounts, "default", Duration::from_secs(60), |sa| {
+        sa.is_some()
+    })
+    .await;
+    let probe: Pod = from_json(json!({
+        "metadata": {"name": "s3-reachable"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "get",
+                "image": "modelops/netcheck:dev",
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["get", format!("{}/healthz", access_a.endpoint), "1"],
+                "securityContext": restricted_security_context(),
+            }],
+        }
+    }));
+    pods.create(&PostParams::default(), &probe).await.unwrap();
+    let (pod, log) = finished_pod(&pods, "s3-reachable", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&pod),
+        Some("Succeeded"),
+        "a pod did not reach {}:\n{log}",
+        access_a.endpoint
+    );
+
+    let namespaces = kube::Api::<Namespace>::all(client);
+    for ns in [&a, &b] {
+        let _ = namespaces
+            .delete(ns, &kube::api::DeleteParams::default())
+            .await;
+    }
 }

@@ -22,6 +22,17 @@ POD_BRIDGE=modelops-pods
 FALLBACK_BRIDGE=modelops0
 CNI_NETWORK=modelops-testbed
 CGROUP_NAME=${MODELOPS_CGROUP_NAME:-modelops-testbed}
+# The S3 server (SeaweedFS, one `weed server` process): its S3 API listens on the node's address,
+# which the host and the pods both reach; the master, volume server and filer (HTTP on these ports,
+# gRPC on each plus 10000) on 127.0.0.1 only. `up` writes the endpoint and an admin identity to
+# $S3_ENV; every namespace of `tenant` gets the prefix `s3://$S3_BUCKET/<namespace>/`.
+S3_PORT=${MODELOPS_S3_PORT:-8333}
+WEED_MASTER_PORT=9333
+WEED_VOLUME_PORT=8380
+WEED_FILER_PORT=8888
+S3_BUCKET=modelops
+S3_REGION=us-east-1
+S3_ENV=$CLUSTER_DIR/s3.env
 export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 export PATH=$CLUSTER_DIR/bin:$PATH
 
@@ -100,3 +111,40 @@ wait_for() {
     sleep 0.5
   done
 }
+
+# ---------------------------------------------------------------- the S3 server
+# weed_shell: runs the `weed shell` commands on standard input against the test bed's SeaweedFS
+# (through the master and filer on 127.0.0.1); fails when one of them fails.
+weed_shell() {
+  "$CLUSTER_DIR/bin/weed" -logdir="$CLUSTER_DIR/logs" shell -master="127.0.0.1:$WEED_MASTER_PORT" \
+    -filer="127.0.0.1:$WEED_FILER_PORT"
+}
+# weed_grpc_sockets: the Unix sockets `weed server` makes for its gRPC services at fixed paths
+# in /tmp (no flag moves them); `down` removes them.
+weed_grpc_sockets() {
+  echo "/tmp/seaweedfs-master-grpc-$((WEED_MASTER_PORT + 10000)).sock"
+  echo "/tmp/seaweedfs-volume-grpc-$((WEED_VOLUME_PORT + 10000)).sock"
+  echo "/tmp/seaweedfs-filer-grpc-$((WEED_FILER_PORT + 10000)).sock"
+  echo "/tmp/seaweedfs-s3-grpc-$((S3_PORT + 10000)).sock"
+}
+# s3_env KEY: a value of $S3_ENV.
+s3_env() { sed -n "s/^$1=//p" "$S3_ENV"; }
+# s3_status ACCESS_KEY SECRET_KEY PATH [CURL ARGS...]: the HTTP status of one SigV4-signed request
+# to the test bed's S3 endpoint (PATH with its query, already percent-encoded).
+s3_status() {
+  local key=$1 secret=$2 path=$3; shift 3
+  # The credentials go through a config on standard input, not the command line (ps shows that).
+  printf 'user = "%s:%s"\n' "$key" "$secret" |
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+      -K - -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@" "$(s3_env AWS_ENDPOINT_URL)$path" || true
+}
+# ensure_s3_bucket: the one bucket that holds every tenant's prefix exists.
+ensure_s3_bucket() {
+  [ "$(s3_status "$(s3_env AWS_ACCESS_KEY_ID)" "$(s3_env AWS_SECRET_ACCESS_KEY)" "/$S3_BUCKET" -I)" = 200 ] && return
+  log "creating the bucket $S3_BUCKET"
+  echo "s3.bucket.create -name $S3_BUCKET" | weed_shell >/dev/null
+}
+# s3_tenant_location NAMESPACE: where a namespace's artifacts live, the one rule that `tenant` and
+# the operator share: the bucket $S3_BUCKET, the prefix "<namespace>/". Its identity may read,
+# write and list there and nowhere else.
+s3_tenant_location() { echo "s3://$S3_BUCKET/$1/"; }

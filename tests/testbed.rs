@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -255,91 +255,6 @@ fn up_refuses_address_ranges_that_collide_with_the_hosts_routes() {
 
 // ---------------------------------------------------------------- the S3 server and its tenants
 
-/// The test bed's state folder.
-fn cluster_dir() -> std::path::PathBuf {
-    std::env::var("MODELOPS_CLUSTER_DIR")
-        .unwrap_or_else(|_| "/tmp/modelops-cluster".into())
-        .into()
-}
-
-/// `KEY=value` lines of a file such as `s3.env`.
-fn parse_env(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// Credentials and endpoint of one S3 identity, in the four variables of `s3.env` and of the
-/// tenants' `modelops-artifacts` Secrets.
-#[derive(Clone, Debug)]
-struct S3Access {
-    endpoint: String,
-    region: String,
-    key: String,
-    secret: String,
-}
-
-impl S3Access {
-    fn from_vars(vars: &BTreeMap<String, String>) -> Self {
-        let var = |name: &str| {
-            vars.get(name)
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| panic!("{name} missing in {:?}", vars.keys()))
-                .clone()
-        };
-        Self {
-            endpoint: var("AWS_ENDPOINT_URL"),
-            region: var("AWS_REGION"),
-            key: var("AWS_ACCESS_KEY_ID"),
-            secret: var("AWS_SECRET_ACCESS_KEY"),
-        }
-    }
-
-    /// A client for one bucket, built the way the worker builds its own (object_store's S3
-    /// backend, path-style requests, plain HTTP allowed for the test bed's endpoint).
-    /// `bulk_delete: false` deletes with one `DELETE` per object instead of `POST ?delete`.
-    fn store(&self, bucket: &str, bulk_delete: bool) -> object_store::aws::AmazonS3 {
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_region(&self.region)
-            .with_bucket_name(bucket)
-            .with_access_key_id(&self.key)
-            .with_secret_access_key(&self.secret)
-            .with_allow_http(true)
-            .with_disable_bulk_delete(!bulk_delete)
-            .build()
-            .expect("an S3 client")
-    }
-}
-
-/// The admin identity of `$MODELOPS_CLUSTER_DIR/s3.env`.
-fn s3_admin() -> S3Access {
-    let file = cluster_dir().join("s3.env");
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", file.display()));
-    S3Access::from_vars(&parse_env(&text))
-}
-
-/// Runs `tests/cluster/tenant NS` and returns the `s3://` prefix it prints last.
-fn tenant(ns: &str) -> String {
-    let out = std::process::Command::new(repo_root().join("tests/cluster/tenant"))
-        .arg(ns)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tests/cluster/tenant {ns} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("tests/cluster/tenant {ns} printed nothing"))
-        .to_owned()
-}
-
 /// The namespace's `modelops-artifacts` Secret, as an [`S3Access`].
 async fn tenant_access(client: &kube::Client, ns: &str) -> S3Access {
     use k8s_openapi::api::core::v1::Secret;
@@ -364,15 +279,6 @@ fn unique_namespace(prefix: &str) -> String {
         .subsec_nanos();
     let suffix = format!("{:x}", std::process::id() ^ nanos);
     format!("t-{prefix}-{}", &suffix[suffix.len().saturating_sub(6)..])
-}
-
-/// `s3://bucket/prefix/` split into the bucket and the prefix (without its trailing slash).
-fn split_location(location: &str) -> (String, String) {
-    let rest = location
-        .strip_prefix("s3://")
-        .unwrap_or_else(|| panic!("not an s3:// location: {location}"));
-    let (bucket, prefix) = rest.split_once('/').unwrap();
-    (bucket.to_owned(), prefix.trim_end_matches('/').to_owned())
 }
 
 /// An error and everything below it, as text: object_store keeps the HTTP status and the S3

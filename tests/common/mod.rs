@@ -3,6 +3,7 @@
 //! Each test works in a namespace of its own and waits for conditions, never for time.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
@@ -344,48 +345,106 @@ pub async fn serving_stable(
     .unwrap()
 }
 
-/// The test bed's S3 settings, `$MODELOPS_CLUSTER_DIR/s3.env` (`KEY=value` lines): the endpoint
-/// as the host reaches it, the region and an admin identity.
-pub fn s3_env() -> std::collections::BTreeMap<String, String> {
-    let cluster =
-        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
-    let path = std::path::Path::new(&cluster).join("s3.env");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", path.display()));
+// ---------------------------------------------------------------- the S3 server and its tenants
+
+/// The test bed's state folder.
+pub fn cluster_dir() -> std::path::PathBuf {
+    std::env::var("MODELOPS_CLUSTER_DIR")
+        .unwrap_or_else(|_| "/tmp/modelops-cluster".into())
+        .into()
+}
+
+/// `KEY=value` lines of a file such as `s3.env`.
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
 }
 
-/// An S3 client of `bucket` on the test bed's store with the identity `key`/`secret`.
-pub fn s3_store(bucket: &str, key: &str, secret: &str) -> object_store::aws::AmazonS3 {
-    // reqwest's TLS needs a process-wide provider, even for plain HTTP.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let env = s3_env();
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&env["AWS_ENDPOINT_URL"])
-        .with_region(&env["AWS_REGION"])
-        .with_access_key_id(key)
-        .with_secret_access_key(secret)
-        .with_bucket_name(bucket)
-        .with_allow_http(true)
-        .build()
-        .expect("an S3 client")
+/// Credentials and endpoint of one S3 identity, in the four variables of `s3.env` and of the
+/// tenants' `modelops-artifacts` Secrets.
+#[derive(Clone, Debug)]
+pub struct S3Access {
+    pub endpoint: String,
+    pub region: String,
+    pub key: String,
+    pub secret: String,
 }
 
-/// An S3 client of `bucket` with the test bed's admin identity.
-pub fn admin_store(bucket: &str) -> object_store::aws::AmazonS3 {
-    let env = s3_env();
-    s3_store(
-        bucket,
-        &env["AWS_ACCESS_KEY_ID"],
-        &env["AWS_SECRET_ACCESS_KEY"],
-    )
+impl S3Access {
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Self {
+        let var = |name: &str| {
+            vars.get(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| panic!("{name} missing in {:?}", vars.keys()))
+                .clone()
+        };
+        Self {
+            endpoint: var("AWS_ENDPOINT_URL"),
+            region: var("AWS_REGION"),
+            key: var("AWS_ACCESS_KEY_ID"),
+            secret: var("AWS_SECRET_ACCESS_KEY"),
+        }
+    }
+
+    /// A client for one bucket, built the way the worker builds its own (object_store's S3
+    /// backend, path-style requests, plain HTTP allowed for the test bed's endpoint).
+    /// `bulk_delete: false` deletes with one `DELETE` per object instead of `POST ?delete`.
+    pub fn store(&self, bucket: &str, bulk_delete: bool) -> object_store::aws::AmazonS3 {
+        // reqwest's TLS needs a process-wide provider, even for plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_region(&self.region)
+            .with_bucket_name(bucket)
+            .with_access_key_id(&self.key)
+            .with_secret_access_key(&self.secret)
+            .with_allow_http(true)
+            .with_disable_bulk_delete(!bulk_delete)
+            .build()
+            .expect("an S3 client")
+    }
+}
+
+/// The admin identity of `$MODELOPS_CLUSTER_DIR/s3.env`.
+pub fn s3_admin() -> S3Access {
+    let file = cluster_dir().join("s3.env");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", file.display()));
+    S3Access::from_vars(&parse_env(&text))
+}
+
+/// Runs `tests/cluster/tenant NS` and returns the `s3://` prefix it prints last.
+pub fn tenant(ns: &str) -> String {
+    let out = std::process::Command::new(repo_root().join("tests/cluster/tenant"))
+        .arg(ns)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tests/cluster/tenant {ns} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("tests/cluster/tenant {ns} printed nothing"))
+        .to_owned()
+}
+
+/// `s3://bucket/prefix/` split into the bucket and the prefix (without its trailing slash).
+pub fn split_location(location: &str) -> (String, String) {
+    let rest = location
+        .strip_prefix("s3://")
+        .unwrap_or_else(|| panic!("not an s3:// location: {location}"));
+    let (bucket, prefix) = rest.split_once('/').unwrap();
+    (bucket.to_owned(), prefix.trim_end_matches('/').to_owned())
 }
 
 /// The bucket and the key of an `s3://` URI.
-pub fn split_s3_uri(uri: &str) -> (String, object_store::path::Path) {
+fn bucket_and_key(uri: &str) -> (String, object_store::path::Path) {
     let rest = uri
         .strip_prefix("s3://")
         .unwrap_or_else(|| panic!("{uri} is not an s3:// URI"));
@@ -396,8 +455,9 @@ pub fn split_s3_uri(uri: &str) -> (String, object_store::path::Path) {
 /// The bytes of the object at an `s3://` URI, read with the admin identity.
 pub async fn read_artifact(uri: &str) -> Vec<u8> {
     use object_store::ObjectStoreExt;
-    let (bucket, key) = split_s3_uri(uri);
-    admin_store(&bucket)
+    let (bucket, key) = bucket_and_key(uri);
+    s3_admin()
+        .store(&bucket, true)
         .get(&key)
         .await
         .unwrap_or_else(|e| panic!("reading {uri}: {e}"))
@@ -410,8 +470,9 @@ pub async fn read_artifact(uri: &str) -> Vec<u8> {
 /// Writes an object at an `s3://` URI with the admin identity.
 pub async fn write_artifact(uri: &str, bytes: Vec<u8>) {
     use object_store::ObjectStoreExt;
-    let (bucket, key) = split_s3_uri(uri);
-    admin_store(&bucket)
+    let (bucket, key) = bucket_and_key(uri);
+    s3_admin()
+        .store(&bucket, true)
         .put(&key, bytes.into())
         .await
         .unwrap_or_else(|e| panic!("writing {uri}: {e}"));
@@ -420,26 +481,10 @@ pub async fn write_artifact(uri: &str, bytes: Vec<u8>) {
 /// Makes `namespace` a tenant of the test bed's store (`tests/cluster/tenant`): its own identity
 /// and Secret `modelops-artifacts`. Returns the `s3://` root it owns.
 pub async fn make_tenant(namespace: &str) -> String {
-    let script = repo_root().join("tests/cluster/tenant");
     let namespace = namespace.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&script)
-            .arg(&namespace)
-            .output()
-            .expect("run tests/cluster/tenant")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "tests/cluster/tenant failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .expect("tenant prints the root")
-        .trim()
+    tokio::task::spawn_blocking(move || tenant(&namespace))
+        .await
+        .unwrap()
         .trim_end_matches('/')
         .to_owned()
 }

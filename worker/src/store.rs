@@ -67,6 +67,30 @@ impl std::fmt::Debug for Location {
 /// a missing object, or a store that does not answer (retried).
 fn store_failure(uri: &ArtifactUri, doing: &str, error: object_store::Error) -> anyhow::Error {
     use object_store::Error as E;
+    // Some refusals (a listing's 403) come as a generic error that carries the HTTP status and
+    // the S3 error document: read them as what they are.
+    let refused = |error: &E| {
+        let text = error_text(error);
+        text.contains("403 Forbidden")
+            || text.contains("401 Unauthorized")
+            || text.contains("<Code>AccessDenied</Code>")
+            || text.contains("<Code>InvalidAccessKeyId</Code>")
+            || text.contains("<Code>SignatureDoesNotMatch</Code>")
+    };
+    let error = match error {
+        E::Generic { store, source } => {
+            let generic = E::Generic { store, source };
+            if refused(&generic) {
+                E::PermissionDenied {
+                    path: uri.to_string(),
+                    source: Box::new(std::io::Error::other(error_text(&generic))),
+                }
+            } else {
+                generic
+            }
+        }
+        other => other,
+    };
     match error {
         E::NotFound { .. } => Failure::error(
             "ArtifactNotFound",
@@ -86,6 +110,18 @@ fn store_failure(uri: &ArtifactUri, doing: &str, error: object_store::Error) -> 
             format!("{doing} {uri}: {other}"),
         ),
     }
+}
+
+/// An error and its sources, as text.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// Whether the pod has some way to sign S3 requests: keys, a web identity (IRSA) or a container
@@ -405,6 +441,38 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_an_unavailable_store() {
+        let uri = ArtifactUri::parse("s3://modelops/team-a/datasets/x").unwrap();
+        let reason = |error: object_store::Error| {
+            store_failure(&uri, "listing", error)
+                .downcast::<Failure>()
+                .unwrap()
+                .reason
+        };
+        let generic = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::other(text.to_owned())),
+        };
+        assert_eq!(
+            reason(generic(
+                "Server returned non-2xx status code: 403 Forbidden: <Error><Code>AccessDenied</Code></Error>"
+            )),
+            "ArtifactAccessDenied"
+        );
+        assert_eq!(
+            reason(generic("error sending request: connection refused")),
+            "ArtifactStoreUnavailable"
+        );
+        assert_eq!(
+            reason(object_store::Error::NotFound {
+                path: "x".into(),
+                source: Box::new(std::io::Error::other("404")),
+            }),
+            "ArtifactNotFound"
+        );
     }
 
     #[test]

@@ -180,12 +180,22 @@ async fn dataset_rules() {
             refused(
                 "two sources",
                 json!({"spec": {"source": {"http": {"url": "https://example.org/d.csv"}}}}),
-                &["spec.source", "set exactly one of http, configMap or volume"],
+                &["spec.source", "set exactly one of http, configMap, volume or s3"],
+            ),
+            refused(
+                "an object beside the ConfigMap",
+                json!({"spec": {"source": {"s3": {"uri": "s3://modelops/team-a/raw/d.csv"}}}}),
+                &["spec.source", "set exactly one of http, configMap, volume or s3"],
+            ),
+            refused(
+                "an s3 source that is no s3:// URI",
+                json!({"spec": {"source": {"configMap": null, "s3": {"uri": "https://example.org/d.csv"}}}}),
+                &["spec.source.s3.uri", "should match"],
             ),
             refused(
                 "no source",
                 json!({"spec": {"source": {"configMap": null}}}),
-                &["spec.source", "set exactly one of http, configMap or volume"],
+                &["spec.source", "set exactly one of http, configMap, volume or s3"],
             ),
             refused(
                 "split fractions adding up to 1.2",
@@ -577,6 +587,12 @@ spec:
 "#,
         hex = "ab".repeat(32)
     ));
+    let mut on_s3 = artifact.clone();
+    merge_patch(
+        &mut on_s3,
+        &json!({"metadata": {"name": "pinned-s3"}, "spec": {"model": {"artifact": {
+            "uri": format!("s3://modelops/team-a/models/{}", "ab".repeat(32))}}}}),
+    );
     let mut timed = canary.clone();
     merge_patch(
         &mut timed,
@@ -588,6 +604,7 @@ spec:
         &[
             ("a canary", canary.clone()),
             ("a pinned artifact", artifact),
+            ("a pinned artifact in S3", on_s3),
             ("a canary with an inconclusive timeout", timed),
         ],
     )
@@ -614,8 +631,8 @@ spec:
                 &["spec.model.artifact.digest", "should match"],
             ),
             refused(
-                "an artifact URI off the volume",
-                json!({"spec": {"model": {"trainingJobRef": null, "artifact": {"uri": "s3://bucket/model", "digest": digest}}}}),
+                "an artifact URI of no store",
+                json!({"spec": {"model": {"trainingJobRef": null, "artifact": {"uri": "https://example.com/model", "digest": digest}}}}),
                 &["spec.model.artifact.uri", "should match"],
             ),
             refused(

@@ -431,3 +431,109 @@ async fn a_search_keeps_to_its_parallelism_and_picks_the_best_trial() {
     assert_eq!(Some(status.model.unwrap().digest), best.model_digest);
     ns.delete().await;
 }
+
+/// A synthetic three-class table of about `bytes` bytes: 16 features, the first of each three
+/// shifted by the class, written with a fixed-seed generator (the same file every run).
+fn synthetic_csv(bytes: usize) -> (Vec<u8>, usize) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let header: Vec<String> = (0..16).map(|i| format!("f{i}")).collect();
+    let mut csv = format!("{},label\n", header.join(",")).into_bytes();
+    let mut rows = 0;
+    while csv.len() < bytes {
+        let class = (uniform() * 3.0) as usize % 3;
+        for i in 0..16 {
+            let shift = if i % 3 == 0 { class as f64 } else { 0.0 };
+            // The sum of two uniforms: a bump around the class's shift.
+            let value = shift + uniform() + uniform() - 1.0;
+            csv.extend_from_slice(format!("{value:.5},").as_bytes());
+        }
+        csv.extend_from_slice(format!("c{class}\n").as_bytes());
+        rows += 1;
+    }
+    (csv, rows)
+}
+
+#[tokio::test]
+async fn a_50_mb_csv_in_s3_is_prepared_streamed_and_trained() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "big").await;
+    let root = make_tenant(&ns.name).await;
+    let (csv, rows) = synthetic_csv(50_000_000);
+    let sha = Sha256::digest(&csv)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let uri = format!("{root}/raw/big.csv");
+    write_artifact(&uri, csv).await;
+
+    // No ConfigMap: the prepare pod streams the object, within a memory limit of 512Mi.
+    let dataset: Dataset = from_json(json!({
+        "metadata": {"name": "big"},
+        "spec": {
+            "source": {"s3": {"uri": uri, "sha256": sha}},
+            "format": "csv",
+            "schema": {"label": "label"},
+            "preprocessing": {"normalize": "standard"},
+            "resources": {"cpu": "1", "memory": "512Mi"},
+        }
+    }));
+    create(&ns, &dataset).await;
+    let job: TrainingJob = from_json(json!({
+        "metadata": {"name": "big"},
+        "spec": {
+            "datasetRef": {"name": "big"},
+            "task": "classification",
+            "model": {"architecture": "mlp", "mlp": {"hiddenLayers": [32]}},
+            "hyperparameters": {"epochs": 1, "batchSize": 512, "optimizer": {"type": "adam", "learningRate": 0.01}},
+            "resources": {"cpu": "1", "memory": "1Gi"},
+        }
+    }));
+    create(&ns, &job).await;
+
+    let prepared = dataset_ready(&ns, "big").await;
+    let status = prepared.status.unwrap();
+    assert!(status.conditions.is_true(types::READY), "{status:#?}");
+    assert_eq!(status.rows.unwrap().total, rows as i64);
+    assert!(
+        status
+            .artifact
+            .unwrap()
+            .uri
+            .starts_with(&format!("{root}/datasets/big/")),
+    );
+    // The prepare pod had requests and limits, and stayed within them.
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("modelops.dev/dataset=big"))
+        .await
+        .unwrap();
+    let pod = &pods.items[0];
+    let resources = pod.spec.as_ref().unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(resources.limits.unwrap()["memory"].0, "512Mi");
+    assert_eq!(resources.requests.unwrap()["memory"].0, "512Mi");
+    assert_eq!(phase(pod), Some("Succeeded"));
+
+    let job = succeeded(&ns, "big", Duration::from_secs(300)).await;
+    let accuracy = job
+        .status
+        .unwrap()
+        .model
+        .unwrap()
+        .metrics
+        .test_accuracy
+        .unwrap();
+    assert!(accuracy >= 0.8, "test accuracy {accuracy}");
+    ns.delete().await;
+}

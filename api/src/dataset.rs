@@ -78,7 +78,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DatasetSpec {
-    /// Where the raw data comes from: exactly one of `http`, `configMap`, `volume`.
+    /// Where the raw data comes from: exactly one of `http`, `configMap`, `volume`, `s3`.
     pub source: DataSource,
     /// How the raw data is encoded.
     pub format: DataFormat,
@@ -90,14 +90,37 @@ pub struct DatasetSpec {
     /// How rows are split into train, validation and test sets.
     #[serde(default)]
     pub split: Split,
+    /// CPU and memory of the prepare pod (requests equal limits). Default: `500m` and `1Gi`.
+    /// The source is streamed to the pod's disk and mapped, so memory follows the parsed rows
+    /// (about 8 bytes per value), not the size of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<PrepareResources>,
 }
+
+/// Resources of a prepare pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepareResources {
+    /// CPU, as a Kubernetes quantity (`1`, `500m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    /// Memory, as a Kubernetes quantity (`2Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+}
+
+/// The prepare pod's CPU when `spec.resources.cpu` is not set.
+pub const DEFAULT_PREPARE_CPU: &str = "500m";
+
+/// The prepare pod's memory when `spec.resources.memory` is not set.
+pub const DEFAULT_PREPARE_MEMORY: &str = "1Gi";
 
 /// Where the raw data comes from. Exactly one member is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(crates(kube_core = ::kube_core))]
 #[x_kube(
-    validation = Rule::new("[has(self.http), has(self.configMap), has(self.volume)].filter(x, x).size() == 1")
-        .message("spec.source: set exactly one of http, configMap or volume"),
+    validation = Rule::new("[has(self.http), has(self.configMap), has(self.volume), has(self.s3)].filter(x, x).size() == 1")
+        .message("spec.source: set exactly one of http, configMap, volume or s3"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DataSource {
@@ -110,6 +133,10 @@ pub struct DataSource {
     /// Read the file from a PersistentVolumeClaim in the same namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeSource>,
+    /// Read the file from an S3-compatible object store with the namespace's artifact
+    /// credentials (docs/artifacts.md): streamed, so it may be as large as the pod's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Source>,
 }
 
 /// The source, as one value, for code that handles each case.
@@ -121,16 +148,19 @@ pub enum Source<'a> {
     ConfigMap(&'a ConfigMapSource),
     /// `spec.source.volume`.
     Volume(&'a VolumeSource),
+    /// `spec.source.s3`.
+    S3(&'a S3Source),
 }
 
 impl DataSource {
     /// The one source that is set, or `None` when none or several are (which the CRD's rules
     /// refuse, so only a hand-built object can get there).
     pub fn get(&self) -> Option<Source<'_>> {
-        match (&self.http, &self.config_map, &self.volume) {
-            (Some(http), None, None) => Some(Source::Http(http)),
-            (None, Some(config_map), None) => Some(Source::ConfigMap(config_map)),
-            (None, None, Some(volume)) => Some(Source::Volume(volume)),
+        match (&self.http, &self.config_map, &self.volume, &self.s3) {
+            (Some(http), None, None, None) => Some(Source::Http(http)),
+            (None, Some(config_map), None, None) => Some(Source::ConfigMap(config_map)),
+            (None, None, Some(volume), None) => Some(Source::Volume(volume)),
+            (None, None, None, Some(s3)) => Some(Source::S3(s3)),
             _ => None,
         }
     }
@@ -145,6 +175,25 @@ pub struct HttpSource {
     pub url: String,
     /// Expected sha256 of the downloaded file, as 64 lowercase hex digits; preparation fails when
     /// the download differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[0-9a-f]{64}$"))]
+    pub sha256: Option<String>,
+}
+
+/// A file in an S3-compatible object store.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Source {
+    /// The object: `s3://<bucket>/<key>`, for example `s3://modelops/team-a/raw/digits.csv`.
+    /// Read with the namespace's artifact credentials; a URI in another namespace's artifact
+    /// root is refused.
+    #[schemars(
+        length(min = 6, max = 2048),
+        pattern(r"^s3://[a-z0-9][-a-z0-9.]*[a-z0-9]/[^/].*$")
+    )]
+    pub uri: String,
+    /// Expected sha256 of the object, as 64 lowercase hex digits; preparation fails when it
+    /// differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[0-9a-f]{64}$"))]
     pub sha256: Option<String>,
@@ -425,8 +474,17 @@ mod tests {
                 key: "b".into(),
             }),
             volume: None,
+            s3: None,
         };
         assert_eq!(source.get(), None);
+        let s3 = DataSource {
+            s3: Some(S3Source {
+                uri: "s3://modelops/team-a/raw/a.csv".into(),
+                sha256: None,
+            }),
+            ..DataSource::default()
+        };
+        assert!(matches!(s3.get(), Some(Source::S3(_))));
     }
 
     #[test]

@@ -105,10 +105,19 @@ pub const LISTEN_ADDRESS_ENV: &str = "MODELOPS_LISTEN_ADDRESS";
 
 /// Runs a prepare order: fetch the source, prepare it, publish it, describe it.
 pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
-    let source = match order.spec.source.get() {
-        Some(Source::Http(http)) => source::download(&http.url, http.sha256.as_deref())?,
+    let local = scratch("prepare")?;
+    let downloaded = local.join("source");
+    let source_path = match order.spec.source.get() {
+        Some(Source::Http(http)) => {
+            source::download(&http.url, http.sha256.as_deref(), &downloaded)?;
+            downloaded
+        }
+        Some(Source::S3(s3)) => {
+            source::download_object(&s3.uri, s3.sha256.as_deref(), &downloaded)?;
+            downloaded
+        }
         Some(Source::ConfigMap(_) | Source::Volume(_)) => match &order.source_path {
-            Some(path) => source::read_mounted(Path::new(path))?,
+            Some(path) => PathBuf::from(path),
             None => {
                 return Err(Failure::error(
                     "InvalidWorkOrder",
@@ -121,14 +130,15 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
             return Err(Failure::error(
                 "InvalidSpec",
                 false,
-                "spec.source: set exactly one of http, configMap or volume",
+                "spec.source: set exactly one of http, configMap, volume or s3",
             ));
         }
     };
+    let source = source::open(&source_path)?;
     let output = Location::open(&order.output_uri)?;
     let config = prepare_config(&order.spec);
-    let local = scratch("prepare")?;
-    let outcome = data::prepare(&source, &config, &local).reason("InvalidData", false)?;
+    let outcome =
+        data::prepare(&source, &config, &local.join("out")).reason("InvalidData", false)?;
     if let Some(first) = &outcome.first_rejection {
         println!(
             "dropped {} invalid rows; the first: {first}",

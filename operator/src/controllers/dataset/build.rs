@@ -8,8 +8,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, KeyToPath, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource, ResourceExt};
-use modelops_api::dataset::Source;
+use modelops_api::dataset::{DEFAULT_PREPARE_CPU, DEFAULT_PREPARE_MEMORY, Source};
 use modelops_api::trainingjob::RunPolicy;
 use modelops_api::workorder::{PrepareOrder, SOURCE_MOUNT_PATH, WorkOrder, layout};
 use modelops_api::{Dataset, common::ComputeResources};
@@ -75,7 +76,8 @@ fn source_volume(dataset: &Dataset) -> (Option<(Volume, VolumeMount)>, Option<St
                 v.path.trim_start_matches('/')
             )),
         ),
-        Some(Source::Http(_)) | None => (None, None),
+        // Downloaded by the worker: over HTTP, or from the store with the namespace's Secret.
+        Some(Source::Http(_) | Source::S3(_)) | None => (None, None),
     }
 }
 
@@ -99,7 +101,20 @@ pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) 
     let order = prepare_order(config, dataset, namespace);
     let labels = child_labels(dataset);
     let (source, _) = source_volume(dataset);
-    let resources = ComputeResources::default();
+    let requested = dataset.spec.resources.clone().unwrap_or_default();
+    let resources = ComputeResources {
+        gpu: 0,
+        cpu: Some(
+            requested
+                .cpu
+                .unwrap_or_else(|| Quantity(DEFAULT_PREPARE_CPU.into())),
+        ),
+        memory: Some(
+            requested
+                .memory
+                .unwrap_or_else(|| Quantity(DEFAULT_PREPARE_MEMORY.into())),
+        ),
+    };
     let template = pod_template(
         config,
         WorkerPod {
@@ -150,6 +165,11 @@ mod tests {
         http.spec.source =
             serde_json::from_value(json!({"http": {"url": "http://example.com/d.csv"}})).unwrap();
         assert!(matches!(source_volume(&http), (None, None)));
+        let mut s3 = digits();
+        s3.spec.source =
+            serde_json::from_value(json!({"s3": {"uri": "s3://modelops/team-a/raw/d.csv"}}))
+                .unwrap();
+        assert!(matches!(source_volume(&s3), (None, None)));
     }
 
     fn digits() -> Dataset {
@@ -173,6 +193,13 @@ mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(volumes, ["tmp", "scratch", "source"]);
+        // Requests and limits, always.
+        let resources = pod.containers[0].resources.clone().unwrap();
+        assert_eq!(
+            resources.limits.unwrap()["memory"].0,
+            DEFAULT_PREPARE_MEMORY
+        );
+        assert_eq!(resources.requests.unwrap()["cpu"].0, DEFAULT_PREPARE_CPU);
         let container = &pod.containers[0];
         assert_eq!(container.args.as_deref(), Some(&["prepare".to_owned()][..]));
         let order = &container.env.as_ref().unwrap()[0];

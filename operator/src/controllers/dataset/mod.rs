@@ -101,6 +101,21 @@ async fn reconcile(dataset: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::await_change());
     }
 
+    // Validate: an object source must be one this namespace may read.
+    if let Some(Source::S3(s3)) = dataset.spec.source.get()
+        && let Err(message) =
+            ctx.config
+                .artifacts
+                .check_user_uri(&namespace, "spec.source.s3.uri", &s3.uri)
+    {
+        let stage = Stage::Failed {
+            reason: reasons::FORBIDDEN_ARTIFACT_URI.into(),
+            message,
+        };
+        update_status(&ctx, &dataset, &namespace, stage).await?;
+        return Ok(Action::await_change());
+    }
+
     // Dereference: a pod would wait forever for a volume that is not there.
     if let Some(message) = missing_source(&ctx, &dataset, &namespace).await? {
         update_status(&ctx, &dataset, &namespace, Stage::SourceMissing(message)).await?;

@@ -531,3 +531,106 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
     );
     ns.delete().await;
 }
+
+/// A scripted module (`torch.jit.save`) for iris: 4 inputs, 3 logits, made with the torch of
+/// the build's virtual environment.
+fn scripted_iris_module() -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("modelops-torchscript-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("net.pt");
+    let python =
+        std::env::var("VIRTUAL_ENV").map_or("python3".into(), |venv| format!("{venv}/bin/python"));
+    let status = std::process::Command::new(&python)
+        .arg(repo_root().join("worker/tests/fixtures/script_iris_net.py"))
+        .arg(&module)
+        .status()
+        .expect("run python");
+    assert!(status.success(), "{python} could not script the module");
+    let bytes = std::fs::read(&module).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    bytes
+}
+
+#[tokio::test]
+async fn a_torchscript_module_uploaded_to_s3_trains_and_serves() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "torchscript").await;
+    let root = make_tenant(&ns.name).await;
+    write_artifact(
+        &format!("{root}/user-models/net.pt"),
+        scripted_iris_module(),
+    )
+    .await;
+    let csv = std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap();
+    let map: ConfigMap =
+        from_json(json!({"metadata": {"name": "iris-data"}, "data": {"iris.csv": csv}}));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+    let dataset: Dataset = example("examples/iris/dataset.yaml");
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+    let job: TrainingJob = from_json(json!({
+        "metadata": {"name": "scripted"},
+        "spec": {
+            "datasetRef": {"name": "iris"},
+            "task": "classification",
+            "model": {"architecture": "torchscript", "torchscript": {"path": "user-models/net.pt"}},
+            "hyperparameters": {"epochs": 60, "batchSize": 16, "optimizer": {"type": "adamw", "learningRate": 0.01, "weightDecay": 0.01}, "seed": 1},
+            "resources": {"cpu": "500m", "memory": "512Mi"},
+        }
+    }));
+    ns.api::<TrainingJob>()
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+    let trained = training_succeeded(&ns, "scripted", Duration::from_secs(300)).await;
+    let model = trained.status.unwrap().model.unwrap();
+    assert!(
+        model.metrics.test_accuracy.unwrap() >= 0.85,
+        "{:?}",
+        model.metrics
+    );
+    // The module travels with the model, in the namespace's store.
+    assert!(
+        model.uri.starts_with(&format!("{root}/models/")),
+        "{}",
+        model.uri
+    );
+    assert!(
+        !read_artifact(&format!("{}/module.pt", model.uri))
+            .await
+            .is_empty()
+    );
+
+    model_deployment(
+        &ns,
+        json!({"metadata": {"name": "iris"}, "spec": {"model": {"trainingJobRef": {"name": "scripted"}}, "replicas": 1}}),
+    )
+    .await;
+    serving_stable(&ns, "iris", 1).await;
+    let ip = cluster_ip(&ns, "iris").await;
+    let body = serde_json::to_vec(
+        &json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 4],
+        "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}),
+    )
+    .unwrap();
+    let (status, text) = http(&ip, 80, "POST", "/v2/models/iris/infer", &body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let labels = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap()["data"]
+        .clone();
+    assert_eq!(labels, json!(["setosa", "virginica"]), "{answer}");
+    ns.delete().await;
+}

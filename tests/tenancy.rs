@@ -52,6 +52,18 @@ async fn start_worker(ns: &TestNamespace, name: &str, command: &str, order: serd
         .unwrap();
 }
 
+/// The iris data as the ConfigMap `iris-data` of the examples.
+async fn iris_config_map(ns: &TestNamespace) {
+    let csv = std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap();
+    let config_map: k8s_openapi::api::core::v1::ConfigMap = from_json(json!({
+        "metadata": {"name": "iris-data"}, "data": {"iris.csv": csv},
+    }));
+    ns.api()
+        .create(&PostParams::default(), &config_map)
+        .await
+        .unwrap();
+}
+
 /// The termination message of a finished worker pod.
 fn termination_message(pod: &Pod) -> String {
     pod.status
@@ -87,14 +99,7 @@ async fn another_namespaces_artifacts_are_refused_to_pods_and_to_objects() {
     ] {
         write_artifact(&uri, b"{}".to_vec()).await;
     }
-    let csv = std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap();
-    let config_map: k8s_openapi::api::core::v1::ConfigMap = from_json(json!({
-        "metadata": {"name": "iris-data"}, "data": {"iris.csv": csv},
-    }));
-    b.api()
-        .create(&PostParams::default(), &config_map)
-        .await
-        .unwrap();
+    iris_config_map(&b).await;
 
     // B's pods, with B's Secret: copying A's prepared data or A's checkpoints to train, writing
     // prepared data into A's root, and reading A's model to serve it: each refused by the store.
@@ -205,4 +210,56 @@ async fn another_namespaces_artifacts_are_refused_to_pods_and_to_objects() {
     );
     b.delete().await;
     a.delete().await;
+}
+
+#[tokio::test]
+async fn a_namespace_without_its_store_secret_is_told_which_secret_is_missing() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "no-secret").await;
+    let root = make_tenant(&ns.name).await;
+    ns.api::<k8s_openapi::api::core::v1::Secret>()
+        .delete("modelops-artifacts", &Default::default())
+        .await
+        .unwrap();
+    iris_config_map(&ns).await;
+    let dataset: modelops_api::Dataset = example("examples/iris/dataset.yaml");
+    ns.api()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+    let stalled = wait(
+        &ns.api::<modelops_api::Dataset>(),
+        "iris",
+        Duration::from_secs(180),
+        |d| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.conditions.is_true(types::STALLED))
+        },
+    )
+    .await
+    .unwrap();
+    let condition = stalled
+        .status
+        .unwrap()
+        .conditions
+        .get(types::STALLED)
+        .cloned()
+        .unwrap();
+    // The reason names the Secret to create and the URI the pod could not reach; the pod was
+    // not retried (a missing Secret is not fixed by waiting).
+    for says in [
+        "ArtifactCredentialsMissing",
+        "modelops-artifacts",
+        &format!("{root}/datasets/iris"),
+    ] {
+        assert!(
+            condition.message.contains(says),
+            "{says}: {}",
+            condition.message
+        );
+    }
+    ns.delete().await;
 }

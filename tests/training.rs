@@ -348,16 +348,8 @@ async fn a_deleted_training_pod_is_replaced_and_resumes_from_its_checkpoint() {
         .collect();
     assert_eq!(second.len(), 1, "{second:?}");
     let log = pods.logs(&second[0], &LogParams::default()).await.unwrap();
-    let resumed: i32 = log
-        .lines()
-        .find_map(|l| l.split("resuming from epoch ").nth(1))
-        .and_then(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("the replacement pod did not resume:\n{log}"));
+    let resumed =
+        resumed_epoch(&log).unwrap_or_else(|| panic!("the replacement pod did not resume:\n{log}"));
     assert!(
         resumed >= epoch_at_delete,
         "resumed from {resumed}, had done {epoch_at_delete}"

@@ -508,3 +508,15 @@ pub async fn assert_no_artifact_volumes(ns: &TestNamespace) {
         }
     }
 }
+
+/// The epoch a training pod resumed after, from its log line `resuming from epoch N`.
+pub fn resumed_epoch(log: &str) -> Option<i32> {
+    log.lines()
+        .find_map(|l| l.split("resuming from epoch ").nth(1))
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+}

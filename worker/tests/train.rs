@@ -9,6 +9,7 @@ use modelops_worker::artifact::sha256_hex;
 use modelops_worker::model::predict::{LoadedModel, Prediction};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Stdio;
 
 fn card(dir: &std::path::Path, result: &Value) -> Value {
@@ -335,24 +336,10 @@ fn a_torchscript_module_is_trained_through_libtorch() {
     // The venv that provides libtorch for the build also has torch for Python.
     let python =
         std::env::var("VIRTUAL_ENV").map_or("python3".into(), |venv| format!("{venv}/bin/python"));
-    let script = format!(
-        "import torch\n\
-         class Net(torch.nn.Module):\n\
-         \x20   def __init__(self):\n\
-         \x20       super().__init__()\n\
-         \x20       self.hidden = torch.nn.Linear(4, 16)\n\
-         \x20       self.out = torch.nn.Linear(16, 3)\n\
-         \x20   def forward(self, x):\n\
-         \x20       return self.out(torch.relu(self.hidden(x)))\n\
-         torch.manual_seed(0)\n\
-         torch.jit.save(torch.jit.script(Net()), {:?})\n",
-        module.display().to_string()
-    );
-    // TorchScript reads the module's source, so the script must be a file.
-    let script_file = dir.join("script_net.py");
-    std::fs::write(&script_file, script).unwrap();
+    // TorchScript reads the module's source, so the script is a file.
     let status = std::process::Command::new(&python)
-        .arg(&script_file)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/script_iris_net.py"))
+        .arg(&module)
         .status()
         .expect("run python");
     assert!(status.success(), "{python} could not script the module");

@@ -124,6 +124,12 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
         "the weights are not what the status names"
     );
     assert_eq!(card["metrics"]["testAccuracy"].as_f64(), Some(accuracy));
+    // The status shows the last epoch, however short the run was.
+    let progress = status.progress.clone().expect("progress in the status");
+    assert_eq!(
+        Some(i64::from(progress.epoch)),
+        card["training"]["epochsRun"].as_i64()
+    );
     assert_eq!(status.dataset_digest, Some(model.dataset_digest.clone()));
 
     // The columns a person looks at.

@@ -131,6 +131,25 @@ async fn read_progress(
     serde_json::from_slice(&body).ok()
 }
 
+/// The progress of a finished run, from its result, when the status shows an earlier epoch (or
+/// none): the epochs it ran and its validation metrics.
+fn final_progress(job: &TrainingJob, result: &TrainResult) -> Option<TrainingProgress> {
+    let shown = job
+        .status
+        .as_ref()
+        .and_then(|s| s.progress.as_ref())
+        .map(|p| p.epoch);
+    (shown < Some(result.epochs)).then_some(TrainingProgress {
+        epoch: result.epochs,
+        total_epochs: job.spec.hyperparameters.epochs,
+        train_loss: None,
+        validation_loss: result.metrics.validation_loss,
+        validation_accuracy: result.metrics.validation_accuracy,
+        trial: None,
+        updated_at: None,
+    })
+}
+
 /// The model recorded by a finished worker.
 fn model_from_result(result: &TrainResult) -> ModelArtifact {
     ModelArtifact {
@@ -497,8 +516,10 @@ async fn run_workers(
     let desired = build::train_job(&ctx.config, job, namespace, &digest, None);
     let name = build::job_name(job, None);
     let state = run_job(ctx, job, namespace, desired, created).await?;
-    let progress = match state.stage {
-        Stage::Running => read_progress(ctx, namespace, &name).await,
+    let progress = match (&state.stage, &state.result) {
+        (Stage::Running, _) => read_progress(ctx, namespace, &name).await,
+        // A run that ended between two looks still shows its last epoch, from its result.
+        (Stage::Succeeded(_), Some(result)) => final_progress(job, result),
         _ => None,
     };
     let observed = Observed {

@@ -472,6 +472,20 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
     two_models(&ns).await;
     model_deployment(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "digits-b"}}, "replicas": 2}})).await;
     serving_stable(&ns, "digits", 1).await;
+    // Ready means servable: requests sent the moment it turns true all succeed.
+    let ip = cluster_ip(&ns, "digits").await;
+    let row = &digits_rows()[0].0;
+    for i in 0..20 {
+        let (status, text) = http(
+            &ip,
+            80,
+            "POST",
+            "/v2/models/digits/infer",
+            &infer_body(&[row]),
+        )
+        .unwrap_or_else(|e| panic!("request {i} right after Ready: {e}"));
+        assert_eq!(status, 200, "request {i} right after Ready: {text}");
+    }
     wait(
         &ns.api::<ModelDeployment>(),
         "digits",
@@ -479,7 +493,6 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
         |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
     )
     .await;
-    let ip = cluster_ip(&ns, "digits").await;
 
     let dataset = ns
         .api::<Dataset>()

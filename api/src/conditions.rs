@@ -135,6 +135,9 @@ pub mod reasons {
     pub const AVAILABLE: &str = "Available";
     /// Some serving replicas are not ready.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
+    /// The serving pods are ready, but a request through the Service has not succeeded yet (the
+    /// Service's routes are still being programmed).
+    pub const SERVICE_NOT_SERVING: &str = "ServiceNotServing";
     /// The analysis Monitor reported Fail, so traffic went back to the stable revision.
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
     /// The analysis Monitor gave no Pass or Fail about the canary for

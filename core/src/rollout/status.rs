@@ -54,6 +54,37 @@ pub fn status(
     status
 }
 
+/// Holds `Ready` back while a request through the Service does not succeed yet although the
+/// stable revision's pods are ready (`why` says what the request got): `Ready` means a request
+/// sent now succeeds, not merely that pods are ready. `Reconciling` says the same meanwhile.
+pub fn not_servable_yet(
+    status: &mut ModelDeploymentStatus,
+    why: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    if !status.conditions.is_true(types::READY) {
+        return;
+    }
+    let message = format!(
+        "the serving pods are ready, but a request through the Service did not succeed yet: {why}"
+    );
+    status.conditions.set(new_condition(
+        types::READY,
+        false,
+        reasons::SERVICE_NOT_SERVING,
+        message.clone(),
+        generation,
+        now,
+    ));
+    status.conditions.set_while_true(
+        types::RECONCILING,
+        Some((reasons::SERVICE_NOT_SERVING, message)),
+        generation,
+        now,
+    );
+}
+
 /// Copies what the plan decided into the status: the revisions and the canary's position.
 fn record_plan(status: &mut ModelDeploymentStatus, generation: Option<i64>, plan: &Plan) {
     status.observed_generation = generation;
@@ -249,6 +280,35 @@ mod tests {
             replicas: BTreeMap::from([(1, 2)]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ready_waits_for_the_service_to_serve() {
+        let plan = stable_plan();
+        let ready = BTreeMap::from([(1, 2)]);
+        let mut new = status(None, Some(1), &plan, &ready, "e".into(), None, &at(0));
+        assert!(new.conditions.is_true(types::READY));
+        not_servable_yet(&mut new, "connection refused", Some(1), &at(0));
+        let condition = new.conditions.get(types::READY).unwrap();
+        assert_eq!(condition.status, "False");
+        assert_eq!(condition.reason, reasons::SERVICE_NOT_SERVING);
+        assert!(condition.message.contains("connection refused"));
+        assert!(new.conditions.is_true(types::RECONCILING));
+        // Not ready for another reason: that reason stays.
+        let mut waiting = status(
+            None,
+            Some(1),
+            &plan,
+            &BTreeMap::new(),
+            "e".into(),
+            None,
+            &at(0),
+        );
+        not_servable_yet(&mut waiting, "x", Some(1), &at(0));
+        assert_eq!(
+            waiting.conditions.get(types::READY).unwrap().reason,
+            reasons::REPLICAS_UNAVAILABLE
+        );
     }
 
     #[test]

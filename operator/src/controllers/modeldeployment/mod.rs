@@ -245,6 +245,13 @@ async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action
     // Update status.
     let new = update_status(&ctx, &md, &namespace, &plan, &observed, unresolved, &now).await?;
     let pending = plan.canary.is_some() || new.conditions.is_true(types::DEGRADED);
+    let not_serving = new
+        .conditions
+        .get(types::READY)
+        .is_some_and(|c| c.reason == reasons::SERVICE_NOT_SERVING);
+    if not_serving {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     Ok(match (plan.requeue_after, pending) {
         (Some(after), _) => Action::requeue(after),
         (None, true) => Action::requeue(std::time::Duration::from_secs(5)),
@@ -311,6 +318,41 @@ async fn apply_children(
     Ok(())
 }
 
+/// Whether a request through the ModelDeployment's Service succeeds now: a readiness check of a
+/// serving pod, sent to the Service's cluster IP as a client's request would be.
+async fn service_serves(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+) -> std::result::Result<(), String> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    let service = services
+        .get_opt(&md.name_any())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("Service {namespace}/{} does not exist yet", md.name_any()))?;
+    let ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .ok_or_else(|| {
+            format!(
+                "Service {namespace}/{} has no cluster IP yet",
+                md.name_any()
+            )
+        })?;
+    crate::podhttp::get(
+        &ip,
+        build::SERVICE_PORT,
+        modelops_api::serving::READY_PATH,
+        4096,
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 /// Writes the status the plan leads to and publishes its notices (and `Available` when the
 /// ModelDeployment turns Ready). Returns the new status.
 async fn update_status(
@@ -325,7 +367,7 @@ async fn update_status(
     let current = md.status.as_ref();
     let ready_by_revision: BTreeMap<i32, i32> =
         observed.iter().map(|(r, o)| (*r, o.ready)).collect();
-    let new = status::status(
+    let mut new = status::status(
         current,
         md.metadata.generation,
         plan,
@@ -334,6 +376,15 @@ async fn update_status(
         unresolved,
         now,
     );
+    // Ready means servable: before it first turns true, a request through the Service must
+    // succeed (the Service's routes lag the pods' readiness by a moment).
+    let was_ready = current.is_some_and(|s| s.conditions.is_true(types::READY));
+    if !was_ready
+        && new.conditions.is_true(types::READY)
+        && let Err(why) = service_serves(ctx, md, namespace).await
+    {
+        status::not_servable_yet(&mut new, &why, md.metadata.generation, now);
+    }
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), namespace);
     apply_status(&api, md, current, &new).await?;
     for notice in &plan.notices {
@@ -346,7 +397,6 @@ async fn update_status(
         )
         .await;
     }
-    let was_ready = current.is_some_and(|s| s.conditions.is_true(types::READY));
     if !was_ready && new.conditions.is_true(types::READY) {
         events::publish(
             &ctx.recorder,

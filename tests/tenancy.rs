@@ -263,3 +263,50 @@ async fn a_namespace_without_its_store_secret_is_told_which_secret_is_missing() 
     }
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_model_that_is_not_in_the_store_is_named_on_the_model_deployment() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "no-model").await;
+    let root = make_tenant(&ns.name).await;
+    // In the namespace's own root, so the operator lets it through; but nothing is there.
+    let uri = format!("{root}/models/{HEX}");
+    let md: ModelDeployment = from_json(json!({
+        "metadata": {"name": "missing"},
+        "spec": {"model": {"artifact": {"uri": uri, "digest": format!("sha256:{HEX}")}}},
+    }));
+    ns.api::<ModelDeployment>()
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap();
+    let named = wait(
+        &ns.api::<ModelDeployment>(),
+        "missing",
+        Duration::from_secs(120),
+        |md| {
+            md.and_then(|m| m.status.as_ref())
+                .and_then(|s| s.conditions.get(types::READY))
+                .is_some_and(|c| c.reason == reasons::MODEL_NOT_SERVABLE)
+        },
+    )
+    .await
+    .unwrap();
+    let ready = named
+        .status
+        .unwrap()
+        .conditions
+        .get(types::READY)
+        .cloned()
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready.message.contains("ArtifactNotFound") || ready.message.contains("no model.json"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains(&uri), "{}", ready.message);
+    ns.delete().await;
+}

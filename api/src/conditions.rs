@@ -135,6 +135,9 @@ pub mod reasons {
     pub const AVAILABLE: &str = "Available";
     /// Some serving replicas are not ready.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
+    /// The stable revision's serving pods cannot load its model (their readiness check says
+    /// why: a refused or missing artifact, a digest mismatch).
+    pub const MODEL_NOT_SERVABLE: &str = "ModelNotServable";
     /// The serving pods are ready, but a request through the Service has not succeeded yet (the
     /// Service's routes are still being programmed).
     pub const SERVICE_NOT_SERVING: &str = "ServiceNotServing";

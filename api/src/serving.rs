@@ -31,6 +31,11 @@ pub const LIVE_PATH: &str = "/v2/health/live";
 /// Readiness: 200 once the model is loaded and its digest verified; 503 before, after a failed
 /// load (with the error in the body) and while shutting down.
 pub const READY_PATH: &str = "/v2/health/ready";
+
+/// The `state` of a not-ready answer of [`READY_PATH`] (`{"ready": false, "state", "error"}`)
+/// when the model will not load (a refused or missing artifact, a digest mismatch): the server
+/// stays up, never ready, and `error` says why. The other states are `loading` and `stopping`.
+pub const READY_STATE_FAILED: &str = "failed";
 /// The Prometheus metrics.
 pub const METRICS_PATH: &str = "/metrics";
 

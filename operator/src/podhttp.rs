@@ -53,11 +53,35 @@ pub async fn get(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, PodHttpError> {
-    let host = if ip.contains(':') {
+    let (status, body) = get_answer(ip, port, path, limit, timeout).await?;
+    if status != 200 {
+        return Err(PodHttpError::Status {
+            url: format!("http://{}{path}", host_port(ip, port)),
+            status,
+        });
+    }
+    Ok(body)
+}
+
+/// `ip:port`, with brackets for IPv6.
+fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
         format!("[{ip}]:{port}")
     } else {
         format!("{ip}:{port}")
-    };
+    }
+}
+
+/// GET `path` from `ip:port`: the status and body of the answer, whatever the status, the body
+/// at most `limit` bytes, within `timeout` in all.
+pub async fn get_answer(
+    ip: &str,
+    port: u16,
+    path: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(u16, Bytes), PodHttpError> {
+    let host = host_port(ip, port);
     let url = format!("http://{host}{path}");
     let failed = |reason: String| PodHttpError::Failed {
         url: url.clone(),
@@ -80,13 +104,6 @@ pub async fn get(
             .await
             .map_err(|e| failed(e.to_string()))?;
         let status = response.status().as_u16();
-        if status != 200 {
-            driver.abort();
-            return Err(PodHttpError::Status {
-                url: url.clone(),
-                status,
-            });
-        }
         let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
@@ -103,7 +120,7 @@ pub async fn get(
                 }
             });
         driver.abort();
-        Ok(body?.to_bytes())
+        Ok((status, body?.to_bytes()))
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -160,6 +177,18 @@ mod tests {
             matches!(error, PodHttpError::Status { status: 404, .. }),
             "{error}"
         );
+        let body = br#"{"error":"x"}"#;
+        let mut answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(body);
+        let refusing = server(answer).await;
+        let (status, read) = get_answer("127.0.0.1", refusing, "/x", 100, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((status, &read[..]), (503, &body[..]));
 
         // Promises a long body and sends a little: the deadline ends the wait.
         let slow = server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhel".to_vec()).await;

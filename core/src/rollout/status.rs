@@ -85,6 +85,36 @@ pub fn not_servable_yet(
     );
 }
 
+/// Says why `Ready` is False when the stable revision's pods run but cannot load its model (`why`
+/// is what a pod's readiness check answers): a person then knows what to fix rather than seeing
+/// replicas that never become ready.
+pub fn model_not_servable(
+    status: &mut ModelDeploymentStatus,
+    revision: i32,
+    why: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    if status.conditions.is_true(types::READY) {
+        return;
+    }
+    let message = format!("revision {revision} cannot serve its model: {why}");
+    status.conditions.set(new_condition(
+        types::READY,
+        false,
+        reasons::MODEL_NOT_SERVABLE,
+        message.clone(),
+        generation,
+        now,
+    ));
+    status.conditions.set_while_true(
+        types::RECONCILING,
+        Some((reasons::MODEL_NOT_SERVABLE, message)),
+        generation,
+        now,
+    );
+}
+
 /// Copies what the plan decided into the status: the revisions and the canary's position.
 fn record_plan(status: &mut ModelDeploymentStatus, generation: Option<i64>, plan: &Plan) {
     status.observed_generation = generation;
@@ -280,6 +310,45 @@ mod tests {
             replicas: BTreeMap::from([(1, 2)]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_model_that_will_not_load_is_the_reason_ready_is_false() {
+        let plan = stable_plan();
+        let mut waiting = status(
+            None,
+            Some(1),
+            &plan,
+            &BTreeMap::new(),
+            "e".into(),
+            None,
+            &at(0),
+        );
+        model_not_servable(
+            &mut waiting,
+            1,
+            "ArtifactNotFound: s3://b/ns/models/x has no model.json",
+            Some(1),
+            &at(0),
+        );
+        let ready = waiting.conditions.get(types::READY).unwrap();
+        assert_eq!(ready.reason, reasons::MODEL_NOT_SERVABLE);
+        assert!(
+            ready.message.contains("s3://b/ns/models/x"),
+            "{}",
+            ready.message
+        );
+        let mut serving = status(
+            None,
+            Some(1),
+            &plan,
+            &BTreeMap::from([(1, 1)]),
+            "e".into(),
+            None,
+            &at(0),
+        );
+        model_not_servable(&mut serving, 1, "x", Some(1), &at(0));
+        assert!(serving.conditions.is_true(types::READY));
     }
 
     #[test]

@@ -167,12 +167,18 @@ impl Server {
         }
     }
 
-    /// Readiness, and why not.
-    fn readiness(&self) -> Result<(), String> {
+    /// Readiness, and why not: the state (`loading`, `failed` for a model that will not load,
+    /// `stopping`) and a message.
+    fn readiness(&self) -> Result<(), (&'static str, String)> {
         if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("the server is shutting down".to_owned());
+            return Err(("stopping", "the server is shutting down".to_owned()));
         }
-        self.served().map(|_| ()).map_err(|e| e.0.message)
+        let state = match &*self.model.read().unwrap_or_else(|e| e.into_inner()) {
+            ModelState::Failed(_) => modelops_api::serving::READY_STATE_FAILED,
+            ModelState::Stopped => "stopping",
+            _ => "loading",
+        };
+        self.served().map(|_| ()).map_err(|e| (state, e.0.message))
     }
 
     fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
@@ -488,12 +494,12 @@ async fn model_version(
     model_metadata(&server, &name, Some(&version))
 }
 
-fn ready_response(readiness: Result<(), String>) -> Response {
+fn ready_response(readiness: Result<(), (&'static str, String)>) -> Response {
     match readiness {
         Ok(()) => axum::Json(json!({"ready": true})).into_response(),
-        Err(reason) => (
+        Err((state, reason)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false, "error": reason})),
+            axum::Json(json!({"ready": false, "state": state, "error": reason})),
         )
             .into_response(),
     }
@@ -706,9 +712,13 @@ mod tests {
     #[tokio::test]
     async fn a_server_not_ready_says_why() {
         let server = Server::new("toy", 1, FeedbackKey::random(), settings());
-        assert_eq!(server.readiness(), Err("model \"toy\" is loading".into()));
+        assert_eq!(
+            server.readiness(),
+            Err(("loading", "model \"toy\" is loading".into()))
+        );
         server.set_failed("the weights have sha256 1, not 2".into());
-        let message = server.readiness().unwrap_err();
+        let (state, message) = server.readiness().unwrap_err();
+        assert_eq!(state, "failed");
         assert!(message.contains("is not served: the weights"), "{message}");
         assert!(
             server

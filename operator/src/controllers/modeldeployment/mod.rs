@@ -318,6 +318,53 @@ async fn apply_children(
     Ok(())
 }
 
+/// Why the pods of `revision` cannot load its model, as their readiness check says (state
+/// `failed`); `None` while they load, or when no pod answers.
+async fn model_failure(
+    ctx: &Context,
+    md: &ModelDeployment,
+    namespace: &str,
+    revision: i32,
+) -> Option<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!(
+        "{}={},{}={revision}",
+        owner_label_key::<ModelDeployment>(),
+        md.name_any(),
+        build::REVISION_LABEL
+    );
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .ok()?;
+    for ip in list
+        .items
+        .iter()
+        .filter_map(|pod| pod.status.as_ref()?.pod_ip.clone())
+    {
+        let Ok((503, body)) = crate::podhttp::get_answer(
+            &ip,
+            modelops_api::workorder::SERVING_PORT,
+            modelops_api::serving::READY_PATH,
+            64 << 10,
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        else {
+            continue;
+        };
+        let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        if answer["state"] == modelops_api::serving::READY_STATE_FAILED
+            && let Some(error) = answer["error"].as_str()
+        {
+            // A pod's words: bounded, like everything a pod says.
+            return Some(error.chars().take(1024).collect());
+        }
+    }
+    None
+}
+
 /// Whether a request through the ModelDeployment's Service succeeds now: a readiness check of a
 /// serving pod, sent to the Service's cluster IP as a client's request would be.
 async fn service_serves(
@@ -384,6 +431,13 @@ async fn update_status(
         && let Err(why) = service_serves(ctx, md, namespace).await
     {
         status::not_servable_yet(&mut new, &why, md.metadata.generation, now);
+    }
+    // No ready pod of the stable revision: if its pods say they cannot load the model, say why.
+    if let Some(stable) = plan.stable
+        && ready_by_revision.get(&stable).copied().unwrap_or(0) == 0
+        && let Some(why) = model_failure(ctx, md, namespace, stable).await
+    {
+        status::model_not_servable(&mut new, stable, &why, md.metadata.generation, now);
     }
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), namespace);
     apply_status(&api, md, current, &new).await?;

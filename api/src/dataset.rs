@@ -90,7 +90,8 @@ pub struct DatasetSpec {
     /// How rows are split into train, validation and test sets.
     #[serde(default)]
     pub split: Split,
-    /// CPU and memory of the prepare pod (requests equal limits). Default: `500m` and `1Gi`.
+    /// CPU and memory of the prepare pod (requests equal limits). Default: `500m` and `1Gi`. The
+    /// prepare Job has an hour, all attempts together.
     /// The source is streamed to the pod's disk and mapped, so memory follows the parsed rows
     /// (about 8 bytes per value), not the size of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,10 @@ use std::fmt;
 /// a reader takes the bins from the edges, so a profile with other bins still reads).
 pub const BINS: usize = 10;
 
+/// The most bins a histogram may have: a profile with more is invalid, and a `bin` label beyond
+/// it is not read (a pod's `/metrics` must not make the Monitor allocate at will).
+pub const MAX_BINS: usize = 1024;
+
 /// Where a value falls in a histogram, in the bins' order (underflow first): the serving pods'
 /// `bin` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,7 +37,11 @@ impl Bin {
         match label {
             BIN_UNDERFLOW => Some(Self::Underflow),
             BIN_OVERFLOW => Some(Self::Overflow),
-            index => index.parse().ok().map(Self::Inside),
+            index => index
+                .parse()
+                .ok()
+                .filter(|&i| i < MAX_BINS)
+                .map(Self::Inside),
         }
     }
 }
@@ -140,6 +148,12 @@ impl Histogram {
 
     /// Checks what binning relies on: at least one bin, and one edge more than bins.
     pub fn check(&self) -> Result<(), String> {
+        if self.counts.len() > MAX_BINS {
+            return Err(format!(
+                "{} bins, more than the {MAX_BINS} a profile may have",
+                self.counts.len()
+            ));
+        }
         if self.counts.is_empty() || self.edges.len() != self.counts.len() + 1 {
             return Err(format!(
                 "{} edges for {} bins (want one edge more than bins)",

@@ -586,6 +586,10 @@ modelops_batches_total{model="m",revision="2"} 3
         assert_eq!(Bin::parse("9"), Some(Bin::Inside(9)));
         assert_eq!(Bin::parse("overflow"), Some(Bin::Overflow));
         assert_eq!(Bin::parse("x"), None);
+        // A hostile pod's label does not make the Monitor allocate a huge vector.
+        assert_eq!(Bin::parse("18446744073709551615"), None);
+        assert_eq!(Bin::parse("1024"), None);
+        assert_eq!(Bin::parse("1023"), Some(Bin::Inside(1023)));
         assert!(Bin::Underflow < Bin::Inside(0) && Bin::Inside(9) < Bin::Overflow);
     }
 }

@@ -19,6 +19,10 @@ use modelops_api::{Dataset, common::ComputeResources};
 /// worker exits with a permanent failure code for those).
 const PREPARE_BACKOFF_LIMIT: i32 = 2;
 
+/// How long a prepare Job may run, all attempts together: a source that never finishes
+/// downloading fails the Dataset instead of holding a pod for ever.
+pub const PREPARE_DEADLINE_SECONDS: i64 = 3600;
+
 /// The name of the Job that prepares this version of the spec. The spec's hash is in the name,
 /// so a changed spec gets a new Job and an unchanged one finds its Job again.
 pub fn job_name(dataset: &Dataset) -> String {
@@ -128,6 +132,7 @@ pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) 
     );
     let policy = RunPolicy {
         backoff_limit: PREPARE_BACKOFF_LIMIT,
+        active_deadline_seconds: Some(PREPARE_DEADLINE_SECONDS),
         ..RunPolicy::default()
     };
     let owner = dataset
@@ -193,6 +198,10 @@ mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(volumes, ["tmp", "scratch", "source"]);
+        assert_eq!(
+            job.spec.as_ref().unwrap().active_deadline_seconds,
+            Some(PREPARE_DEADLINE_SECONDS)
+        );
         // Requests and limits, always.
         let resources = pod.containers[0].resources.clone().unwrap();
         assert_eq!(

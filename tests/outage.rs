@@ -15,9 +15,7 @@ use serde_json::json;
 
 /// Kills the test bed's S3 server (SIGKILL, as a crash would).
 fn kill_store() {
-    let cluster =
-        std::env::var("MODELOPS_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/modelops-cluster".into());
-    let pidfile = std::path::Path::new(&cluster).join("run/seaweedfs.pid");
+    let pidfile = cluster_dir().join("run/seaweedfs.pid");
     let text =
         std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
     let pid = text.split_whitespace().next().expect("a pid");
@@ -71,18 +69,7 @@ async fn a_training_run_survives_the_store_going_away_and_resumes_from_a_checkpo
         .unwrap();
 
     // A few epochs in (each one's checkpoint uploaded), the store dies.
-    let running = wait(
-        &ns.api::<TrainingJob>(),
-        "news-or-blog",
-        Duration::from_secs(300),
-        |j| {
-            j.and_then(|j| j.status.as_ref()?.progress.as_ref().map(|p| p.epoch))
-                .is_some_and(|epoch| epoch >= 3)
-        },
-    )
-    .await
-    .unwrap();
-    let epoch_at_outage = running.status.unwrap().progress.unwrap().epoch;
+    let epoch_at_outage = progress_reaches(&ns, "news-or-blog", 3).await;
     kill_store();
 
     // The pod cannot save its next checkpoint: it fails, retryably, and the Job starts another.

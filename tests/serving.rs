@@ -571,7 +571,7 @@ async fn a_torchscript_module_uploaded_to_s3_trains_and_serves() {
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "torchscript").await;
-    let root = make_tenant(&ns.name).await;
+    let root = ns.root.clone();
     write_artifact(
         &format!("{root}/user-models/net.pt"),
         scripted_iris_module(),

@@ -11,7 +11,7 @@ use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use modelops_api::ModelDeployment;
-use modelops_api::conditions::{reasons, types};
+use modelops_api::conditions::{Condition, reasons, types};
 use modelops_api::workorder::{WORK_ORDER_ENV, WorkOrder};
 
 use serde_json::json;
@@ -52,6 +52,37 @@ async fn start_worker(ns: &TestNamespace, name: &str, command: &str, order: serd
         .unwrap();
 }
 
+/// Creates a ModelDeployment `name` of the model at `uri`, then waits until its condition
+/// `type_` satisfies `holds` and returns that condition.
+async fn deploy_artifact(
+    ns: &TestNamespace,
+    name: &str,
+    uri: &str,
+    type_: &str,
+    holds: impl Fn(&Condition) -> bool,
+) -> Condition {
+    let md: ModelDeployment = from_json(json!({
+        "metadata": {"name": name},
+        "spec": {"model": {"artifact": {"uri": uri, "digest": format!("sha256:{HEX}")}}},
+    }));
+    let api = ns.api::<ModelDeployment>();
+    api.create(&PostParams::default(), &md).await.unwrap();
+    let found = wait(&api, name, Duration::from_secs(120), |md| {
+        md.and_then(|m| m.status.as_ref())
+            .and_then(|s| s.conditions.get(type_))
+            .is_some_and(&holds)
+    })
+    .await
+    .unwrap();
+    found
+        .status
+        .unwrap()
+        .conditions
+        .get(type_)
+        .cloned()
+        .unwrap()
+}
+
 /// The iris data as the ConfigMap `iris-data` of the examples.
 async fn iris_config_map(ns: &TestNamespace) {
     let csv = std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap();
@@ -62,6 +93,38 @@ async fn iris_config_map(ns: &TestNamespace) {
         .create(&PostParams::default(), &config_map)
         .await
         .unwrap();
+}
+
+/// The log of a running pod, followed until a line contains `text` (or `timeout` passes).
+async fn log_until(pods: &kube::Api<Pod>, name: &str, text: &str, timeout: Duration) -> String {
+    use futures::{AsyncBufReadExt, TryStreamExt};
+    wait(pods, name, timeout, |pod| {
+        pod.and_then(phase) == Some("Running")
+    })
+    .await;
+    let stream = pods
+        .log_stream(
+            name,
+            &kube::api::LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut lines = stream.lines();
+    let mut log = String::new();
+    let _ = tokio::time::timeout(timeout, async {
+        while let Ok(Some(line)) = lines.try_next().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains(text) {
+                break;
+            }
+        }
+    })
+    .await;
+    log
 }
 
 /// The termination message of a finished worker pod.
@@ -82,8 +145,7 @@ async fn another_namespaces_artifacts_are_refused_to_pods_and_to_objects() {
     let client = client().await;
     let a = TestNamespace::create(&client, "tenant-a").await;
     let b = TestNamespace::create(&client, "tenant-b").await;
-    let a_root = make_tenant(&a.name).await;
-    let b_root = make_tenant(&b.name).await;
+    let (a_root, b_root) = (a.root.clone(), b.root.clone());
     assert_ne!(a_root, b_root);
 
     // A's artifacts, as A's pods would have left them; and a prepared Dataset of B's own.
@@ -146,52 +208,24 @@ async fn another_namespaces_artifacts_are_refused_to_pods_and_to_objects() {
             "{name}: {message}\n{log}"
         );
     }
-    // The server stays up, never ready, and says why.
-    let pods = b.api::<Pod>();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let log = loop {
-        let log = pods
-            .logs("read-model", &Default::default())
-            .await
-            .unwrap_or_default();
-        if log.contains("NOT READY") || std::time::Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    // The server stays up, never ready, and says why: follow its log to that line.
+    let log = log_until(
+        &b.api::<Pod>(),
+        "read-model",
+        "NOT READY",
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(
         log.contains("NOT READY") && log.contains("refused access") && log.contains(&a_model),
         "{log}"
     );
 
     // A ModelDeployment of B that names A's model is refused before any pod starts.
-    let md: ModelDeployment = from_json(json!({
-        "metadata": {"name": "borrowed"},
-        "spec": {"model": {"artifact": {"uri": a_model, "digest": format!("sha256:{HEX}")}}},
-    }));
-    b.api::<ModelDeployment>()
-        .create(&PostParams::default(), &md)
-        .await
-        .unwrap();
-    let refused = wait(
-        &b.api::<ModelDeployment>(),
-        "borrowed",
-        Duration::from_secs(60),
-        |md| {
-            md.and_then(|m| m.status.as_ref())
-                .and_then(|s| s.conditions.get(types::STALLED))
-                .is_some_and(|c| c.status == "True")
-        },
-    )
-    .await
-    .unwrap();
-    let stalled = refused
-        .status
-        .unwrap()
-        .conditions
-        .get(types::STALLED)
-        .cloned()
-        .unwrap();
+    let stalled = deploy_artifact(&b, "borrowed", &a_model, types::STALLED, |c| {
+        c.status == "True"
+    })
+    .await;
     assert_eq!(stalled.reason, reasons::FORBIDDEN_ARTIFACT_URI);
     assert!(
         stalled.message.contains("spec.model.artifact.uri")
@@ -219,7 +253,7 @@ async fn a_namespace_without_its_store_secret_is_told_which_secret_is_missing() 
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "no-secret").await;
-    let root = make_tenant(&ns.name).await;
+    let root = ns.root.clone();
     ns.api::<k8s_openapi::api::core::v1::Secret>()
         .delete("modelops-artifacts", &Default::default())
         .await
@@ -271,36 +305,13 @@ async fn a_model_that_is_not_in_the_store_is_named_on_the_model_deployment() {
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "no-model").await;
-    let root = make_tenant(&ns.name).await;
+    let root = ns.root.clone();
     // In the namespace's own root, so the operator lets it through; but nothing is there.
     let uri = format!("{root}/models/{HEX}");
-    let md: ModelDeployment = from_json(json!({
-        "metadata": {"name": "missing"},
-        "spec": {"model": {"artifact": {"uri": uri, "digest": format!("sha256:{HEX}")}}},
-    }));
-    ns.api::<ModelDeployment>()
-        .create(&PostParams::default(), &md)
-        .await
-        .unwrap();
-    let named = wait(
-        &ns.api::<ModelDeployment>(),
-        "missing",
-        Duration::from_secs(120),
-        |md| {
-            md.and_then(|m| m.status.as_ref())
-                .and_then(|s| s.conditions.get(types::READY))
-                .is_some_and(|c| c.reason == reasons::MODEL_NOT_SERVABLE)
-        },
-    )
-    .await
-    .unwrap();
-    let ready = named
-        .status
-        .unwrap()
-        .conditions
-        .get(types::READY)
-        .cloned()
-        .unwrap();
+    let ready = deploy_artifact(&ns, "missing", &uri, types::READY, |c| {
+        c.reason == reasons::MODEL_NOT_SERVABLE
+    })
+    .await;
     assert_eq!(ready.status, "False");
     assert!(
         ready.message.contains("ArtifactNotFound") || ready.message.contains("no model.json"),

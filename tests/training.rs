@@ -315,18 +315,7 @@ async fn a_deleted_training_pod_is_replaced_and_resumes_from_its_checkpoint() {
     create(&ns, &job).await;
 
     // Once the status shows a few epochs done, delete the training pod.
-    let running = wait(
-        &ns.api::<TrainingJob>(),
-        "news-or-blog",
-        Duration::from_secs(300),
-        |j| {
-            j.and_then(|j| j.status.as_ref()?.progress.as_ref().map(|p| p.epoch))
-                .is_some_and(|epoch| epoch >= 3)
-        },
-    )
-    .await
-    .unwrap();
-    let epoch_at_delete = running.status.unwrap().progress.unwrap().epoch;
+    let epoch_at_delete = progress_reaches(&ns, "news-or-blog", 3).await;
     let pods = ns.api::<Pod>();
     let selector = "batch.kubernetes.io/job-name=news-or-blog-train";
     let first = pods
@@ -464,7 +453,7 @@ async fn a_50_mb_csv_in_s3_is_prepared_streamed_and_trained() {
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "big").await;
-    let root = make_tenant(&ns.name).await;
+    let root = ns.root.clone();
     let (csv, rows) = synthetic_csv(50_000_000);
     let sha = Sha256::digest(&csv)
         .iter()

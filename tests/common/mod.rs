@@ -88,6 +88,8 @@ pub async fn client() -> Client {
 /// tenant of the artifact store (`tests/cluster/tenant`).
 pub struct TestNamespace {
     pub name: String,
+    /// The `s3://` root the namespace owns in the test bed's store (no trailing `/`).
+    pub root: String,
     client: Client,
 }
 
@@ -114,9 +116,10 @@ impl TestNamespace {
         })
         .await;
         // Its own part of the artifact store, and the Secret its pods reach it with.
-        make_tenant(&name).await;
+        let root = make_tenant(&name).await;
         Self {
             name,
+            root,
             client: client.clone(),
         }
     }
@@ -507,6 +510,23 @@ pub async fn assert_no_artifact_volumes(ns: &TestNamespace) {
             );
         }
     }
+}
+
+/// Waits until TrainingJob `name` reports at least `epoch` epochs done, and returns the epoch
+/// it reports then.
+pub async fn progress_reaches(ns: &TestNamespace, name: &str, epoch: i32) -> i32 {
+    let job = wait(
+        &ns.api::<modelops_api::TrainingJob>(),
+        name,
+        Duration::from_secs(300),
+        |j| {
+            j.and_then(|j| j.status.as_ref()?.progress.as_ref().map(|p| p.epoch))
+                .is_some_and(|done| done >= epoch)
+        },
+    )
+    .await
+    .unwrap();
+    job.status.unwrap().progress.unwrap().epoch
 }
 
 /// The epoch a training pod resumed after, from its log line `resuming from epoch N`.

@@ -63,26 +63,18 @@ pub fn not_servable_yet(
     generation: Option<i64>,
     now: &Time,
 ) {
-    if !status.conditions.is_true(types::READY) {
-        return;
+    if status.conditions.is_true(types::READY) {
+        let message = format!(
+            "the serving pods are ready, but a request through the Service did not succeed yet: {why}"
+        );
+        not_ready(
+            status,
+            reasons::SERVICE_NOT_SERVING,
+            message,
+            generation,
+            now,
+        );
     }
-    let message = format!(
-        "the serving pods are ready, but a request through the Service did not succeed yet: {why}"
-    );
-    status.conditions.set(new_condition(
-        types::READY,
-        false,
-        reasons::SERVICE_NOT_SERVING,
-        message.clone(),
-        generation,
-        now,
-    ));
-    status.conditions.set_while_true(
-        types::RECONCILING,
-        Some((reasons::SERVICE_NOT_SERVING, message)),
-        generation,
-        now,
-    );
 }
 
 /// Says why `Ready` is False when the stable revision's pods run but cannot load its model (`why`
@@ -95,24 +87,37 @@ pub fn model_not_servable(
     generation: Option<i64>,
     now: &Time,
 ) {
-    if status.conditions.is_true(types::READY) {
-        return;
+    if !status.conditions.is_true(types::READY) {
+        let message = format!("revision {revision} cannot serve its model: {why}");
+        not_ready(
+            status,
+            reasons::MODEL_NOT_SERVABLE,
+            message,
+            generation,
+            now,
+        );
     }
-    let message = format!("revision {revision} cannot serve its model: {why}");
+}
+
+/// `Ready` False for `reason`, and `Reconciling` saying the same.
+fn not_ready(
+    status: &mut ModelDeploymentStatus,
+    reason: &'static str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) {
     status.conditions.set(new_condition(
         types::READY,
         false,
-        reasons::MODEL_NOT_SERVABLE,
+        reason,
         message.clone(),
         generation,
         now,
     ));
-    status.conditions.set_while_true(
-        types::RECONCILING,
-        Some((reasons::MODEL_NOT_SERVABLE, message)),
-        generation,
-        now,
-    );
+    status
+        .conditions
+        .set_while_true(types::RECONCILING, Some((reason, message)), generation, now);
 }
 
 /// Copies what the plan decided into the status: the revisions and the canary's position.
@@ -312,18 +317,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_model_that_will_not_load_is_the_reason_ready_is_false() {
-        let plan = stable_plan();
-        let mut waiting = status(
+    /// The status of [`stable_plan`] with these ready pods per revision.
+    fn stable_status(ready: &BTreeMap<i32, i32>) -> ModelDeploymentStatus {
+        status(
             None,
             Some(1),
-            &plan,
-            &BTreeMap::new(),
+            &stable_plan(),
+            ready,
             "e".into(),
             None,
             &at(0),
-        );
+        )
+    }
+
+    #[test]
+    fn a_model_that_will_not_load_is_the_reason_ready_is_false() {
+        let mut waiting = stable_status(&BTreeMap::new());
         model_not_servable(
             &mut waiting,
             1,
@@ -338,24 +347,15 @@ mod tests {
             "{}",
             ready.message
         );
-        let mut serving = status(
-            None,
-            Some(1),
-            &plan,
-            &BTreeMap::from([(1, 1)]),
-            "e".into(),
-            None,
-            &at(0),
-        );
+        let mut serving = stable_status(&BTreeMap::from([(1, 1)]));
         model_not_servable(&mut serving, 1, "x", Some(1), &at(0));
         assert!(serving.conditions.is_true(types::READY));
     }
 
     #[test]
     fn ready_waits_for_the_service_to_serve() {
-        let plan = stable_plan();
         let ready = BTreeMap::from([(1, 2)]);
-        let mut new = status(None, Some(1), &plan, &ready, "e".into(), None, &at(0));
+        let mut new = stable_status(&ready);
         assert!(new.conditions.is_true(types::READY));
         not_servable_yet(&mut new, "connection refused", Some(1), &at(0));
         let condition = new.conditions.get(types::READY).unwrap();
@@ -364,15 +364,7 @@ mod tests {
         assert!(condition.message.contains("connection refused"));
         assert!(new.conditions.is_true(types::RECONCILING));
         // Not ready for another reason: that reason stays.
-        let mut waiting = status(
-            None,
-            Some(1),
-            &plan,
-            &BTreeMap::new(),
-            "e".into(),
-            None,
-            &at(0),
-        );
+        let mut waiting = stable_status(&BTreeMap::new());
         not_servable_yet(&mut waiting, "x", Some(1), &at(0));
         assert_eq!(
             waiting.conditions.get(types::READY).unwrap().reason,

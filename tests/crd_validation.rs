@@ -764,12 +764,29 @@ spec:
   metrics: [{accuracy: {min: 0.85, minSamples: 20, mode: sequential, confidence: 0.995}}]
 "#,
     );
+    let regression = yaml(
+        r#"
+apiVersion: modelops.dev/v1alpha1
+kind: Monitor
+metadata: {name: regression}
+spec:
+  targetRef: {name: petal-width}
+  metrics:
+    - rmse: {max: 0.35, minSamples: 20, mode: sequential, confidence: 0.99}
+    - mae: {max: 0.3}
+    - predictionDrift: {max: 0.25}
+"#,
+    );
     expect_accepted(
         &api,
         &[
             ("every kind of metric", monitor.clone()),
             ("a minimal Monitor", minimal),
             ("a sequential accuracy test", sequential),
+            (
+                "a regression Monitor (rmse, mae, prediction drift)",
+                regression,
+            ),
         ],
     )
     .await;
@@ -781,7 +798,7 @@ spec:
             refused(
                 "an item with two kinds",
                 json!({"spec": {"metrics": [{"accuracy": {"min": 0.9}, "errorRate": {"max": 0.1}}]}}),
-                &["spec.metrics[0]", "exactly one of accuracy, inputDrift, predictionDrift, latency or errorRate"],
+                &["spec.metrics[0]", "exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"],
             ),
             refused(
                 "an empty item",
@@ -832,6 +849,36 @@ spec:
                 "a confidence without mode sequential",
                 json!({"spec": {"metrics": [{"accuracy": {"min": 0.9, "confidence": 0.99}}]}}),
                 &["spec.metrics[0].accuracy.confidence", "applies to mode sequential only"],
+            ),
+            refused(
+                "rmse twice",
+                json!({"spec": {"metrics": [{"rmse": {"max": 1}}, {"rmse": {"max": 2}}]}}),
+                &["spec.metrics", "may appear at most once"],
+            ),
+            refused(
+                "a zero rmse maximum",
+                json!({"spec": {"metrics": [{"rmse": {"max": 0}}]}}),
+                &["spec.metrics[0].rmse.max", "greater than 0"],
+            ),
+            refused(
+                "a negative mae maximum",
+                json!({"spec": {"metrics": [{"mae": {"max": -1}}]}}),
+                &["spec.metrics[0].mae.max", "greater than 0"],
+            ),
+            refused(
+                "an mae confidence without mode sequential",
+                json!({"spec": {"metrics": [{"mae": {"max": 1, "confidence": 0.99}}]}}),
+                &["spec.metrics[0].mae.confidence", "applies to mode sequential only"],
+            ),
+            refused(
+                "an rmse confidence of 1",
+                json!({"spec": {"metrics": [{"rmse": {"max": 1, "mode": "sequential", "confidence": 1}}]}}),
+                &["spec.metrics[0].rmse.confidence", "must be in (0.5, 1)"],
+            ),
+            refused(
+                "an unknown rmse mode",
+                json!({"spec": {"metrics": [{"rmse": {"max": 1, "mode": "bayesian"}}]}}),
+                &["spec.metrics[0].rmse.mode", "Unsupported value: \"bayesian\""],
             ),
             refused(
                 "a zero drift maximum",

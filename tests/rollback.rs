@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -108,14 +108,6 @@ where
         .unwrap()
 }
 
-/// One answer of the traffic loop.
-#[derive(Debug)]
-struct Answer {
-    at: Instant,
-    version: Option<String>,
-    failure: Option<String>,
-}
-
 /// Labelled traffic at `per_second` requests per second from the host through the Service:
 /// each request is one digits row (transformed by `shift`), and, with `feedback`, its true
 /// label is sent back right after the answer. Runs until `stop`.
@@ -143,21 +135,12 @@ fn traffic(
                 i += 1;
                 shift(&mut row);
                 let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": row}]})).unwrap();
-                let answer = match http(&ip, 80, "POST", "/v2/models/digits/infer", &body) {
-                    Ok((200, text)) => {
-                        let response: Value = serde_json::from_str(&text).unwrap_or_default();
-                        if feedback {
-                            let id = response["outputs"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "feedback_id")).map(|o| o["data"][0].clone());
-                            if let Some(id) = id {
-                                let body = serde_json::to_vec(&json!({"id": id, "label": label})).unwrap();
-                                let _ = http(&ip, 80, "POST", "/v2/models/digits/feedback", &body);
-                            }
-                        }
-                        Answer { at: Instant::now(), version: response["model_version"].as_str().map(str::to_owned), failure: None }
-                    }
-                    Ok((status, text)) => Answer { at: Instant::now(), version: None, failure: Some(format!("{status}: {text}")) },
-                    Err(e) => Answer { at: Instant::now(), version: None, failure: Some(e.to_string()) },
-                };
+                let (answer, response) = Answer::of(http(&ip, 80, "POST", "/v2/models/digits/infer", &body));
+                let id = response["outputs"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "feedback_id")).map(|o| o["data"][0].clone());
+                if feedback && let Some(id) = id {
+                    let body = serde_json::to_vec(&json!({"id": id, "label": label})).unwrap();
+                    let _ = http(&ip, 80, "POST", "/v2/models/digits/feedback", &body);
+                }
                 answers.push(answer);
             }
             answers
@@ -298,28 +281,16 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
     let answers = load.join().unwrap();
 
     // Time from the first answer of the bad revision to the last one.
-    let bad: Vec<&Answer> = answers
-        .iter()
-        .filter(|a| a.version.as_deref() == Some("2"))
-        .collect();
-    assert!(!bad.is_empty(), "the bad revision never answered");
-    let exposure = bad.last().unwrap().at - bad[0].at;
+    let (exposure, bad) = served_for(&answers, "2");
     println!(
-        "bad revision served for {exposure:?} ({} of {} answers)",
-        bad.len(),
+        "bad revision served for {exposure:?} ({bad} of {} answers)",
         answers.len()
     );
     assert!(
         exposure <= Duration::from_secs(30),
         "the bad revision served for {exposure:?}"
     );
-    let failures: Vec<&String> = answers.iter().filter_map(|a| a.failure.as_ref()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} requests failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    assert_no_failed_answers(&answers);
     assert!(answers.last().unwrap().version.as_deref() == Some("1"));
     assert!(after.iter().all(|v| v.1 == Some(1)), "{after:?}");
 
@@ -432,6 +403,119 @@ async fn input_drift_without_labels_is_detected_and_the_feature_named() {
         .unwrap();
     assert_eq!(md.stable_revision, Some(1));
     assert!(!md.conditions.is_true(types::ROLLED_BACK));
+    ns.delete().await;
+}
+
+/// The digits with pixel 20 brightened by 10 grey levels in every row: a model trained on them
+/// expects inputs that production never sends.
+fn brightened_digits_csv() -> String {
+    let text = digits_csv();
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+        let value: f64 = fields[20].parse().unwrap();
+        fields[20] = (value + 10.0).to_string();
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_model_trained_on_other_inputs_is_rolled_back_on_input_drift_alone() {
+    use modelops_api::conditions::reasons;
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "drift-rollback").await;
+    data_config_map(&ns, "digits-data", digits_csv()).await;
+    data_config_map(&ns, "bright-data", brightened_digits_csv()).await;
+    let digits: Dataset = example("examples/digits/dataset.yaml");
+    let mut bright = digits.clone();
+    bright.metadata.name = Some("bright".into());
+    bright.spec.source =
+        serde_json::from_value(json!({"configMap": {"name": "bright-data", "key": "digits.csv"}}))
+            .unwrap();
+    for dataset in [digits, bright] {
+        ns.api::<Dataset>()
+            .create(&PostParams::default(), &dataset)
+            .await
+            .unwrap();
+    }
+    start_mlp(&ns, "good", "digits", 4).await;
+    start_mlp(&ns, "bright", "bright", 4).await;
+    for name in ["good", "bright"] {
+        training_succeeded(&ns, name, Duration::from_secs(300)).await;
+    }
+    create::<ModelDeployment>(&ns, json!({"metadata": {"name": "digits"}, "spec": {"model": {"trainingJobRef": {"name": "good"}}}})).await;
+    // No labels at all: input drift against each revision's own training data is the only
+    // evidence.
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "drift"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "2s",
+                "window": {"samples": 60, "maxAge": "30s"},
+                "metrics": [{"inputDrift": {"method": "psi", "max": 0.5, "minSamples": 40}}],
+                "failureThreshold": 2,
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    serving_stable(&ns, "digits", 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(service_ip(&ns).await, 20, false, unchanged, stop.clone());
+    // Production's inputs look like the good model's training data.
+    let verdicts = evaluations(&ns, "drift", 3, Duration::from_secs(60)).await;
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.0 == Verdict::Pass && v.1 == Some(1)),
+        "{verdicts:?}"
+    );
+    let mds = ns.api::<ModelDeployment>();
+    let patch = json!({"spec": {"model": {"trainingJobRef": {"name": "bright"}}}});
+    mds.patch("digits", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let rolled_back = wait(&mds, "digits", Duration::from_secs(180), |md| {
+        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+            s.conditions.is_true(types::ROLLED_BACK)
+                && s.stable_revision == Some(1)
+                && s.revisions
+                    .iter()
+                    .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
+        })
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.join().unwrap();
+    let monitor = ns
+        .api::<Monitor>()
+        .get("drift")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(monitor.actions.len(), 1, "{:#?}", monitor.actions);
+    assert_eq!(monitor.actions[0].revision, Some(2));
+    assert_eq!(
+        monitor.actions[0].reason,
+        reasons::INPUT_DRIFT_ABOVE_MAXIMUM
+    );
+    let failed = monitor
+        .history
+        .iter()
+        .find(|h| h.revision == Some(2) && h.verdict == Verdict::Fail);
+    assert!(failed.is_some(), "{:#?}", monitor.history);
+    assert_no_failed_answers(&answers);
+    assert_eq!(rolled_back.status.unwrap().stable_revision, Some(1));
     ns.delete().await;
 }
 
@@ -631,6 +715,108 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
             .iter()
             .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
     );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_passing_canary_is_promoted_and_a_bad_one_gets_no_traffic_5_seconds_after_its_first_answer()
+ {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "fast").await;
+    // A second good model (fewer epochs: other weights, another digest).
+    start_mlp(&ns, "good2", "digits", 8).await;
+    good_and_bad_models(&ns).await;
+    training_succeeded(&ns, "good2", Duration::from_secs(300)).await;
+    create::<ModelDeployment>(
+        &ns,
+        json!({
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"trainingJobRef": {"name": "good"}},
+                "replicas": 2,
+                "strategy": {"type": "Canary", "canary": {
+                    "steps": [{"weight": 50, "pause": "5s"}, {"weight": 100}],
+                    "analysis": {"monitorRef": {"name": "analysis"}},
+                }},
+            }
+        }),
+    )
+    .await;
+    // A sequential test, looked at every second: a verdict as soon as the labels prove it.
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "analysis"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "1s",
+                "metrics": [{"accuracy": {"min": 0.85, "minSamples": 20, "mode": "sequential"}}],
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    serving_stable(&ns, "digits", 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
+    let mds = ns.api::<ModelDeployment>();
+    let point_at = |job: &'static str| {
+        let mds = mds.clone();
+        async move {
+            let patch = json!({"spec": {"model": {"trainingJobRef": {"name": job}}}});
+            mds.patch("digits", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .unwrap();
+        }
+    };
+
+    // A good canary passes its analysis and is promoted.
+    point_at("good2").await;
+    let promoted = serving_stable(&ns, "digits", 2).await;
+    let monitor = ns.api::<Monitor>().get("analysis").await.unwrap();
+    let passed = monitor
+        .status
+        .as_ref()
+        .unwrap()
+        .history
+        .iter()
+        .any(|h| h.revision == Some(2) && h.verdict == Verdict::Pass);
+    assert!(passed, "promoted without a Pass: {:#?}", monitor.status);
+    assert!(
+        !promoted
+            .status
+            .unwrap()
+            .conditions
+            .is_true(types::ROLLED_BACK)
+    );
+
+    // A bad canary is failed on its first labels and leaves traffic at once.
+    point_at("bad").await;
+    wait(&mds, "digits", Duration::from_secs(180), |md| {
+        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+            s.revisions
+                .iter()
+                .any(|r| r.revision == 3 && r.state == RevisionState::RolledBack)
+                && s.canary_weight == Some(0)
+        })
+    })
+    .await
+    .unwrap();
+    // A few more seconds of traffic, which must all reach revision 2.
+    evaluations(&ns, "analysis", 5, Duration::from_secs(60)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.join().unwrap();
+    let (exposure, bad) = served_for(&answers, "3");
+    println!("the bad canary answered for {exposure:?} after its first answer ({bad} answers)");
+    assert!(
+        exposure <= Duration::from_secs(5),
+        "the bad canary still answered {exposure:?} after its first answer"
+    );
+    assert_no_failed_answers(&answers);
+    assert_eq!(answers.last().unwrap().version.as_deref(), Some("2"));
     ns.delete().await;
 }
 

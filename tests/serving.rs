@@ -77,13 +77,6 @@ async fn cluster_ip(ns: &TestNamespace, name: &str) -> String {
         .unwrap()
 }
 
-/// One answer of the traffic loop.
-struct Answer {
-    at: Instant,
-    version: Option<String>,
-    failure: Option<String>,
-}
-
 #[tokio::test]
 async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     if skip_without_cluster() {
@@ -118,26 +111,8 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
             while !stop.load(Ordering::Relaxed) {
                 let body = infer_body(&[&rows[i % rows.len()].0]);
                 i += 1;
-                let answer = match http(&ip, 80, "POST", "/v2/models/digits/infer", &body) {
-                    Ok((200, text)) => {
-                        let json: Value = serde_json::from_str(&text).unwrap_or_default();
-                        Answer {
-                            at: Instant::now(),
-                            version: json["model_version"].as_str().map(str::to_owned),
-                            failure: None,
-                        }
-                    }
-                    Ok((status, text)) => Answer {
-                        at: Instant::now(),
-                        version: None,
-                        failure: Some(format!("{status}: {text}")),
-                    },
-                    Err(e) => Answer {
-                        at: Instant::now(),
-                        version: None,
-                        failure: Some(e.to_string()),
-                    },
-                };
+                let (answer, _) =
+                    Answer::of(http(&ip, 80, "POST", "/v2/models/digits/infer", &body));
                 answers.push(answer);
             }
             answers
@@ -193,14 +168,7 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     stop.store(true, Ordering::Relaxed);
     let answers = traffic.join().unwrap();
 
-    let failures: Vec<&String> = answers.iter().filter_map(|a| a.failure.as_ref()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failures.len(),
-        answers.len(),
-        &failures[..failures.len().min(5)]
-    );
+    assert_no_failed_answers(&answers);
     let during: std::collections::BTreeSet<&str> = answers
         .iter()
         .filter(|a| a.at >= canary_seen && a.at <= promoted_at)

@@ -287,6 +287,10 @@ pub struct ModelCard {
     pub module: Option<FileDigest>,
     /// How it was trained.
     pub training: TrainingRecord,
+    /// Regression: the model's predictions on the training split, in the target's own units, on
+    /// equal-width bins: the reference of prediction drift (served with the Dataset profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<crate::profile::Histogram>,
 }
 
 impl ModelCard {

@@ -39,7 +39,8 @@ pub mod types {
     pub const ROLLED_BACK: &str = "RolledBack";
     /// Monitor: input or prediction drift is above its maximum.
     pub const DRIFT_DETECTED: &str = "DriftDetected";
-    /// Monitor: accuracy on labelled feedback is below its minimum.
+    /// Monitor: the quality on labelled feedback is out of its threshold (accuracy below its
+    /// minimum, or a regression model's rmse or mae above its maximum).
     pub const ACCURACY_DEGRADED: &str = "AccuracyDegraded";
 }
 
@@ -152,6 +153,10 @@ pub mod reasons {
     pub const WITHIN_THRESHOLDS: &str = "WithinThresholds";
     /// Accuracy on labelled feedback is below `accuracy.min`.
     pub const ACCURACY_BELOW_MINIMUM: &str = "AccuracyBelowMinimum";
+    /// A regression model's rmse on labelled feedback is above `rmse.max`.
+    pub const RMSE_ABOVE_MAXIMUM: &str = "RmseAboveMaximum";
+    /// A regression model's mae on labelled feedback is above `mae.max`.
+    pub const MAE_ABOVE_MAXIMUM: &str = "MaeAboveMaximum";
     /// Input drift is above `inputDrift.max`.
     pub const INPUT_DRIFT_ABOVE_MAXIMUM: &str = "InputDriftAboveMaximum";
     /// Prediction drift is above `predictionDrift.max`.

@@ -65,8 +65,8 @@ pub const REVISIONS_LIMIT: usize = 10;
     )
 )]
 #[x_kube(
-    validation = Rule::new("self.metrics.filter(m, has(m.accuracy)).size() <= 1 && self.metrics.filter(m, has(m.inputDrift)).size() <= 1 && self.metrics.filter(m, has(m.predictionDrift)).size() <= 1 && self.metrics.filter(m, has(m.latency)).size() <= 1 && self.metrics.filter(m, has(m.errorRate)).size() <= 1")
-        .message("spec.metrics: each kind (accuracy, inputDrift, predictionDrift, latency, errorRate) may appear at most once")
+    validation = Rule::new("self.metrics.filter(m, has(m.accuracy)).size() <= 1 && self.metrics.filter(m, has(m.rmse)).size() <= 1 && self.metrics.filter(m, has(m.mae)).size() <= 1 && self.metrics.filter(m, has(m.inputDrift)).size() <= 1 && self.metrics.filter(m, has(m.predictionDrift)).size() <= 1 && self.metrics.filter(m, has(m.latency)).size() <= 1 && self.metrics.filter(m, has(m.errorRate)).size() <= 1")
+        .message("spec.metrics: each kind (accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate) may appear at most once")
         .field_path(".metrics"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -82,7 +82,7 @@ pub struct MonitorSpec {
     #[serde(default)]
     pub window: Window,
     /// What to measure, each with its threshold.
-    #[schemars(length(min = 1, max = 5))]
+    #[schemars(length(min = 1, max = 7))]
     pub metrics: Vec<MetricSpec>,
     /// Consecutive failing evaluations before the verdict is Fail, at least 1.
     #[serde(default = "default_failure_threshold")]
@@ -148,18 +148,25 @@ pub enum MonitorAction {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(crates(kube_core = ::kube_core))]
 #[x_kube(
-    validation = Rule::new("[has(self.accuracy), has(self.inputDrift), has(self.predictionDrift), has(self.latency), has(self.errorRate)].filter(x, x).size() == 1")
-        .message("spec.metrics[]: each item sets exactly one of accuracy, inputDrift, predictionDrift, latency or errorRate"),
+    validation = Rule::new("[has(self.accuracy), has(self.rmse), has(self.mae), has(self.inputDrift), has(self.predictionDrift), has(self.latency), has(self.errorRate)].filter(x, x).size() == 1")
+        .message("spec.metrics[]: each item sets exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
     /// Accuracy on labelled feedback (`POST /v2/models/{name}/feedback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<AccuracyMetric>,
+    /// Root mean squared error of a regression model on labelled feedback (the true values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<ErrorMetric>,
+    /// Mean absolute error of a regression model on labelled feedback (the true values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<ErrorMetric>,
     /// Drift of the input features against the Dataset profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_drift: Option<DriftMetric>,
-    /// Drift of the predicted classes against the Dataset's label distribution.
+    /// Drift of the predictions: the predicted classes against the Dataset's label distribution,
+    /// or a regression model's predicted values against its predictions on the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction_drift: Option<DriftMetric>,
     /// Request latency.
@@ -175,6 +182,10 @@ pub struct MetricSpec {
 pub enum Metric<'a> {
     /// `accuracy`.
     Accuracy(&'a AccuracyMetric),
+    /// `rmse`.
+    Rmse(&'a ErrorMetric),
+    /// `mae`.
+    Mae(&'a ErrorMetric),
     /// `inputDrift`.
     InputDrift(&'a DriftMetric),
     /// `predictionDrift`.
@@ -191,6 +202,8 @@ impl MetricSpec {
     pub fn get(&self) -> Option<Metric<'_>> {
         let set: Vec<Metric<'_>> = [
             self.accuracy.as_ref().map(Metric::Accuracy),
+            self.rmse.as_ref().map(Metric::Rmse),
+            self.mae.as_ref().map(Metric::Mae),
             self.input_drift.as_ref().map(Metric::InputDrift),
             self.prediction_drift.as_ref().map(Metric::PredictionDrift),
             self.latency.as_ref().map(Metric::Latency),
@@ -261,15 +274,54 @@ impl AccuracyMetric {
     }
 }
 
-/// How accuracy is judged.
+/// How a metric on labelled feedback (accuracy, rmse, mae) is judged.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AccuracyMode {
-    /// The labels in the window against `min`, per evaluation.
+    /// The labels in the window against the threshold, per evaluation.
     #[default]
     Window,
     /// An always-valid sequential test on every label since the revision started.
     Sequential,
+}
+
+/// A regression model's error on labelled feedback (`rmse` or `mae`) must stay at or below
+/// `max`, in the target's own units.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("!has(self.confidence) || (has(self.mode) && self.mode == 'sequential')")
+        .message("spec.metrics[].{rmse,mae}.confidence applies to mode sequential only; set mode: sequential or remove confidence")
+        .field_path(".confidence"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorMetric {
+    /// Highest acceptable error, in the target's units, greater than 0.
+    #[schemars(range(max = 1.0e12), extend("minimum" = 0.0, "exclusiveMinimum" = true))]
+    pub max: f64,
+    /// Labelled feedbacks needed before the error is judged (fewer gives Inconclusive). With
+    /// mode `sequential` it is needed for a Pass and for a Fail.
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_samples: i32,
+    /// How the error is judged: `window` (the default: the labels in the window against `max`,
+    /// failing after `failureThreshold` evaluations in a row) or `sequential` (a confidence
+    /// sequence on every label since the revision started, failing at once when the error is
+    /// above `max` with the confidence asked for).
+    #[serde(default)]
+    pub mode: AccuracyMode,
+    /// With mode `sequential`: how sure the test must be before it decides, in (0.5, 1),
+    /// default 0.99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.5 && self < 1.0").message("spec.metrics[].{rmse,mae}.confidence must be in (0.5, 1), for example 0.99"))]
+    pub confidence: Option<f64>,
+}
+
+impl ErrorMetric {
+    /// `confidence`, or its default (that of accuracy).
+    pub fn confidence(&self) -> f64 {
+        self.confidence.unwrap_or(DEFAULT_ACCURACY_CONFIDENCE)
+    }
 }
 
 fn default_min_samples() -> i32 {

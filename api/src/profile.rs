@@ -286,6 +286,11 @@ pub struct Profile {
     /// Class balance of every row (all splits).
     #[serde(default)]
     pub class_balance_all: Option<ClassBalance>,
+    /// The trained model's predictions on the training split, on equal-width bins (regression
+    /// models): the reference of prediction drift for regression. The Dataset's `profile.json`
+    /// has none; a serving pod adds the model card's `predictions` to the profile it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Histogram>,
 }
 
 impl Profile {
@@ -303,6 +308,11 @@ impl Profile {
         }
         if let Some(balance) = &self.class_balance_all {
             balance.check("classBalanceAll")?;
+        }
+        if let Some(predictions) = &self.predictions {
+            predictions
+                .check()
+                .map_err(|reason| format!("predictions has {reason}"))?;
         }
         Ok(())
     }
@@ -411,6 +421,7 @@ mod tests {
             features: vec![FeatureProfile::of("x", &[0.0, 1.0, 5.0])],
             class_balance: Some(ClassBalance::of(&classes, [0, 1, 1].into_iter())),
             class_balance_all: Some(ClassBalance::of(&classes, [0, 1, 1, 0].into_iter())),
+            predictions: None,
         };
         let text = serde_json::to_string_pretty(&profile).unwrap();
         let back: Profile = serde_json::from_str(&text).unwrap();

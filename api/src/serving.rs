@@ -64,8 +64,8 @@ pub const OUTPUT_LABEL: &str = "label";
 pub const OUTPUT_PROBABILITIES: &str = "probabilities";
 /// Output of a regression model: the predicted value (FP32, `[n]`).
 pub const OUTPUT_PREDICTION: &str = "prediction";
-/// Output of a classification model: one feedback id per row (BYTES, `[n]`), for
-/// [`FeedbackRequest::id`].
+/// One feedback id per row (BYTES, `[n]`), for [`FeedbackRequest::id`]: an output of
+/// classification and regression models alike.
 pub const OUTPUT_FEEDBACK_ID: &str = "feedback_id";
 
 /// The body of `POST /v2/models/{name}/feedback`: the true label of one prediction.
@@ -73,7 +73,8 @@ pub const OUTPUT_FEEDBACK_ID: &str = "feedback_id";
 pub struct FeedbackRequest {
     /// A feedback id from the `feedback_id` output of an inference response.
     pub id: String,
-    /// The true class, as the data writes it.
+    /// The true class, as the data writes it; for a regression model the true value, sent as a
+    /// JSON number or its decimal string (`2.3` or `"2.3"`).
     pub label: String,
 }
 
@@ -96,6 +97,22 @@ pub mod metrics {
     /// Counter: labelled feedback by `result` (`correct` or `incorrect`), under the revision the
     /// feedback id names.
     pub const FEEDBACK_TOTAL: &str = "modelops_feedback_total";
+    /// Counter: labelled feedback of a regression model (true values received), under the
+    /// revision the feedback id names. With the three sums below, what `rmse` and `mae` are
+    /// measured on.
+    pub const FEEDBACK_VALUES_TOTAL: &str = "modelops_feedback_values_total";
+    /// Counter: the sum of `|true - predicted|` over the regression feedback.
+    pub const FEEDBACK_ABSOLUTE_ERROR_TOTAL: &str = "modelops_feedback_absolute_error_total";
+    /// Counter: the sum of `(true - predicted)²` over the regression feedback.
+    pub const FEEDBACK_SQUARED_ERROR_TOTAL: &str = "modelops_feedback_squared_error_total";
+    /// Counter: the sum of `(true - predicted)⁴` over the regression feedback: the spread of the
+    /// squared errors, which the sequential `rmse` test needs.
+    pub const FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL: &str =
+        "modelops_feedback_squared_error_squares_total";
+    /// Counter: predicted values of a regression model by `bin`, on the bins of the histogram of
+    /// the model's predictions on its training split (`predictions` of the served profile):
+    /// what prediction drift is measured on for regression.
+    pub const PREDICTION_BIN_TOTAL: &str = "modelops_prediction_bin_total";
     /// Gauge: 1 once the model is loaded and verified, 0 before, after a failed load, and while
     /// shutting down.
     pub const MODEL_READY: &str = "modelops_model_ready";

@@ -41,7 +41,13 @@ use std::collections::BTreeMap;
         name = "Accuracy",
         type_ = "number",
         json_path = ".status.model.metrics.testAccuracy",
-        description = "Test accuracy of the trained model"
+        description = "Test accuracy of the trained model (classification)"
+    ),
+    printcolumn(
+        name = "RMSE",
+        type_ = "number",
+        json_path = ".status.model.metrics.testRmse",
+        description = "Test root mean squared error of the trained model (regression)"
     ),
     printcolumn(
         name = "Age",

@@ -540,3 +540,71 @@ pub fn resumed_epoch(log: &str) -> Option<i32> {
                 .ok()
         })
 }
+
+// ---------------------------------------------------------------- traffic through a Service
+
+/// One answer of a traffic loop: when it came, which revision gave it (`model_version`), and why
+/// it failed, if it did.
+#[derive(Debug)]
+pub struct Answer {
+    pub at: std::time::Instant,
+    pub version: Option<String>,
+    pub failure: Option<String>,
+}
+
+impl Answer {
+    /// The answer to an inference request sent with [`http`], and its body when it was a 200.
+    pub fn of(response: std::io::Result<(u16, String)>) -> (Self, serde_json::Value) {
+        let at = std::time::Instant::now();
+        match response {
+            Ok((200, text)) => {
+                let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let version = body["model_version"].as_str().map(str::to_owned);
+                let answer = Self {
+                    at,
+                    version,
+                    failure: None,
+                };
+                (answer, body)
+            }
+            Ok((status, text)) => (
+                Self::failed(at, format!("{status}: {text}")),
+                Default::default(),
+            ),
+            Err(e) => (Self::failed(at, e.to_string()), Default::default()),
+        }
+    }
+
+    fn failed(at: std::time::Instant, why: String) -> Self {
+        Self {
+            at,
+            version: None,
+            failure: Some(why),
+        }
+    }
+}
+
+/// Panics, showing the first few, when any answer failed.
+pub fn assert_no_failed_answers(answers: &[Answer]) {
+    let failures: Vec<&String> = answers.iter().filter_map(|a| a.failure.as_ref()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        answers.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+/// How long `revision` answered, from its first answer to its last (and how many it gave);
+/// panics when it never answered.
+pub fn served_for(answers: &[Answer], revision: &str) -> (Duration, usize) {
+    let of: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.version.as_deref() == Some(revision))
+        .collect();
+    let (Some(first), Some(last)) = (of.first(), of.last()) else {
+        panic!("revision {revision} never answered")
+    };
+    (last.at - first.at, of.len())
+}

@@ -1,7 +1,7 @@
 //! `modelops-worker serve` end to end: the real binary on a loopback port, serving models that
 //! the real binary trained. Accuracy as in the offline evaluation, every bad input, feedback
-//! under the right revision, the metrics, draining on SIGTERM, a corrupted artifact, and a text
-//! model.
+//! under the right revision, the metrics, draining on SIGTERM, a corrupted artifact, a text
+//! model, and a regression model's prediction bins and numeric feedback.
 
 mod common;
 
@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use modelops_api::modeldeployment::Serving;
+use modelops_api::profile::Histogram;
 use modelops_api::serving::{Sample, metrics as m, parse_metrics};
 use modelops_api::workorder::{ServeOrder, WorkOrder, layout};
 use modelops_worker::data::read::Records;
@@ -944,5 +945,116 @@ fn a_text_model_answers_bytes_inputs() {
             .any(|l| l.contains("MODELOPS_FEEDBACK_KEY is not set")),
         "{log:?}"
     );
+    std::fs::remove_dir_all(&trained.dir).unwrap();
+}
+
+#[test]
+fn a_regression_model_counts_its_predictions_and_the_errors_of_its_feedback() {
+    let source = example("data/iris.csv");
+    let order = prepare_order(
+        "iris-width",
+        Some(&source),
+        example_spec("iris-width/dataset.yaml"),
+    );
+    let job = example_spec("iris-width/trainingjob.yaml");
+    let trained = train_model("serve-regression", order, &source, job);
+    let mut serve = serve_order(&trained, 2, batching(16, "1ms"));
+    serve.name = "petals".into();
+    let server = Server::start(serve, Some(KEY), &trained.dir);
+    server.wait_ready();
+    let (status, metadata) = server.get_json("/v2/models/petals");
+    assert_eq!(status, 200);
+    assert_eq!(metadata["outputs"][1]["name"], "feedback_id");
+
+    // The served profile is the Dataset's, with the card's prediction histogram.
+    let mut profile: Value =
+        serde_json::from_slice(&std::fs::read(trained.dataset_dir.join("profile.json")).unwrap())
+            .unwrap();
+    assert!(profile.get("predictions").is_none());
+    let reference: Histogram = serde_json::from_value(trained.card["predictions"].clone())
+        .expect("a regression card has its training predictions");
+    profile["predictions"] = trained.card["predictions"].clone();
+    let (status, served) = server.get_json(modelops_api::serving::PROFILE_PATH);
+    assert_eq!(status, 200, "{served}");
+    assert_eq!(served, profile);
+
+    // Every predicted value is counted on the reference's bins, and has a feedback id.
+    let rows = &trained.test_rows;
+    let inputs: Vec<&Value> = rows.iter().map(|(input, _)| input).collect();
+    let (status, response) =
+        server.post("/v2/models/petals/infer", rows_request(&inputs).to_string());
+    assert_eq!(status, 200, "{response}");
+    let predicted: Vec<f32> =
+        serde_json::from_value(output(&response, "prediction")["data"].clone()).unwrap();
+    let ids = output(&response, "feedback_id")["data"].as_array().unwrap();
+    assert_eq!((predicted.len(), ids.len()), (rows.len(), rows.len()));
+    let mut expected = reference.emptied();
+    for &value in &predicted {
+        expected.add(f64::from(value));
+    }
+    let samples = server.metrics();
+    for (bin, count) in expected.bins() {
+        assert_eq!(
+            value(
+                &samples,
+                m::PREDICTION_BIN_TOTAL,
+                &[("revision", "2"), ("bin", &bin.to_string())]
+            ),
+            Some(count as f64),
+            "bin {bin}"
+        );
+    }
+
+    // The true widths of two flowers, as a number and as a string: their errors are summed.
+    let mut errors = Vec::new();
+    for (i, label) in [json!(rows[0].1.parse::<f64>().unwrap()), json!(rows[1].1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, answer) = server.post(
+            "/v2/models/petals/feedback",
+            json!({"id": ids[i], "label": label}).to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["revision"], 2);
+        let error = answer["error"].as_f64().unwrap();
+        let truth: f64 = rows[i].1.parse().unwrap();
+        assert!(
+            (error - (truth - f64::from(predicted[i]))).abs() < 1e-6,
+            "{answer}"
+        );
+        errors.push(error);
+    }
+    let samples = server.metrics();
+    let own = [("model", "petals"), ("revision", "2")];
+    let sum_of = |name| value(&samples, name, &own).unwrap();
+    assert_eq!(sum_of(m::FEEDBACK_VALUES_TOTAL), 2.0);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(
+        sum_of(m::FEEDBACK_ABSOLUTE_ERROR_TOTAL),
+        errors[0].abs() + errors[1].abs()
+    ));
+    assert!(close(
+        sum_of(m::FEEDBACK_SQUARED_ERROR_TOTAL),
+        errors[0].powi(2) + errors[1].powi(2)
+    ));
+    assert!(close(
+        sum_of(m::FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL),
+        errors[0].powi(4) + errors[1].powi(4)
+    ));
+    assert_eq!(value(&samples, m::FEEDBACK_TOTAL, &[]), None);
+
+    // A label that is not a number is refused, naming the field.
+    let (status, answer) = server.post(
+        "/v2/models/petals/feedback",
+        json!({"id": ids[2], "label": "wide"}).to_string(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("\"label\""),
+        "{answer}"
+    );
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
     std::fs::remove_dir_all(&trained.dir).unwrap();
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use modelops_api::profile::{BINS, Histogram};
 use modelops_api::workorder::WorkOrder;
 use modelops_worker::artifact::sha256_hex;
 use modelops_worker::model::predict::{LoadedModel, Prediction};
@@ -78,6 +79,10 @@ fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
     );
     assert_eq!(card["input"]["features"].as_array().unwrap().len(), 64);
     assert_eq!(card["input"]["normalization"]["method"], "standard");
+    assert!(
+        card.get("predictions").is_none(),
+        "a classifier has no prediction histogram"
+    );
     assert_eq!(card["datasetDigest"], dataset.1.as_str());
     assert_eq!(card["hyperparameters"]["optimizer"]["learningRate"], 0.002);
 
@@ -318,6 +323,24 @@ fn a_regression_mlp_predicts_petal_width_with_early_stopping() {
     let card = card(&dir, result);
     assert_eq!(card["training"]["stoppedEarly"], true);
     assert!(card["training"]["bestEpoch"].as_u64().unwrap() < epochs);
+    // The reference of prediction drift: every training prediction, in cm, on equal-width bins.
+    let predictions: Histogram = serde_json::from_value(card["predictions"].clone()).unwrap();
+    assert_eq!(predictions.check(), Ok(()));
+    assert_eq!(predictions.edges.len(), BINS + 1);
+    let profile: Value =
+        serde_json::from_slice(&std::fs::read(dataset.0.join("profile.json")).unwrap()).unwrap();
+    let counted: u64 = predictions.bins().map(|(_, count)| count).sum();
+    assert_eq!(counted, profile["rows"].as_u64().unwrap());
+    assert_eq!(
+        (predictions.underflow, predictions.overflow),
+        (0, 0),
+        "the bins span the predictions"
+    );
+    let (low, high) = (predictions.edges[0], predictions.edges[BINS]);
+    assert!(
+        -0.5 < low && low < 0.8 && 1.8 < high && high < 3.0,
+        "petal widths run from 0.1 to 2.5 cm, not {low} to {high}"
+    );
 
     let model = LoadedModel::load(&model_dir(&dir, result), None, tch::Device::Cpu).unwrap();
     // A large flower: 7.7 cm sepal, 6.7 cm petal (iris virginica, petal width about 2.2 cm).

@@ -15,7 +15,7 @@
 
 use super::scrape::{Bin, BinCounts};
 use modelops_api::monitor::DriftMethod;
-use modelops_api::profile::{ClassBalance, Profile};
+use modelops_api::profile::{ClassBalance, Histogram, Profile};
 use std::collections::BTreeMap;
 
 /// The share an empty bin counts as in PSI.
@@ -129,19 +129,7 @@ pub fn input_drift(
         .iter()
         .filter_map(|feature| {
             let live = inputs.get(&feature.name)?;
-            let expected = feature.histogram.ordered_counts();
-            let bins = feature.histogram.counts.len();
-            // Bins past the profile's (which a server with other edges could report) are
-            // above its range: overflow.
-            let beyond: f64 = live.inside.iter().skip(bins).sum();
-            let actual: Vec<f64> = std::iter::once(live.underflow)
-                .chain((0..bins).map(|i| live.get(Bin::Inside(i))))
-                .chain(std::iter::once(live.overflow + beyond))
-                .collect();
-            let value = match method {
-                DriftMethod::Psi => psi(&expected, &actual),
-                DriftMethod::Ks => ks(&expected, &actual),
-            }?;
+            let value = histogram_drift(method, &feature.histogram, live)?;
             Some(FeatureDrift {
                 feature: feature.name.clone(),
                 value,
@@ -150,6 +138,29 @@ pub fn input_drift(
         })
         .collect();
     InputDrift { features }
+}
+
+/// The drift of live counts on a histogram's bins from the histogram's own counts, or `None`
+/// when nothing was counted: one input feature, or a regression model's predicted values
+/// against its predictions on the training split.
+pub fn histogram_drift(
+    method: DriftMethod,
+    histogram: &Histogram,
+    live: &BinCounts,
+) -> Option<f64> {
+    let expected = histogram.ordered_counts();
+    let bins = histogram.counts.len();
+    // Bins past the profile's (which a server with other edges could report) are above its
+    // range: overflow.
+    let beyond: f64 = live.inside.iter().skip(bins).sum();
+    let actual: Vec<f64> = std::iter::once(live.underflow)
+        .chain((0..bins).map(|i| live.get(Bin::Inside(i))))
+        .chain(std::iter::once(live.overflow + beyond))
+        .collect();
+    match method {
+        DriftMethod::Psi => psi(&expected, &actual),
+        DriftMethod::Ks => ks(&expected, &actual),
+    }
 }
 
 /// The drift of the predicted classes (`predictions`, by class name) from the training split's

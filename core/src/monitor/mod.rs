@@ -6,18 +6,23 @@
 //!    ([`scrape`]);
 //! 2. keep those snapshots in a sliding window and take the difference between the newest and a
 //!    baseline ([`window`]);
-//! 3. measure accuracy, drift ([`drift`], against the Dataset profile, [`modelops_api::profile`]), latency and errors,
-//!    and give each revision a verdict ([`mod@evaluate`]; accuracy in mode `sequential` by an
-//!    always-valid test on every label since the revision started, [`sequential`]);
+//! 3. measure accuracy, a regression model's rmse and mae ([`errors`]), drift ([`drift`], against
+//!    the Dataset profile, [`modelops_api::profile`]), latency and errors, and give each
+//!    revision a verdict ([`mod@evaluate`]; accuracy in mode `sequential` by an always-valid test
+//!    on every label since the revision started, [`sequential`], rmse and mae by a confidence
+//!    sequence, [`errors`]);
 //! 4. turn that into the status: conditions, `lastEvaluation`, per-revision verdicts, history
 //!    and actions ([`status`]).
 //!
 //! docs/monitor.md explains the window, the statistics and the verdict rules.
 
 pub mod drift;
+pub mod errors;
 pub mod evaluate;
 pub mod scrape;
 pub mod sequential;
+#[cfg(test)]
+mod simulation;
 pub mod status;
 pub mod window;
 

@@ -7,6 +7,7 @@
 //! whichever pods come and go, and the difference of two [`Snapshot`]s is the traffic between
 //! them.
 
+use super::errors::ErrorSums;
 use k8s_openapi::jiff::Timestamp;
 use modelops_api::serving::{Sample, metrics};
 use std::cmp::Ordering;
@@ -55,6 +56,18 @@ impl BinCounts {
     pub fn total(&self) -> f64 {
         self.underflow + self.inside.iter().sum::<f64>() + self.overflow
     }
+
+    /// What was counted between `baseline` and `self`, bin by bin (never below 0).
+    pub fn since(&self, baseline: &BinCounts) -> BinCounts {
+        let minus = |now: f64, then: f64| (now - then).max(0.0);
+        BinCounts {
+            underflow: minus(self.underflow, baseline.underflow),
+            inside: (0..self.inside.len())
+                .map(|i| minus(self.get(Bin::Inside(i)), baseline.get(Bin::Inside(i))))
+                .collect(),
+            overflow: minus(self.overflow, baseline.overflow),
+        }
+    }
 }
 
 /// A latency bucket's upper bound in seconds (`le`), ordered so that it can key a map; `+Inf`
@@ -93,6 +106,10 @@ pub struct RevisionTotals {
     pub feedback_correct: f64,
     /// Labelled feedback whose label was not the predicted one.
     pub feedback_incorrect: f64,
+    /// Labelled feedback of a regression model: its count and error sums.
+    pub errors: ErrorSums,
+    /// A regression model's predicted values on the bins of its training predictions.
+    pub prediction_bins: BinCounts,
 }
 
 impl RevisionTotals {
@@ -111,9 +128,15 @@ impl RevisionTotals {
             .sum()
     }
 
-    /// Labelled feedbacks.
+    /// Labelled feedbacks of a classification model (right or wrong).
     pub fn feedback_total(&self) -> f64 {
         self.feedback_correct + self.feedback_incorrect
+    }
+
+    /// Labelled feedbacks of any kind: classes (right or wrong) and regression values. What
+    /// the window's feedback baseline counts.
+    pub fn labels_total(&self) -> f64 {
+        self.feedback_total() + self.errors.values
     }
 
     /// Rows whose class was predicted.
@@ -155,15 +178,7 @@ impl RevisionTotals {
             .iter()
             .map(|(feature, now)| {
                 let then = baseline.inputs.get(feature).cloned().unwrap_or_default();
-                let inside = (0..now.inside.len())
-                    .map(|i| minus(now.get(Bin::Inside(i)), then.get(Bin::Inside(i))))
-                    .collect();
-                let counts = BinCounts {
-                    underflow: minus(now.underflow, then.underflow),
-                    inside,
-                    overflow: minus(now.overflow, then.overflow),
-                };
-                (feature.clone(), counts)
+                (feature.clone(), now.since(&then))
             })
             .collect();
         RevisionTotals {
@@ -173,6 +188,8 @@ impl RevisionTotals {
             inputs,
             feedback_correct: minus(self.feedback_correct, baseline.feedback_correct),
             feedback_incorrect: minus(self.feedback_incorrect, baseline.feedback_incorrect),
+            errors: self.errors.since(&baseline.errors),
+            prediction_bins: self.prediction_bins.since(&baseline.prediction_bins),
         }
     }
 
@@ -190,6 +207,16 @@ impl RevisionTotals {
                 .add(*bin, amount),
             Counter::Feedback { correct: true, .. } => self.feedback_correct += amount,
             Counter::Feedback { correct: false, .. } => self.feedback_incorrect += amount,
+            Counter::Errors { part, .. } => {
+                let sum = match part {
+                    ErrorPart::Values => &mut self.errors.values,
+                    ErrorPart::Absolute => &mut self.errors.absolute,
+                    ErrorPart::Squared => &mut self.errors.squared,
+                    ErrorPart::SquaredSquares => &mut self.errors.squared_squares,
+                };
+                *sum += amount;
+            }
+            Counter::PredictionBins { bin, .. } => self.prediction_bins.add(*bin, amount),
         }
     }
 }
@@ -218,6 +245,36 @@ enum Counter {
         revision: i32,
         correct: bool,
     },
+    Errors {
+        revision: i32,
+        part: ErrorPart,
+    },
+    PredictionBins {
+        revision: i32,
+        bin: Bin,
+    },
+}
+
+/// One of the regression feedback series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ErrorPart {
+    Values,
+    Absolute,
+    Squared,
+    SquaredSquares,
+}
+
+impl ErrorPart {
+    fn of(name: &str) -> Option<Self> {
+        use metrics::*;
+        Some(match name {
+            FEEDBACK_VALUES_TOTAL => Self::Values,
+            FEEDBACK_ABSOLUTE_ERROR_TOTAL => Self::Absolute,
+            FEEDBACK_SQUARED_ERROR_TOTAL => Self::Squared,
+            FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL => Self::SquaredSquares,
+            _ => return None,
+        })
+    }
 }
 
 impl Counter {
@@ -256,6 +313,11 @@ impl Counter {
                 _ => return None,
             };
             Some(Self::Feedback { revision, correct })
+        } else if let Some(part) = ErrorPart::of(name) {
+            Some(Self::Errors { revision, part })
+        } else if name == PREDICTION_BIN_TOTAL {
+            let bin = Bin::parse(sample.label(LABEL_BIN)?)?;
+            Some(Self::PredictionBins { revision, bin })
         } else {
             None
         }
@@ -267,7 +329,9 @@ impl Counter {
             | Self::Latency { revision, .. }
             | Self::Predictions { revision, .. }
             | Self::Inputs { revision, .. }
-            | Self::Feedback { revision, .. } => *revision,
+            | Self::Feedback { revision, .. }
+            | Self::Errors { revision, .. }
+            | Self::PredictionBins { revision, .. } => *revision,
         }
     }
 }
@@ -448,6 +512,12 @@ modelops_input_feature_bin_total{model="m",revision="2",feature="x",bin="overflo
 modelops_feedback_total{model="m",revision="1",result="correct"} 4
 modelops_feedback_total{model="m",revision="2",result="incorrect"} 2
 modelops_batches_total{model="m",revision="2"} 3
+modelops_feedback_values_total{model="m",revision="3"} 2
+modelops_feedback_absolute_error_total{model="m",revision="3"} 1.5
+modelops_feedback_squared_error_total{model="m",revision="3"} 1.25
+modelops_feedback_squared_error_squares_total{model="m",revision="3"} 1.0625
+modelops_prediction_bin_total{model="m",revision="3",bin="0"} 7
+modelops_prediction_bin_total{model="m",revision="3",bin="overflow"} 1
 "#;
         let mut accumulator = Accumulator::default();
         let snapshot = accumulator.observe(at(100), &[pod("a/0", 0, text), pod("b/0", 50, text)]);
@@ -469,6 +539,25 @@ modelops_batches_total{model="m",revision="2"} 3
         assert_eq!(two.feedback_incorrect, 4.0);
         // Feedback of revision 1 counted on revision 2's pods belongs to revision 1.
         assert_eq!(snapshot.per_revision[&1].feedback_correct, 8.0);
+        let three = &snapshot.per_revision[&3];
+        assert_eq!(
+            three.errors,
+            ErrorSums {
+                values: 4.0,
+                absolute: 3.0,
+                squared: 2.5,
+                squared_squares: 2.125
+            }
+        );
+        assert_eq!(three.labels_total(), 4.0);
+        assert_eq!(three.feedback_total(), 0.0);
+        assert_eq!(
+            (
+                three.prediction_bins.get(Bin::Inside(0)),
+                three.prediction_bins.overflow
+            ),
+            (14.0, 2.0)
+        );
         assert_eq!(
             snapshot.counting_since,
             Some(at(0)),

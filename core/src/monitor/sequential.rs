@@ -218,23 +218,7 @@ mod tests {
         }
     }
 
-    /// SplitMix64: a small, well-known deterministic generator, enough for a simulation.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in [0, 1).
-        fn uniform(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::monitor::simulation::SplitMix;
 
     /// Labels arrive a few at a time between scrapes (1 to 40); the test looks at the growing
     /// counts after each scrape, up to `horizon` labels. Returns the decision and the labels it

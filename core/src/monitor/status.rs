@@ -23,7 +23,8 @@ pub fn previous_status(monitor: &Monitor) -> Option<&MonitorStatus> {
         .filter(|status| status.observed_generation == monitor.metadata.generation)
 }
 
-/// Sets `Ready`, `DriftDetected` and `AccuracyDegraded` from an evaluation. A domain condition
+/// Sets `Ready`, `DriftDetected` and `AccuracyDegraded` (accuracy, rmse and mae: the quality
+/// measured on labels) from an evaluation. A domain condition
 /// whose metric the spec does not measure is removed. Returns whether anything changed.
 pub fn set_conditions(
     conditions: &mut Conditions,
@@ -49,7 +50,7 @@ pub fn set_conditions(
     let accuracy: Vec<&MetricResult> = focused
         .metrics
         .iter()
-        .filter(|m| m.key == keys::ACCURACY)
+        .filter(|m| [keys::ACCURACY, keys::RMSE, keys::MAE].contains(&m.key))
         .collect();
     for (type_, metrics) in [
         (types::DRIFT_DETECTED, drift),
@@ -197,6 +198,7 @@ action: rollback
                     feedback_since: at(0),
                     totals,
                     labels_since_start: Default::default(),
+                    errors_since_start: Default::default(),
                 },
             )]),
         }

@@ -14,6 +14,7 @@
 //! ([`Snapshot::counting_since`]), so the window reaches back to it at once when that is within
 //! `maxAge`, and refills scrape by scrape otherwise.
 
+use super::errors::ErrorSums;
 use super::scrape::{RevisionTotals, Snapshot};
 use super::sequential::Labels;
 use k8s_openapi::jiff::Timestamp;
@@ -61,6 +62,8 @@ pub struct RevisionWindow {
     /// Every labelled feedback counted since the revision's counting started, whatever the
     /// window: a sequential test must see one growing sequence, never one that forgets.
     pub labels_since_start: Labels,
+    /// Every regression feedback counted since the revision's counting started, likewise.
+    pub errors_since_start: ErrorSums,
 }
 
 /// The window of every revision, as an evaluation reads it.
@@ -122,7 +125,7 @@ impl SlidingWindow {
             .keys()
             .map(|&revision| {
                 self.baseline(revision, bounds.samples, RevisionTotals::requests_total)
-                    .min(self.baseline(revision, bounds.samples, RevisionTotals::feedback_total))
+                    .min(self.baseline(revision, bounds.samples, RevisionTotals::labels_total))
             })
             .min()
             .unwrap_or(0);
@@ -160,11 +163,12 @@ impl SlidingWindow {
                     .unwrap_or(&empty)
             };
             let traffic = self.baseline(revision, bounds.samples, RevisionTotals::requests_total);
-            let feedback = self.baseline(revision, bounds.samples, RevisionTotals::feedback_total);
+            let feedback = self.baseline(revision, bounds.samples, RevisionTotals::labels_total);
             let mut totals = now.since(totals_at(traffic));
             let labels = now.since(totals_at(feedback));
             totals.feedback_correct = labels.feedback_correct;
             totals.feedback_incorrect = labels.feedback_incorrect;
+            totals.errors = labels.errors;
             deltas.per_revision.insert(
                 revision,
                 RevisionWindow {
@@ -175,6 +179,7 @@ impl SlidingWindow {
                         correct: now.feedback_correct,
                         incorrect: now.feedback_incorrect,
                     },
+                    errors_since_start: now.errors,
                 },
             );
         }

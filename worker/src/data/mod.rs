@@ -143,6 +143,8 @@ pub fn prepare(
         features: encoded.profiles,
         class_balance,
         class_balance_all,
+        // The model's predictions are added by a serving pod, from the model card.
+        predictions: None,
     };
     let manifest = DatasetManifest {
         kind: encoded.kind,

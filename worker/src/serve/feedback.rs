@@ -1,16 +1,19 @@
-//! Feedback ids: what a client sends back with the true label of a prediction.
+//! Feedback ids: what a client sends back with the true label (or, for a regression model, the
+//! true value) of a prediction.
 //!
-//! Feedback drives the accuracy a Monitor checks, and a failing accuracy rolls a deployment back,
-//! so a client must not be able to invent feedback. And any replica of any revision may receive
+//! Feedback drives the accuracy (or error) a Monitor checks, and a failing one rolls a deployment
+//! back, so a client must not be able to invent feedback. And any replica of any revision may receive
 //! it (one Service spans them all), so a replica must be able to check an id it never issued. The
 //! id is therefore self-contained and authenticated:
 //!
 //! `base64url(payload) "." base64url(HMAC-SHA256(key, "modelops-feedback-v1\0" payload))`
 //!
-//! where the payload is compact JSON: model name `m`, revision `r`, predicted label `p`, issue
-//! time `t` (Unix seconds) and a random 128-bit nonce `n`. The key is shared by every replica of
-//! a ModelDeployment (`MODELOPS_FEEDBACK_KEY`). A replica checks the MAC (in constant time), the
-//! model name and the age, and counts the feedback under the revision the id names.
+//! where the payload is compact JSON: model name `m`, revision `r`, prediction `p` (the class
+//! name; for a regression model the predicted FP32 value as its shortest round-trip decimal,
+//! [`value_text`]), issue time `t` (Unix seconds) and a random 128-bit nonce `n`. The key is
+//! shared by every replica of a ModelDeployment (`MODELOPS_FEEDBACK_KEY`). A replica checks the
+//! MAC (in constant time), the model name and the age, and counts the feedback under the revision
+//! the id names.
 //!
 //! Limits: the payload is signed, not encrypted (a client can read the predicted label, which it
 //! was given anyway). A replica refuses an id it has already counted ([`ReplayGuard`], bounded),
@@ -104,7 +107,7 @@ pub struct FeedbackClaim {
     /// The revision that made the prediction.
     #[serde(rename = "r")]
     pub revision: i32,
-    /// The predicted label.
+    /// The predicted class name, or the predicted value written by [`value_text`].
     #[serde(rename = "p")]
     pub predicted: String,
     /// When the prediction was made, in Unix seconds.
@@ -150,6 +153,12 @@ impl FeedbackClaim {
             URL_SAFE_NO_PAD.encode(tag)
         )
     }
+}
+
+/// How a claim writes a predicted value: the shortest decimal that reads back to the same f32
+/// (`1.5`, `0.1`, `2`), the number the `prediction` output shows.
+pub fn value_text(value: f32) -> String {
+    format!("{value}")
 }
 
 /// Why an id is refused.
@@ -370,6 +379,16 @@ mod tests {
             verify(&key(), &id, NOW - CLOCK_SKEW_SECONDS - 1, HOUR),
             Err(FeedbackError::FromTheFuture)
         );
+    }
+
+    #[test]
+    fn a_predicted_value_is_claimed_as_its_shortest_decimal() {
+        assert_eq!(value_text(1.5), "1.5");
+        assert_eq!(value_text(0.1), "0.1");
+        assert_eq!(value_text(2.0), "2");
+        assert_eq!(value_text(-1.25e-3), "-0.00125");
+        let value = 1.0f32 / 3.0;
+        assert_eq!(value_text(value).parse::<f32>(), Ok(value), "it reads back");
     }
 
     #[test]

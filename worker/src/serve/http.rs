@@ -23,6 +23,7 @@ use modelops_api::serving::{
     LIVE_PATH, METRICS_PATH, OUTPUT_FEEDBACK_ID, PROFILE_PATH, READY_PATH,
 };
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,7 +37,8 @@ pub struct Served {
     pub info: ModelInfo,
     /// The model thread.
     pub batcher: Batcher<Row, RowOutput>,
-    /// The Dataset profile of the input histograms, as JSON, when there is one.
+    /// The Dataset profile of the input histograms, with the model's prediction histogram
+    /// (regression) as its `predictions`, as JSON, when there is one.
     pub profile: Option<String>,
 }
 
@@ -255,40 +257,24 @@ impl Server {
             BatchError::Overloaded | BatchError::Stopped => error(503, e.to_string()),
             BatchError::Failed(_) => error(500, e.to_string()),
         })?;
+        self.metrics
+            .count_predictions(results.iter().filter_map(|r| match r {
+                RowOutput::Class { index, .. } => Some(*index),
+                RowOutput::Value(_) => None,
+            }));
+        self.metrics
+            .count_predicted_values(results.iter().filter_map(|r| match r {
+                RowOutput::Value(value) => Some(*value),
+                RowOutput::Class { .. } => None,
+            }));
         let wants_feedback = outputs
             .as_ref()
             .is_none_or(|o| o.iter().any(|n| n == OUTPUT_FEEDBACK_ID));
-        let mut feedback_ids = Vec::new();
-        if let OutputKind::Classes(classes) = &served.info.output {
-            let predicted: Vec<usize> = results
-                .iter()
-                .filter_map(|r| match r {
-                    RowOutput::Class { index, .. } => Some(*index),
-                    RowOutput::Value(_) => None,
-                })
-                .collect();
-            self.metrics.count_predictions(predicted.iter().copied());
-            if wants_feedback {
-                let now = unix_seconds();
-                // One draw from the system's random source for the whole request.
-                let mut nonces = vec![0u8; feedback::NONCE_BYTES * predicted.len()];
-                getrandom::fill(&mut nonces).expect("the system's random source");
-                feedback_ids = predicted
-                    .iter()
-                    .zip(nonces.chunks_exact(feedback::NONCE_BYTES))
-                    .map(|(&i, nonce)| {
-                        FeedbackClaim::with_nonce(
-                            &self.name,
-                            self.revision,
-                            &classes[i],
-                            now,
-                            nonce,
-                        )
-                        .sign(&self.key)
-                    })
-                    .collect();
-            }
-        }
+        let feedback_ids = if wants_feedback {
+            self.feedback_ids(&served.info, &results)
+        } else {
+            Vec::new()
+        };
         let id = id.unwrap_or_else(request_id);
         Ok(protocol::infer_response(
             &served.info,
@@ -297,6 +283,30 @@ impl Server {
             &feedback_ids,
             outputs.as_deref(),
         ))
+    }
+
+    /// One signed feedback id per row, claiming its prediction: the class name, or the value
+    /// as [`feedback::value_text`] writes it.
+    fn feedback_ids(&self, info: &ModelInfo, results: &[RowOutput]) -> Vec<String> {
+        let now = unix_seconds();
+        // One draw from the system's random source for the whole request.
+        let mut nonces = vec![0u8; feedback::NONCE_BYTES * results.len()];
+        getrandom::fill(&mut nonces).expect("the system's random source");
+        results
+            .iter()
+            .zip(nonces.chunks_exact(feedback::NONCE_BYTES))
+            .map(|(result, nonce)| {
+                let predicted = match (result, &info.output) {
+                    (RowOutput::Class { index, .. }, OutputKind::Classes(classes)) => {
+                        Cow::Borrowed(classes[*index].as_str())
+                    }
+                    (RowOutput::Value(value), _) => Cow::Owned(feedback::value_text(*value)),
+                    (RowOutput::Class { .. }, OutputKind::Value) => Cow::Borrowed(""),
+                };
+                FeedbackClaim::with_nonce(&self.name, self.revision, &predicted, now, nonce)
+                    .sign(&self.key)
+            })
+            .collect()
     }
 
     fn count_inputs(&self, info: &ModelInfo, rows: &[Row]) {
@@ -326,30 +336,97 @@ impl Server {
         let served = self.served()?;
         let request: Value = serde_json::from_slice(&body)
             .map_err(|e| error(400, format!("the body is not valid JSON: {e}")))?;
-        let usage = "send {\"id\": \"<a feedback_id from an inference response>\", \"label\": \"<the true class>\"}";
-        let id = request["id"]
-            .as_str()
-            .ok_or_else(|| error(400, format!("the feedback has no string \"id\"; {usage}")))?;
-        let label = match &request["label"] {
+        let id = request["id"].as_str().ok_or_else(|| {
+            error(
+                400,
+                format!("the feedback has no string \"id\"; {FEEDBACK_USAGE}"),
+            )
+        })?;
+        match &served.info.output {
+            OutputKind::Classes(classes) => self.class_feedback(id, &request["label"], classes),
+            OutputKind::Value => self.value_feedback(id, &request["label"]),
+        }
+    }
+
+    /// Feedback on a classification: counted as correct or incorrect.
+    fn class_feedback(
+        &self,
+        id: &str,
+        label: &Value,
+        classes: &[String],
+    ) -> Result<Value, ApiError> {
+        let label = match label {
             Value::String(label) => label.clone(),
             // A class written as a number in the data (digits: 0 to 9) may come as one.
             Value::Number(number) => number.to_string(),
             _ => {
                 return Err(error(
                     400,
-                    format!("the feedback has no string \"label\"; {usage}"),
+                    format!("the feedback has no string \"label\"; {FEEDBACK_USAGE}"),
                 ));
             }
         };
-        let OutputKind::Classes(classes) = &served.info.output else {
+        let claim = self.verified_claim(id)?;
+        // Another revision may have other classes: only this revision's are known here, and a
+        // wrong label for another revision counts as incorrect, as any wrong class would.
+        if claim.revision == self.revision && !classes.contains(&label) {
             return Err(error(
                 400,
                 format!(
-                    "model {:?} is a regression model; feedback counts the accuracy of classifications",
-                    self.name
+                    "unknown label {label:?}; model {:?} has the classes {}",
+                    self.name,
+                    protocol_classes(classes)
                 ),
             ));
+        }
+        self.first_use(&claim)?;
+        let correct = label == claim.predicted;
+        self.metrics.count_feedback(claim.revision, correct);
+        Ok(json!({"revision": claim.revision, "correct": correct}))
+    }
+
+    /// Feedback on a regression: its error (true minus predicted) is added to the sums.
+    fn value_feedback(&self, id: &str, label: &Value) -> Result<Value, ApiError> {
+        let true_value = true_value(label)?;
+        let claim = self.verified_claim(id)?;
+        let predicted = match claim.predicted.parse::<f64>() {
+            Ok(predicted) if predicted.is_finite() => predicted,
+            Ok(_) => {
+                return Err(error(
+                    400,
+                    format!(
+                        "the feedback id's prediction is {}, not a finite number: its error cannot be counted",
+                        claim.predicted
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(error(
+                    400,
+                    format!(
+                        "the feedback id is of a classification (it predicted the class {:?}), but model {:?} is a regression model; send an id from the feedback_id output of this model's inference responses",
+                        claim.predicted, self.name
+                    ),
+                ));
+            }
         };
+        let error_value = true_value - predicted;
+        if !error_value.powi(4).is_finite() {
+            return Err(error(
+                400,
+                format!(
+                    "the \"label\" {true_value} is too far from the predicted value {predicted} to be counted; send the true value in the target's own units"
+                ),
+            ));
+        }
+        self.first_use(&claim)?;
+        self.metrics
+            .count_regression_feedback(claim.revision, error_value);
+        Ok(json!({"revision": claim.revision, "error": error_value}))
+    }
+
+    /// Checks a feedback id (signature, age, model) and returns its claim.
+    fn verified_claim(&self, id: &str) -> Result<FeedbackClaim, ApiError> {
         let now = unix_seconds();
         let max_age = self.settings.feedback_max_age.as_secs();
         let claim =
@@ -363,29 +440,57 @@ impl Server {
                 ),
             ));
         }
-        // Another revision may have other classes: only this revision's are known here, and a
-        // wrong label for another revision counts as incorrect, as any wrong class would.
-        if claim.revision == self.revision && !classes.contains(&label) {
-            return Err(error(
-                400,
-                format!(
-                    "unknown label {label:?}; model {:?} has the classes {}",
-                    self.name,
-                    protocol_classes(classes)
-                ),
-            ));
-        }
-        if !self
+        Ok(claim)
+    }
+
+    /// Records the claim's nonce, refusing an id this replica has already counted (409).
+    fn first_use(&self, claim: &FeedbackClaim) -> Result<(), ApiError> {
+        let max_age = self.settings.feedback_max_age.as_secs();
+        let now = unix_seconds();
+        let first = self
             .replay
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .first_use(&claim.nonce, claim.issued_at.saturating_add(max_age), now)
-        {
-            return Err(error(409, "this feedback id was already counted"));
+            .first_use(&claim.nonce, claim.issued_at.saturating_add(max_age), now);
+        if first {
+            Ok(())
+        } else {
+            Err(error(409, "this feedback id was already counted"))
         }
-        let correct = label == claim.predicted;
-        self.metrics.count_feedback(claim.revision, correct);
-        Ok(json!({"revision": claim.revision, "correct": correct}))
+    }
+}
+
+/// How to send feedback, for the errors that say what is missing.
+const FEEDBACK_USAGE: &str = "send {\"id\": \"<a feedback_id from an inference response>\", \"label\": \"<the true class>\"}, or for a regression model {\"id\": \"<…>\", \"label\": <the true value as a number, 2.3 or \"2.3\">}";
+
+/// The true value of a regression feedback: a JSON number, or a string holding a decimal number;
+/// finite.
+fn true_value(label: &Value) -> Result<f64, ApiError> {
+    let value = match label {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match value {
+        Some(value) if value.is_finite() => Ok(value),
+        _ => {
+            let shown = match label {
+                Value::Null => "missing".to_owned(),
+                other => {
+                    let text = other.to_string();
+                    match text.char_indices().nth(40) {
+                        Some((cut, _)) => format!("{}…", &text[..cut]),
+                        None => text,
+                    }
+                }
+            };
+            Err(error(
+                400,
+                format!(
+                    "the feedback's \"label\" is {shown}, not a finite number; send the true value as a JSON number or a string holding a decimal number (2.3 or \"2.3\")"
+                ),
+            ))
+        }
     }
 }
 
@@ -619,6 +724,12 @@ pub async fn serve(
 mod tests {
     use super::*;
     use crate::serve::batcher::BatchConfig;
+    use modelops_api::profile::{FeatureProfile, Histogram, Profile};
+    use modelops_api::serving::metrics::{
+        FEEDBACK_ABSOLUTE_ERROR_TOTAL, FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL,
+        FEEDBACK_SQUARED_ERROR_TOTAL, FEEDBACK_TOTAL, FEEDBACK_VALUES_TOTAL, PREDICTION_BIN_TOTAL,
+    };
+    use modelops_api::serving::parse_metrics;
     use std::sync::atomic::Ordering;
 
     fn model() -> ModelInfo {
@@ -707,6 +818,183 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(r#""data":["yes"]"#), "{body}");
         serving.await.unwrap().unwrap();
+    }
+
+    /// A regression server (revision 1 of "toy") whose model predicts the sum of its two
+    /// features, with prediction bins over [0, 10].
+    fn regression_server() -> Server {
+        let server = Server::new("toy", 1, key(), settings());
+        let info = ModelInfo {
+            output: OutputKind::Value,
+            ..model()
+        };
+        let profile = Profile {
+            rows: 2,
+            features: ["a", "b"]
+                .map(|name| FeatureProfile::of(name, &[0.0, 1.0]))
+                .to_vec(),
+            class_balance: None,
+            class_balance_all: None,
+            predictions: Some(Histogram::equal_width(0.0, 10.0, 10)),
+        };
+        server.metrics().set_model(&[], Some(&profile));
+        let batcher = Batcher::spawn(
+            BatchConfig {
+                max_rows: 8,
+                timeout: Duration::ZERO,
+                queue: 8,
+            },
+            |rows: Vec<Row>| {
+                Ok(rows
+                    .iter()
+                    .map(|row| match row {
+                        Row::Features(values) => {
+                            RowOutput::Value(values.iter().sum::<f64>() as f32)
+                        }
+                        Row::Text(_) => RowOutput::Value(f32::NAN),
+                    })
+                    .collect())
+            },
+        );
+        server.set_ready(Served {
+            info,
+            batcher,
+            profile: None,
+        });
+        server
+    }
+
+    fn key() -> FeedbackKey {
+        FeedbackKey::from_hex(&"0f".repeat(32), 16).unwrap()
+    }
+
+    async fn post_feedback(server: &Server, body: Value) -> Result<Value, (u16, String)> {
+        server
+            .feedback("toy", Body::from(body.to_string()))
+            .await
+            .map_err(|e| (e.0.status, e.0.message))
+    }
+
+    fn series(server: &Server, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        parse_metrics(&server.metrics().render())
+            .into_iter()
+            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+            .map(|s| s.value)
+    }
+
+    #[tokio::test]
+    async fn a_regression_model_issues_feedback_ids_and_counts_the_errors() {
+        let server = regression_server();
+        let request = json!({"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP32",
+            "data": [[1, 2], [0.25, 0.25], [20, 0]]}]});
+        let response = server
+            .infer("toy", None, Body::from(request.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(response["outputs"][0]["data"], json!([3.0, 0.5, 20.0]));
+        assert_eq!(response["outputs"][1]["name"], OUTPUT_FEEDBACK_ID);
+        let ids: Vec<String> =
+            serde_json::from_value(response["outputs"][1]["data"].clone()).unwrap();
+        let claims: Vec<FeedbackClaim> = ids
+            .iter()
+            .map(|id| feedback::verify(&key(), id, unix_seconds(), 60).unwrap())
+            .collect();
+        let predicted: Vec<&str> = claims.iter().map(|c| c.predicted.as_str()).collect();
+        assert_eq!(predicted, ["3", "0.5", "20"]);
+        // Every predicted value is counted on the prediction bins.
+        let bin = |bin| series(&server, PREDICTION_BIN_TOTAL, &[("bin", bin)]);
+        assert_eq!(
+            (bin("0"), bin("3"), bin("overflow")),
+            (Some(1.0), Some(1.0), Some(1.0))
+        );
+        // The outputs asked for: no ids unless asked.
+        let mut only = request.clone();
+        only["outputs"] = json!([{"name": "prediction"}]);
+        let response = server
+            .infer("toy", None, Body::from(only.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(response["outputs"].as_array().unwrap().len(), 1);
+
+        // A number, and a decimal string: errors -0.5 and 1.
+        let answer = post_feedback(&server, json!({"id": ids[0], "label": 2.5})).await;
+        assert_eq!(answer, Ok(json!({"revision": 1, "error": -0.5})));
+        let answer = post_feedback(&server, json!({"id": ids[1], "label": " 1.5"})).await;
+        assert_eq!(answer, Ok(json!({"revision": 1, "error": 1.0})));
+        let sums = |name| series(&server, name, &[("model", "toy"), ("revision", "1")]);
+        assert_eq!(sums(FEEDBACK_VALUES_TOTAL), Some(2.0));
+        assert_eq!(sums(FEEDBACK_ABSOLUTE_ERROR_TOTAL), Some(1.5));
+        assert_eq!(sums(FEEDBACK_SQUARED_ERROR_TOTAL), Some(1.25));
+        assert_eq!(sums(FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL), Some(1.0625));
+        assert_eq!(series(&server, FEEDBACK_TOTAL, &[]), None);
+        // The same id twice counts once.
+        let again = post_feedback(&server, json!({"id": ids[0], "label": 3})).await;
+        assert_eq!(again.unwrap_err().0, 409);
+        assert_eq!(sums(FEEDBACK_VALUES_TOTAL), Some(2.0));
+    }
+
+    #[tokio::test]
+    async fn regression_feedback_refuses_what_it_cannot_count() {
+        let server = regression_server();
+        let now = unix_seconds();
+        let id = |model: &str, predicted: &str| {
+            FeedbackClaim::new(model, 1, predicted, now).sign(&key())
+        };
+        let valid = id("toy", "3");
+        for label in [
+            json!(null),
+            json!(true),
+            json!("abc"),
+            json!(""),
+            json!("NaN"),
+            json!("inf"),
+            json!([1]),
+            json!({"value": 1}),
+        ] {
+            let (status, message) = post_feedback(&server, json!({"id": valid, "label": label}))
+                .await
+                .unwrap_err();
+            assert_eq!(status, 400, "{label}");
+            assert!(
+                message.contains("\"label\"") && message.contains("JSON number"),
+                "{label}: {message}"
+            );
+        }
+        let (_, message) = post_feedback(&server, json!({"id": valid}))
+            .await
+            .unwrap_err();
+        assert!(message.contains("\"label\" is missing"), "{message}");
+        for (case, body, expected) in [
+            (
+                "an id of a classification",
+                json!({"id": id("toy", "yes"), "label": 1}),
+                "is of a classification",
+            ),
+            (
+                "a prediction that was not a number",
+                json!({"id": id("toy", "NaN"), "label": 1}),
+                "not a finite number",
+            ),
+            (
+                "an id of another model",
+                json!({"id": id("other", "3"), "label": 1}),
+                "belongs to model \"other\"",
+            ),
+            (
+                "an error too large to sum",
+                json!({"id": valid, "label": 1e300}),
+                "too far from the predicted value",
+            ),
+            ("a forged id", json!({"id": "x.y", "label": 1}), "malformed"),
+        ] {
+            let (status, message) = post_feedback(&server, body).await.unwrap_err();
+            assert_eq!(status, 400, "{case}");
+            assert!(message.contains(expected), "{case}: {message}");
+        }
+        assert_eq!(series(&server, FEEDBACK_VALUES_TOTAL, &[]), None);
+        // A refused feedback leaves its id unused.
+        let answer = post_feedback(&server, json!({"id": valid, "label": "4"})).await;
+        assert_eq!(answer, Ok(json!({"revision": 1, "error": 1.0})));
     }
 
     #[tokio::test]

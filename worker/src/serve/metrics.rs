@@ -3,7 +3,9 @@
 //! Plain counters behind one mutex, rendered by hand: the series are few and fixed (their names
 //! are in `modelops_api::serving::metrics`, which the Monitor controller parses), and an update
 //! is a handful of additions. The input histograms count raw feature values into the bins of
-//! the Dataset profile, so the Monitor compares live inputs with the training data bin by bin.
+//! the Dataset profile, so the Monitor compares live inputs with the training data bin by bin;
+//! a regression model's predicted values are counted the same way, on the bins of its
+//! predictions on the training split (the served profile's `predictions`).
 
 use modelops_api::profile::{Histogram, Profile};
 use modelops_api::serving::metrics::*;
@@ -28,6 +30,57 @@ struct FeatureBins {
     histogram: Histogram,
 }
 
+/// The sums of one revision's regression feedback, from which `mae` and `rmse` (and the spread
+/// of the squared errors) are measured.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct ErrorSums {
+    values: u64,
+    absolute: f64,
+    squared: f64,
+    squared_squares: f64,
+}
+
+/// The regression feedback series with their help, in the order of
+/// [`ErrorSums::in_series_order`].
+const ERROR_SERIES: [(&str, &str); 4] = [
+    (
+        FEEDBACK_VALUES_TOTAL,
+        "True values received as regression feedback, under the revision that predicted.",
+    ),
+    (
+        FEEDBACK_ABSOLUTE_ERROR_TOTAL,
+        "Sum of |true - predicted| over the regression feedback.",
+    ),
+    (
+        FEEDBACK_SQUARED_ERROR_TOTAL,
+        "Sum of (true - predicted)^2 over the regression feedback.",
+    ),
+    (
+        FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL,
+        "Sum of (true - predicted)^4 over the regression feedback.",
+    ),
+];
+
+impl ErrorSums {
+    /// The values of [`ERROR_SERIES`].
+    fn in_series_order(&self) -> [f64; 4] {
+        [
+            self.values as f64,
+            self.absolute,
+            self.squared,
+            self.squared_squares,
+        ]
+    }
+
+    fn add(&mut self, error: f64) {
+        let squared = error * error;
+        self.values += 1;
+        self.absolute += error.abs();
+        self.squared += squared;
+        self.squared_squares += squared * squared;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     requests: BTreeMap<u16, u64>,
@@ -37,8 +90,12 @@ struct Counters {
     classes: Vec<String>,
     predictions: Vec<u64>,
     inputs: Vec<FeatureBins>,
+    /// Regression: predicted values on the bins of the training predictions.
+    prediction_bins: Option<Histogram>,
     /// (correct, incorrect) by revision.
     feedback: BTreeMap<i32, (u64, u64)>,
+    /// Regression feedback by revision.
+    errors: BTreeMap<i32, ErrorSums>,
     batches: u64,
     batch_rows: u64,
 }
@@ -67,7 +124,8 @@ impl Metrics {
     }
 
     /// Once the model is loaded: its classes (so every class has a series, at 0 until predicted)
-    /// and the profile whose bins the input histograms use (the features in the model's order).
+    /// and the profile whose bins the input histograms use (the features in the model's order)
+    /// and, for a regression model, the prediction histogram (its `predictions`).
     pub fn set_model(&self, classes: &[String], profile: Option<&Profile>) {
         let mut counters = self.counters();
         counters.classes = classes.to_vec();
@@ -84,6 +142,9 @@ impl Metrics {
                     .collect()
             })
             .unwrap_or_default();
+        counters.prediction_bins = profile
+            .and_then(|profile| profile.predictions.as_ref())
+            .map(Histogram::emptied);
     }
 
     /// Whether the model takes traffic.
@@ -119,6 +180,15 @@ impl Metrics {
         }
     }
 
+    /// Counts a regression model's predicted values (when there are prediction bins).
+    pub fn count_predicted_values(&self, values: impl IntoIterator<Item = f32>) {
+        if let Some(histogram) = &mut self.counters().prediction_bins {
+            for value in values {
+                histogram.add(f64::from(value));
+            }
+        }
+    }
+
     /// Counts input rows: `values(row)` gives a row's value of each profiled feature, in order.
     pub fn count_inputs<'a>(&self, rows: impl IntoIterator<Item = &'a [f64]>) {
         let mut counters = self.counters();
@@ -143,6 +213,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one regression feedback under `revision`: `error` is the true value minus the
+    /// predicted one.
+    pub fn count_regression_feedback(&self, revision: i32, error: f64) {
+        self.counters()
+            .errors
+            .entry(revision)
+            .or_default()
+            .add(error);
+    }
+
     /// Sets the forward-pass counters (kept by the batcher).
     pub fn set_batches(&self, batches: u64, rows: u64) {
         let mut counters = self.counters();
@@ -161,7 +241,9 @@ impl Metrics {
         );
         render_requests(&mut out, &counters, &own);
         render_predictions(&mut out, &counters, &own);
+        render_prediction_bins(&mut out, &counters, &own);
         render_feedback(&mut out, &counters, &self.model);
+        render_regression_feedback(&mut out, &counters, &self.model);
         render_batches(&mut out, &counters, &own);
         out
     }
@@ -263,6 +345,25 @@ fn render_predictions(out: &mut String, counters: &Counters, own: &str) {
     }
 }
 
+/// A regression model's predicted values on the bins of its training predictions.
+fn render_prediction_bins(out: &mut String, counters: &Counters, own: &str) {
+    let Some(histogram) = &counters.prediction_bins else {
+        return;
+    };
+    header(
+        out,
+        PREDICTION_BIN_TOTAL,
+        "counter",
+        "Predicted values on the bins of the model's predictions on its training split.",
+    );
+    for (bin, count) in histogram.bins() {
+        let _ = writeln!(
+            out,
+            "{PREDICTION_BIN_TOTAL}{{{own},{LABEL_BIN}=\"{bin}\"}} {count}"
+        );
+    }
+}
+
 /// Labelled feedback by result, under the revision that made the prediction (which may be
 /// another revision than this pod's).
 fn render_feedback(out: &mut String, counters: &Counters, model: &str) {
@@ -278,6 +379,22 @@ fn render_feedback(out: &mut String, counters: &Counters, model: &str) {
                 out,
                 "{FEEDBACK_TOTAL}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\",{LABEL_RESULT}=\"{result}\"}} {count}",
                 escape(model)
+            );
+        }
+    }
+}
+
+/// Regression feedback: the values received and the sums of their errors, under the revision
+/// that predicted.
+fn render_regression_feedback(out: &mut String, counters: &Counters, model: &str) {
+    for (index, (name, help)) in ERROR_SERIES.into_iter().enumerate() {
+        header(out, name, "counter", help);
+        for (revision, sums) in &counters.errors {
+            let _ = writeln!(
+                out,
+                "{name}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\"}} {}",
+                escape(model),
+                sums.in_series_order()[index]
             );
         }
     }
@@ -329,6 +446,7 @@ mod tests {
             features: vec![FeatureProfile::of("pixel \"0\"", &[0.0, 10.0])],
             class_balance: None,
             class_balance_all: None,
+            predictions: Some(Histogram::equal_width(0.0, 10.0, 10)),
         };
         metrics.set_model(&["a".into(), "b\\c".into()], Some(&profile));
         metrics.set_ready(true);
@@ -344,6 +462,10 @@ mod tests {
         metrics.count_feedback(3, true);
         metrics.count_feedback(3, false);
         metrics.count_feedback(2, true);
+        metrics.count_predicted_values([-1.0, 0.0, 5.0, 10.0, 11.0, f32::NAN]);
+        metrics.count_regression_feedback(3, 2.0);
+        metrics.count_regression_feedback(3, -1.0);
+        metrics.count_regression_feedback(2, 0.5);
         metrics.set_batches(2, 9);
 
         let text = metrics.render();
@@ -423,6 +545,43 @@ mod tests {
         assert_eq!(feedback("3", "incorrect"), Some(1.0));
         assert_eq!(feedback("2", "correct"), Some(1.0));
         assert_eq!(feedback("2", "incorrect"), Some(0.0));
+        let predicted = |bin| value(&samples, PREDICTION_BIN_TOTAL, &with(&[("bin", bin)]));
+        assert_eq!(predicted("underflow"), Some(2.0), "NaN is an underflow");
+        assert_eq!(predicted("0"), Some(1.0));
+        assert_eq!(predicted("5"), Some(1.0));
+        assert_eq!(predicted("9"), Some(1.0));
+        assert_eq!(predicted("overflow"), Some(1.0));
+        assert_eq!(predicted("1"), Some(0.0), "empty bins are written too");
+        let errors = |name, revision| {
+            value(
+                &samples,
+                name,
+                &[("model", "digits"), ("revision", revision)],
+            )
+        };
+        assert_eq!(errors(FEEDBACK_VALUES_TOTAL, "3"), Some(2.0));
+        assert_eq!(errors(FEEDBACK_ABSOLUTE_ERROR_TOTAL, "3"), Some(3.0));
+        assert_eq!(errors(FEEDBACK_SQUARED_ERROR_TOTAL, "3"), Some(5.0));
+        assert_eq!(
+            errors(FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL, "3"),
+            Some(17.0)
+        );
+        assert_eq!(errors(FEEDBACK_VALUES_TOTAL, "2"), Some(1.0));
+        assert_eq!(errors(FEEDBACK_ABSOLUTE_ERROR_TOTAL, "2"), Some(0.5));
+        assert_eq!(errors(FEEDBACK_SQUARED_ERROR_TOTAL, "2"), Some(0.25));
+        assert_eq!(
+            errors(FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL, "2"),
+            Some(0.0625)
+        );
+        for name in [
+            FEEDBACK_VALUES_TOTAL,
+            FEEDBACK_ABSOLUTE_ERROR_TOTAL,
+            FEEDBACK_SQUARED_ERROR_TOTAL,
+            FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL,
+            PREDICTION_BIN_TOTAL,
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
+        }
         assert_eq!(value(&samples, BATCHES_TOTAL, &own), Some(2.0));
         assert_eq!(value(&samples, BATCH_ROWS_TOTAL, &own), Some(9.0));
         assert!(text.contains("# TYPE modelops_request_duration_seconds histogram"));
@@ -433,8 +592,10 @@ mod tests {
         let metrics = Metrics::new("m", 1);
         metrics.set_model(&[], None);
         metrics.count_inputs([[1.0].as_slice()]);
+        metrics.count_predicted_values([1.0]);
         let text = metrics.render();
         assert!(!text.contains(INPUT_FEATURE_BIN_TOTAL));
+        assert!(!text.contains(PREDICTION_BIN_TOTAL));
         assert!(!text.contains(PREDICTIONS_TOTAL));
         assert!(text.contains("modelops_model_ready{model=\"m\",revision=\"1\"} 0"));
     }

@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use batcher::{BatchConfig, Batcher};
 use feedback::FeedbackKey;
 use http::{Served, Server, Settings};
+use modelops_api::card::ModelCard;
 use modelops_api::profile::Profile;
 use modelops_api::workorder::layout;
 use protocol::{InputKind, ModelInfo, OutputKind, Row, RowOutput};
@@ -187,30 +188,7 @@ fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
     fetch_model(&config.model, &model_dir)?;
     let model = LoadedModel::load(&model_dir, Some(&config.model_digest), config.device)?;
     let info = model_info(&config.name, config.revision, &model)?;
-    let profile = match find_profile(&config.store_root, &model.card.dataset_digest) {
-        Ok(Some((uri, bytes))) => match read_profile(&uri, &bytes, &info) {
-            Ok(profile) => {
-                println!("input histograms on the bins of {uri}");
-                Some(profile)
-            }
-            Err(error) => {
-                println!("no input histograms: {error:#}");
-                None
-            }
-        },
-        Ok(None) => {
-            println!(
-                "no input histograms: no profile of data set {} found in {}",
-                model.card.dataset_digest,
-                config.store_root.uri()
-            );
-            None
-        }
-        Err(error) => {
-            println!("no input histograms: {error:#}");
-            None
-        }
-    };
+    let profile = served_profile(config, &model.card, &info);
     let profile_json = profile
         .as_ref()
         .map(|p| serde_json::to_string(p).expect("a profile serialises"));
@@ -232,6 +210,50 @@ fn load(config: &ServeConfig, metrics: &metrics::Metrics) -> Result<Served> {
         batcher,
         profile: profile_json,
     })
+}
+
+/// The profile a server serves (and counts its inputs on): the Dataset profile of the card's
+/// data set, with the card's prediction histogram (regression) as its `predictions`. `None`
+/// without a Dataset profile that profiles the model's inputs; every reason is logged.
+fn served_profile(config: &ServeConfig, card: &ModelCard, info: &ModelInfo) -> Option<Profile> {
+    let mut profile = match find_profile(&config.store_root, &card.dataset_digest) {
+        Ok(Some((uri, bytes))) => match read_profile(&uri, &bytes, info) {
+            Ok(profile) => {
+                println!("input histograms on the bins of {uri}");
+                profile
+            }
+            Err(error) => {
+                println!("no input histograms: {error:#}");
+                return None;
+            }
+        },
+        Ok(None) => {
+            println!(
+                "no input histograms: no profile of data set {} found in {}",
+                card.dataset_digest,
+                config.store_root.uri()
+            );
+            return None;
+        }
+        Err(error) => {
+            println!("no input histograms: {error:#}");
+            return None;
+        }
+    };
+    profile.predictions = match &card.predictions {
+        Some(predictions) => match predictions.check() {
+            Ok(()) => {
+                println!("predicted values on the bins of the model card's training predictions");
+                Some(predictions.clone())
+            }
+            Err(reason) => {
+                println!("no prediction histogram: the model card's predictions have {reason}");
+                None
+            }
+        },
+        None => None,
+    };
+    Some(profile)
 }
 
 /// The protocol's view of a loaded model.
@@ -328,8 +350,10 @@ fn find_profile(root: &Location, dataset_digest: &str) -> Result<Option<(String,
 
 /// Reads a profile and checks that it profiles the model's inputs.
 fn read_profile(uri: &str, bytes: &[u8], info: &ModelInfo) -> Result<Profile> {
-    let profile: Profile =
+    let mut profile: Profile =
         serde_json::from_slice(bytes).with_context(|| format!("parsing {uri}"))?;
+    // The predictions are the model's, from its card: whatever a Dataset profile says is not.
+    profile.predictions = None;
     let profiled: Vec<&str> = profile.features.iter().map(|f| f.name.as_str()).collect();
     let expected: Vec<&str> = match &info.input {
         InputKind::Table { features } => features.iter().map(String::as_str).collect(),

@@ -88,7 +88,7 @@ impl ModelInfo {
     pub fn output_names(&self) -> &'static [&'static str] {
         match self.output {
             OutputKind::Classes(_) => &[OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_FEEDBACK_ID],
-            OutputKind::Value => &[OUTPUT_PREDICTION],
+            OutputKind::Value => &[OUTPUT_PREDICTION, OUTPUT_FEEDBACK_ID],
         }
     }
 
@@ -111,7 +111,10 @@ impl ModelInfo {
                 json!({"task": "classification", "classes": classes, "digest": self.digest}),
             ),
             OutputKind::Value => (
-                json!([{"name": OUTPUT_PREDICTION, "datatype": "FP32", "shape": [-1]}]),
+                json!([
+                    {"name": OUTPUT_PREDICTION, "datatype": "FP32", "shape": [-1]},
+                    {"name": OUTPUT_FEEDBACK_ID, "datatype": "BYTES", "shape": [-1]},
+                ]),
                 json!({"task": "regression", "digest": self.digest}),
             ),
         };
@@ -556,7 +559,8 @@ fn text_rows(input: &RawInput, model: &ModelInfo) -> Result<Vec<Row>, RequestErr
         .collect()
 }
 
-/// The body of an inference response. `feedback_ids` has one id per row (classification).
+/// The body of an inference response. `feedback_ids` has one id per row (none when the
+/// `feedback_id` output is not asked for).
 pub fn infer_response(
     model: &ModelInfo,
     id: &str,
@@ -589,9 +593,6 @@ pub fn infer_response(
                     .collect();
                 tensors.push(json!({"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [rows, classes.len()], "data": probabilities}));
             }
-            if wants(OUTPUT_FEEDBACK_ID) {
-                tensors.push(json!({"name": OUTPUT_FEEDBACK_ID, "datatype": "BYTES", "shape": [rows], "data": feedback_ids}));
-            }
         }
         OutputKind::Value => {
             if wants(OUTPUT_PREDICTION) {
@@ -605,6 +606,9 @@ pub fn infer_response(
                 tensors.push(json!({"name": OUTPUT_PREDICTION, "datatype": "FP32", "shape": [rows], "data": values}));
             }
         }
+    }
+    if wants(OUTPUT_FEEDBACK_ID) {
+        tensors.push(json!({"name": OUTPUT_FEEDBACK_ID, "datatype": "BYTES", "shape": [rows], "data": feedback_ids}));
     }
     json!({
         "id": id,
@@ -854,9 +858,21 @@ mod tests {
             output: OutputKind::Value,
             ..table()
         };
-        let response = infer_response(&regression, "r", &[RowOutput::Value(1.5)], &[], None);
+        let ids = ["f1".to_owned()];
+        let response = infer_response(&regression, "r", &[RowOutput::Value(1.5)], &ids, None);
         assert_eq!(response["outputs"][0]["name"], "prediction");
         assert_eq!(response["outputs"][0]["data"], json!([1.5]));
+        assert_eq!(response["outputs"][1]["name"], "feedback_id");
+        assert_eq!(response["outputs"][1]["shape"], json!([1]));
+        assert_eq!(response["outputs"][1]["data"], json!(["f1"]));
+        let only = infer_response(
+            &regression,
+            "r",
+            &[RowOutput::Value(1.5)],
+            &[],
+            Some(&["prediction".to_owned()]),
+        );
+        assert_eq!(only["outputs"].as_array().unwrap().len(), 1);
     }
 
     #[test]
@@ -867,5 +883,23 @@ mod tests {
         assert_eq!(metadata["outputs"][1]["shape"], json!([-1, 2]));
         assert_eq!(metadata["parameters"]["classes"], json!(["x", "y"]));
         assert_eq!(text().metadata()["inputs"][0]["datatype"], "BYTES");
+        let regression = ModelInfo {
+            output: OutputKind::Value,
+            ..table()
+        };
+        let metadata = regression.metadata();
+        assert_eq!(metadata["parameters"]["task"], "regression");
+        assert_eq!(
+            metadata["outputs"],
+            json!([
+                {"name": "prediction", "datatype": "FP32", "shape": [-1]},
+                {"name": "feedback_id", "datatype": "BYTES", "shape": [-1]},
+            ])
+        );
+        assert_eq!(
+            regression.output_names(),
+            ["prediction", "feedback_id"],
+            "an inference request may ask for either"
+        );
     }
 }

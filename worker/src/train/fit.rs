@@ -1,5 +1,5 @@
-//! The training loop's parts: examples on the device, one epoch of shuffled mini-batches, and
-//! the evaluation of a split.
+//! The training loop's parts: examples on the device, one epoch of shuffled mini-batches, the
+//! evaluation of a split, and the histogram of a regression model's training predictions.
 
 use super::loss::Loss;
 use super::optim::Optimizer;
@@ -9,6 +9,7 @@ use crate::rng::SeededRng;
 use crate::tokenize::PAD;
 use anyhow::Result;
 use modelops_api::card::TargetScaling;
+use modelops_api::profile::{BINS, Histogram};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -154,14 +155,8 @@ pub fn evaluate(
     metrics.insert(format!("{split}Loss"), loss_sum / n);
     match (head, scaling) {
         (Head::Linear, Some(scaling)) => {
-            let predicted =
-                Tensor::cat(&predictions, 0).to_kind(Kind::Double) * scaling.scale + scaling.offset;
-            let actual = examples
-                .targets
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Double)
-                * scaling.scale
-                + scaling.offset;
+            let predicted = in_target_units(&Tensor::cat(&predictions, 0), scaling);
+            let actual = in_target_units(&examples.targets.to_device(Device::Cpu), scaling);
             let error = &predicted - &actual;
             let mse = error.square().mean(Kind::Double).double_value(&[]);
             let variance = (&actual - actual.mean(Kind::Double))
@@ -183,4 +178,75 @@ pub fn evaluate(
         }
     }
     Ok(metrics)
+}
+
+/// Standardised regression outputs or targets back in the target's own units.
+fn in_target_units(standardised: &Tensor, scaling: TargetScaling) -> Tensor {
+    standardised.to_kind(Kind::Double) * scaling.scale + scaling.offset
+}
+
+/// A regression network's predictions on every row of a split, in the target's own units (as
+/// [`evaluate`] measures them and a server answers them).
+pub fn predicted_values(
+    network: &dyn Network,
+    examples: &Examples,
+    scaling: TargetScaling,
+) -> Result<Vec<f64>> {
+    let rows: Vec<i64> = (0..examples.len() as i64).collect();
+    let mut outputs = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for chunk in rows.chunks(EVALUATION_BATCH) {
+            let (inputs, _) = examples.batch(chunk);
+            outputs.push(
+                network
+                    .forward_t(&inputs, false)?
+                    .view([-1])
+                    .to_device(Device::Cpu),
+            );
+        }
+        Ok(())
+    })?;
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(Vec::<f64>::try_from(in_target_units(
+        &Tensor::cat(&outputs, 0),
+        scaling,
+    ))?)
+}
+
+/// The histogram of a regression model's predictions on its training split: [`BINS`]
+/// equal-width bins over the finite predictions' range, every prediction counted (a NaN as an
+/// underflow). `None` without a finite prediction: there is no range to bin.
+pub fn prediction_histogram(values: &[f64]) -> Option<Histogram> {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let min = finite.clone().fold(f64::INFINITY, f64::min);
+    let max = finite.fold(f64::NEG_INFINITY, f64::max);
+    if !min.is_finite() {
+        return None;
+    }
+    let mut histogram = Histogram::equal_width(min, max, BINS);
+    for &value in values {
+        histogram.add(value);
+    }
+    Some(histogram)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_prediction_is_counted_on_bins_over_their_range() {
+        let histogram = prediction_histogram(&[0.0, 1.0, 2.5, 10.0, f64::NAN]).unwrap();
+        assert_eq!(histogram.edges.len(), BINS + 1);
+        assert_eq!((histogram.edges[0], histogram.edges[BINS]), (0.0, 10.0));
+        assert_eq!(histogram.counts, [1, 1, 1, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((histogram.underflow, histogram.overflow), (1, 0));
+        assert_eq!(histogram.check(), Ok(()));
+        let constant = prediction_histogram(&[2.0, 2.0]).unwrap();
+        assert_eq!(constant.counts.iter().sum::<u64>(), 2);
+        assert_eq!(prediction_histogram(&[f64::NAN]), None);
+        assert_eq!(prediction_histogram(&[]), None);
+    }
 }

@@ -1,6 +1,8 @@
 //! `train`: trains a model on a prepared data set, checkpointing every epoch and resuming from
 //! the last checkpoint, then evaluates it on the test split and publishes the model artifact
-//! (`models/<digest>/model.safetensors` + `model.json`).
+//! (`models/<digest>/model.safetensors` + `model.json`). A regression model's card also carries
+//! the histogram of its predictions on the training split (`predictions`), the reference of
+//! prediction drift that its servers count live predictions against.
 //!
 //! Reproducibility: `seed` seeds the weight initialisation, and every epoch reseeds the shuffle
 //! and libtorch's generator from (seed, epoch). On a CPU with a fixed thread count the same seed
@@ -26,6 +28,7 @@ use early_stopping::{EarlyStopping, Tracker, Verdict};
 use fit::{EpochPlan, Examples};
 use loss::Loss;
 use modelops_api::card::{self, FileDigest, ModelCard, ModelInput, TargetScaling, TrainingRecord};
+use modelops_api::profile::Histogram;
 use modelops_api::trainingjob::DEFAULT_SEED;
 use modelops_api::workorder::layout;
 use optim::{Optimizer, OptimizerConfig};
@@ -398,6 +401,17 @@ impl<'a> Session<'a> {
         Ok(metrics)
     }
 
+    /// Regression: the histogram of the model's predictions on the training split, in the
+    /// target's own units: the reference a server's prediction bins are compared with. `None`
+    /// for classification.
+    fn prediction_reference(&self) -> Result<Option<Histogram>> {
+        let Some(scaling) = self.plan.scaling else {
+            return Ok(None);
+        };
+        let values = fit::predicted_values(self.network.as_ref(), &self.splits.train, scaling)?;
+        Ok(fit::prediction_histogram(&values))
+    }
+
     /// Writes the model folder (`<models_dir>/<digest>/`: weights, card and, for torchscript,
     /// the module) and returns its digest, folder and card.
     fn publish(
@@ -417,7 +431,7 @@ impl<'a> Session<'a> {
             ),
             _ => None,
         };
-        let card = self.plan.card(
+        let mut card = self.plan.card(
             config,
             data,
             metrics,
@@ -427,6 +441,7 @@ impl<'a> Session<'a> {
             best_epoch,
             state.stopped,
         )?;
+        card.predictions = self.prediction_reference()?;
         let card_bytes = serde_json::to_vec_pretty(&card)?;
         let dir = config.models_dir.join(&digest);
         let mut files: Vec<(&str, &[u8])> = vec![
@@ -609,6 +624,8 @@ impl Plan {
                     .unwrap_or("unknown")
                     .to_owned(),
             },
+            // Set once the model is final (Session::prediction_reference).
+            predictions: None,
         })
     }
 }

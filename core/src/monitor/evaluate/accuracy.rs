@@ -10,7 +10,7 @@
 //! `minSamples` labels are in; `LabelsPending` between, with the evidence in `values`.
 
 use super::outcome::MetricResult;
-use super::{keys, number};
+use super::{evidence_number, keys, number};
 use crate::monitor::scrape::RevisionTotals;
 use crate::monitor::sequential::{self, Decision, Evidence, Labels};
 use modelops_api::conditions::reasons;
@@ -127,18 +127,6 @@ fn evidence_values(evidence: &Evidence, labels: f64) -> Vec<(&'static str, f64)>
         (keys::ACCURACY_EVIDENCE_NEEDED, evidence.needed),
         (keys::ACCURACY_LABELS, labels),
     ]
-}
-
-/// An evidence for a message: 3 significant digits, in scientific notation when large or small.
-fn evidence_number(value: f64) -> String {
-    if (0.01..10_000.0).contains(&value) {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-    } else {
-        format!("{value:.2e}")
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use super::outcome::MetricResult;
 use super::{keys, number};
-use crate::monitor::drift::{input_drift, prediction_drift};
+use crate::monitor::drift::{histogram_drift, input_drift, prediction_drift};
 use crate::monitor::scrape::RevisionTotals;
 use modelops_api::conditions::reasons;
 use modelops_api::monitor::{DriftMethod, DriftMetric};
@@ -80,31 +80,45 @@ fn too_few_input_rows(spec: &DriftMetric, rows: f64) -> MetricResult {
 }
 
 /// Measures prediction drift on a revision's window: the drift of the predicted classes from
-/// the training split's class balance (so only for classification models).
+/// the training split's class balance (classification), or of the predicted values from the
+/// model's predictions on the training split (regression, the profile's `predictions`).
 pub(super) fn measure_prediction(
     spec: &DriftMetric,
     totals: &RevisionTotals,
     profile: Option<&Profile>,
 ) -> MetricResult {
     let key = keys::PREDICTION_DRIFT;
-    let Some(balance) = profile.and_then(|p| p.class_balance.as_ref()) else {
-        let why = if profile.is_some() {
-            "the Dataset profile has no classes (predictionDrift needs a classification model)"
-        } else {
-            "the Dataset profile (the drift reference) is unavailable"
-        };
-        return MetricResult::unjudged(
-            key,
-            spec.max,
-            reasons::PROFILE_UNAVAILABLE,
-            format!("predictionDrift: {why}"),
-        );
+    let balance = profile.and_then(|p| p.class_balance.as_ref());
+    let values = profile.and_then(|p| p.predictions.as_ref());
+    // Only a regression model's served profile has `predictions`; its Dataset profile may still
+    // have a class balance (a label with few distinct values), which says nothing of values.
+    let (rows, drift) = match (balance, values) {
+        (_, Some(histogram)) => (
+            totals.prediction_bins.total(),
+            histogram_drift(spec.method, histogram, &totals.prediction_bins),
+        ),
+        (Some(balance), None) => (
+            totals.predicted_rows(),
+            prediction_drift(spec.method, balance, &totals.predictions),
+        ),
+        (None, None) => {
+            let why = if profile.is_some() {
+                "the served profile has neither classes nor the model's training predictions (a regression model trained before they were recorded: train it again)"
+            } else {
+                "the Dataset profile (the drift reference) is unavailable"
+            };
+            return MetricResult::unjudged(
+                key,
+                spec.max,
+                reasons::PROFILE_UNAVAILABLE,
+                format!("predictionDrift: {why}"),
+            );
+        }
     };
-    let rows = totals.predicted_rows();
     if rows == 0.0 && totals.requests_total() == 0.0 {
         return MetricResult::no_traffic(key, spec.max);
     }
-    let value = match prediction_drift(spec.method, balance, &totals.predictions) {
+    let value = match drift {
         Some(value) if rows >= f64::from(spec.min_samples) => value,
         _ => {
             return MetricResult::unjudged(
@@ -244,9 +258,50 @@ mod tests {
         );
         assert_eq!(outcome.focused.reason, reasons::PROFILE_UNAVAILABLE);
         assert!(
-            outcome.focused.message.contains("no classes"),
+            outcome.focused.message.contains("neither classes nor"),
             "{}",
             outcome.focused.message
         );
+    }
+
+    #[test]
+    fn a_regression_models_predicted_values_drift_from_its_training_predictions() {
+        use crate::monitor::scrape::BinCounts;
+        use modelops_api::profile::Histogram;
+        let mut histogram = Histogram::equal_width(0.0, 4.0, 4);
+        histogram.counts = vec![40, 30, 20, 10];
+        // A regression label with few values may have a class balance too: the predictions win.
+        let regression = Profile {
+            predictions: Some(histogram),
+            ..profile()
+        };
+        let spec = monitor_spec(vec![prediction_drift(0.3, 50)], 1);
+        let judged = |inside: Vec<f64>, overflow: f64| {
+            let mut live = traffic(100.0, 0.0, 0.0, 0.0);
+            live.totals.predictions.clear();
+            live.totals.prediction_bins = BinCounts {
+                underflow: 0.0,
+                inside,
+                overflow,
+            };
+            evaluate(
+                &spec,
+                &window([(1, live)]),
+                Some(&regression),
+                None,
+                None,
+                &now(0),
+            )
+            .last_evaluation()
+        };
+        let same = judged(vec![40.0, 30.0, 20.0, 10.0], 0.0);
+        assert_eq!(same.verdict, Verdict::Pass, "{same:?}");
+        assert!(same.values["predictionDrift"].abs() < 1e-12);
+        // Predictions above every training prediction: a large drift.
+        let shifted = judged(vec![0.0, 0.0, 10.0, 30.0], 60.0);
+        assert_eq!(shifted.verdict, Verdict::Fail, "{shifted:?}");
+        assert_eq!(shifted.reason, reasons::PREDICTION_DRIFT_ABOVE_MAXIMUM);
+        let few = judged(vec![4.0, 3.0, 2.0, 1.0], 0.0);
+        assert_eq!(few.reason, reasons::TOO_FEW_SAMPLES, "{few:?}");
     }
 }

@@ -118,6 +118,7 @@ pub(super) fn traffic(ok: f64, errors: f64, correct: f64, incorrect: f64) -> Rev
         feedback_since: at(0),
         totals,
         labels_since_start: Labels { correct, incorrect },
+        errors_since_start: Default::default(),
     }
 }
 

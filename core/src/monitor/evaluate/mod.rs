@@ -24,6 +24,7 @@ mod drift;
 mod error_rate;
 mod latency;
 mod outcome;
+mod regression;
 mod spec;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use latency::{LATENCY_QUANTILE, quantile};
 pub use outcome::{Judgement, MetricResult, Outcome, RevisionOutcome};
 pub use spec::{due_in, needs_profile, validate};
 
+use super::errors::ErrorKind;
 use super::scrape::RevisionTotals;
 use super::sequential::Labels;
 use super::window::{RevisionWindow, WindowDeltas};
@@ -47,6 +49,26 @@ use std::collections::BTreeMap;
 pub mod keys {
     /// Share of labelled feedback that was correct.
     pub const ACCURACY: &str = "accuracy";
+    /// A regression model's root mean squared error on labelled feedback.
+    pub const RMSE: &str = "rmse";
+    /// A regression model's mean absolute error on labelled feedback.
+    pub const MAE: &str = "mae";
+    /// With rmse in mode `sequential`: the evidence that rmse is above `max`.
+    pub const RMSE_EVIDENCE_ABOVE: &str = "rmseEvidenceAboveMax";
+    /// With rmse in mode `sequential`: the evidence that rmse is at or below `max`.
+    pub const RMSE_EVIDENCE_AT_OR_BELOW: &str = "rmseEvidenceAtOrBelowMax";
+    /// With rmse in mode `sequential`: the evidence either needs, `1 / (1 - confidence)`.
+    pub const RMSE_EVIDENCE_NEEDED: &str = "rmseEvidenceNeeded";
+    /// With rmse in mode `sequential`: the labels the test rests on.
+    pub const RMSE_LABELS: &str = "rmseLabels";
+    /// With mae in mode `sequential`: the evidence that mae is above `max`.
+    pub const MAE_EVIDENCE_ABOVE: &str = "maeEvidenceAboveMax";
+    /// With mae in mode `sequential`: the evidence that mae is at or below `max`.
+    pub const MAE_EVIDENCE_AT_OR_BELOW: &str = "maeEvidenceAtOrBelowMax";
+    /// With mae in mode `sequential`: the evidence either needs, `1 / (1 - confidence)`.
+    pub const MAE_EVIDENCE_NEEDED: &str = "maeEvidenceNeeded";
+    /// With mae in mode `sequential`: the labels the test rests on.
+    pub const MAE_LABELS: &str = "maeLabels";
     /// The largest drift over the input features.
     pub const INPUT_DRIFT: &str = "inputDrift";
     /// The drift of the predicted classes.
@@ -140,11 +162,10 @@ fn evaluate_revision(
     let empty = RevisionTotals::default();
     let totals = window.map(|w| &w.totals).unwrap_or(&empty);
     let requests = totals.requests_total();
-    let since_start = window.map(|w| w.labels_since_start).unwrap_or_default();
     let metrics: Vec<MetricResult> = spec
         .metrics
         .iter()
-        .filter_map(|item| Some(measure(item.get()?, totals, since_start, profile)))
+        .filter_map(|item| Some(measure(item.get()?, totals, window, profile)))
         .collect();
     let (previous_failures, previous_verdict) = revision
         .map(|revision| previous_of(previous, revision))
@@ -164,16 +185,20 @@ fn evaluate_revision(
     }
 }
 
-/// Measures one metric on a revision's window (`since_start`: every label of the revision, for
-/// a sequential accuracy test).
+/// Measures one metric on a revision's window (`window` also holds every label of the revision
+/// since it started, for the sequential tests).
 fn measure(
     metric: Metric<'_>,
     totals: &RevisionTotals,
-    since_start: Labels,
+    window: Option<&RevisionWindow>,
     profile: Option<&Profile>,
 ) -> MetricResult {
+    let labels: Labels = window.map(|w| w.labels_since_start).unwrap_or_default();
+    let errors = window.map(|w| w.errors_since_start).unwrap_or_default();
     match metric {
-        Metric::Accuracy(spec) => accuracy::measure(spec, totals, since_start),
+        Metric::Accuracy(spec) => accuracy::measure(spec, totals, labels),
+        Metric::Rmse(spec) => regression::measure(ErrorKind::Rmse, spec, totals, &errors),
+        Metric::Mae(spec) => regression::measure(ErrorKind::Mae, spec, totals, &errors),
         Metric::InputDrift(spec) => drift::measure_input(spec, totals, profile),
         Metric::PredictionDrift(spec) => drift::measure_prediction(spec, totals, profile),
         Metric::Latency(spec) => latency::measure(spec, totals),
@@ -284,6 +309,18 @@ fn previous_of(previous: Option<&MonitorStatus>, revision: i32) -> (i32, Option<
 /// The messages of several metrics, as one.
 fn join<'a>(parts: impl Iterator<Item = &'a str>) -> String {
     parts.collect::<Vec<_>>().join("; ")
+}
+
+/// An evidence for a message: 3 significant digits, in scientific notation when large or small.
+fn evidence_number(value: f64) -> String {
+    if (0.01..10_000.0).contains(&value) {
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    } else {
+        format!("{value:.2e}")
+    }
 }
 
 /// A number for a message: at most 4 decimals, no trailing zeros.

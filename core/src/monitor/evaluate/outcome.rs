@@ -48,6 +48,8 @@ impl MetricResult {
     pub fn breach_reason(&self) -> &'static str {
         match self.key {
             keys::ACCURACY => reasons::ACCURACY_BELOW_MINIMUM,
+            keys::RMSE => reasons::RMSE_ABOVE_MAXIMUM,
+            keys::MAE => reasons::MAE_ABOVE_MAXIMUM,
             keys::INPUT_DRIFT => reasons::INPUT_DRIFT_ABOVE_MAXIMUM,
             keys::PREDICTION_DRIFT => reasons::PREDICTION_DRIFT_ABOVE_MAXIMUM,
             keys::LATENCY => reasons::LATENCY_ABOVE_MAXIMUM,

@@ -18,6 +18,8 @@ pub fn validate(spec: &MonitorSpec) -> Result<WindowBounds, String> {
         // The keys are the spec's field names too.
         let (field, min_samples) = match item.get() {
             Some(Metric::Accuracy(m)) => (keys::ACCURACY, m.min_samples),
+            Some(Metric::Rmse(m)) => (keys::RMSE, m.min_samples),
+            Some(Metric::Mae(m)) => (keys::MAE, m.min_samples),
             Some(Metric::InputDrift(m)) => (keys::INPUT_DRIFT, m.min_samples),
             Some(Metric::PredictionDrift(m)) => (keys::PREDICTION_DRIFT, m.min_samples),
             Some(Metric::Latency(m)) => {
@@ -28,7 +30,7 @@ pub fn validate(spec: &MonitorSpec) -> Result<WindowBounds, String> {
             Some(Metric::ErrorRate(_)) => continue,
             None => {
                 return Err(format!(
-                    "spec.metrics[{index}]: set exactly one of accuracy, inputDrift, predictionDrift, latency or errorRate"
+                    "spec.metrics[{index}]: set exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"
                 ));
             }
         };

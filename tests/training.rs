@@ -69,15 +69,24 @@ async fn succeeded(ns: &TestNamespace, name: &str, timeout: Duration) -> Trainin
     job
 }
 
-/// The model card and the sha256 of the weights, read from the model's folder in the store.
+/// The model card and its sha256 (the model's digest), read from the model's folder in the
+/// store, once the weights there are checked against the card.
 async fn model_in_store(uri: &str) -> (serde_json::Value, String) {
-    let card = read_artifact(&format!("{uri}/{}", layout::MODEL_JSON)).await;
+    let hex = |bytes: &[u8]| -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let card_bytes = read_artifact(&format!("{uri}/{}", layout::MODEL_JSON)).await;
     let weights = read_artifact(&format!("{uri}/{}", layout::MODEL_SAFETENSORS)).await;
-    let sha = Sha256::digest(&weights)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    (serde_json::from_slice(&card).unwrap(), sha)
+    let card: serde_json::Value = serde_json::from_slice(&card_bytes).unwrap();
+    assert_eq!(
+        card["weights"]["sha256"],
+        hex(&weights),
+        "the weights are not the card's"
+    );
+    (card, hex(&card_bytes))
 }
 
 #[tokio::test]
@@ -121,7 +130,7 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
     assert_eq!(
         format!("sha256:{sha}"),
         model.digest,
-        "the weights are not what the status names"
+        "the model is not what the status names"
     );
     assert_eq!(card["metrics"]["testAccuracy"].as_f64(), Some(accuracy));
     // The status shows the last epoch, however short the run was.

@@ -1,8 +1,10 @@
 //! The model card (`model.json`, [`crate::workorder::layout::MODEL_JSON`]): everything needed to
 //! rebuild, trust and use a trained model — the architecture and its options, the task, the
 //! classes, the input contract (feature order and normalisation, or the tokeniser), the metrics,
-//! the data set it was trained on, the hyperparameters, and the sha256 of the weights (which is
-//! also the model's digest).
+//! the data set it was trained on, the hyperparameters, and the sha256 of the weights. The
+//! model's digest is the sha256 of this file's bytes: it pins the weights (and module) through
+//! their sha256 here, and the input contract with them, so that the same weights under another
+//! normalisation are another model.
 //!
 //! The training pod writes it and the serving pods read it (both `modelops-worker`); the
 //! operator reads it back for a search's best trial. These are the types of the file only: what
@@ -281,7 +283,7 @@ pub struct ModelCard {
     pub dataset_digest: String,
     /// The hyperparameters as given (epochs, batch size, optimiser, schedule, loss, seed, …).
     pub hyperparameters: serde_json::Value,
-    /// The weights; their sha256 is the model's digest.
+    /// The weights and their sha256 (the card's own sha256 is the model's digest).
     pub weights: FileDigest,
     /// The scripted module (torchscript).
     pub module: Option<FileDigest>,

@@ -130,8 +130,9 @@ pub struct ModelArtifactSource {
     /// or `pvc://<claim>/<path>`, within the namespace's own store.
     #[schemars(length(max = 2048), pattern(ARTIFACT_URI_PATTERN))]
     pub uri: String,
-    /// sha256 of its `model.safetensors`, `sha256:<64 hex>`; serving refuses a model whose
-    /// digest differs.
+    /// The model's digest, `sha256:<64 hex>`: the sha256 of its `model.json` (the card, which
+    /// pins the weights' sha256), as a TrainingJob's `status.model.digest` gives it; serving
+    /// refuses a model whose digest differs.
     #[schemars(pattern(DIGEST_PATTERN))]
     pub digest: String,
 }

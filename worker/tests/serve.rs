@@ -829,9 +829,31 @@ fn a_corrupted_or_unexpected_model_is_never_ready() {
     order.model_digest = layout::sha256_digest(&"0".repeat(64));
     let unexpected = Server::start(order, Some(KEY), &trained.dir);
 
+    // The same weights under an altered card (another normalisation): another model.
+    let altered = dir.join("models/altered");
+    std::fs::create_dir_all(&altered).unwrap();
+    std::fs::copy(
+        trained.model_dir.join("model.safetensors"),
+        altered.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut card: Value =
+        serde_json::from_slice(&std::fs::read(trained.model_dir.join("model.json")).unwrap())
+            .unwrap();
+    card["input"]["normalization"]["offset"][0] = json!(10.0);
+    std::fs::write(
+        altered.join("model.json"),
+        serde_json::to_vec_pretty(&card).unwrap(),
+    )
+    .unwrap();
+    let mut order = serve_order(trained, 2, batching(8, "1ms"));
+    order.model_uri = uri_of(&dir, &altered);
+    let altered = Server::start(order, Some(KEY), &dir);
+
     for (server, reason) in [
         (corrupted, "the artifact is damaged or was altered"),
         (unexpected, "not the expected sha256:0000"),
+        (altered, "(the sha256 of its card), not the expected"),
     ] {
         let line = server.wait_for_line("NOT READY");
         assert!(line.contains(reason), "{line}");

@@ -35,7 +35,8 @@ pub enum Prediction {
 pub struct LoadedModel {
     /// The model card.
     pub card: ModelCard,
-    /// The sha256 of the weights (verified).
+    /// The model's digest: the sha256 of its card, which pins the weights' and module's
+    /// (all verified).
     pub digest: String,
     /// The card's tokeniser, ready to encode (text models).
     tokenizer: Option<Tokenizer>,
@@ -100,35 +101,36 @@ impl Probabilities for Head {
 }
 
 impl LoadedModel {
-    /// Loads the model in `dir` (a `models/<digest>` folder) onto `device`, verifying the
-    /// weights against the card and, when given, against `expected_digest`.
+    /// Loads the model in `dir` (a `models/<digest>` folder) onto `device`, verifying the card
+    /// against `expected_digest` when given (the model's digest is the sha256 of its card) and
+    /// the weights and module against the card.
     pub fn load(dir: &Path, expected_digest: Option<&str>, device: Device) -> Result<Self> {
         let card_path = dir.join(layout::MODEL_JSON);
-        let card: ModelCard = serde_json::from_slice(
-            &std::fs::read(&card_path)
-                .with_context(|| format!("reading the model card {}", card_path.display()))?,
-        )
-        .with_context(|| format!("parsing the model card {}", card_path.display()))?;
+        let card_bytes = std::fs::read(&card_path)
+            .with_context(|| format!("reading the model card {}", card_path.display()))?;
+        let digest = artifact::sha256_hex(&card_bytes);
+        if let Some(expected) = expected_digest
+            && expected.trim_start_matches("sha256:") != digest
+        {
+            bail!(
+                "the model in {} has digest {digest} (the sha256 of its card), not the expected {expected}",
+                dir.display()
+            );
+        }
+        let card: ModelCard = serde_json::from_slice(&card_bytes)
+            .with_context(|| format!("parsing the model card {}", card_path.display()))?;
         if let Err(reason) = card.check_format() {
             bail!("model card {} has {reason}", card_path.display());
         }
         let weights_path = dir.join(&card.weights.file);
         let weights = std::fs::read(&weights_path)
             .with_context(|| format!("reading the weights {}", weights_path.display()))?;
-        let digest = artifact::sha256_hex(&weights);
-        if digest != card.weights.sha256 {
+        let weights_sha256 = artifact::sha256_hex(&weights);
+        if weights_sha256 != card.weights.sha256 {
             bail!(
-                "the weights {} have sha256 {digest} but the model card says {}; the artifact is damaged or was altered, train the model again",
+                "the weights {} have sha256 {weights_sha256} but the model card says {}; the artifact is damaged or was altered, train the model again",
                 weights_path.display(),
                 card.weights.sha256
-            );
-        }
-        if let Some(expected) = expected_digest
-            && expected.trim_start_matches("sha256:") != digest
-        {
-            bail!(
-                "the model in {} has digest {digest}, not the expected {expected}",
-                dir.display()
             );
         }
         let module_file = match &card.module {

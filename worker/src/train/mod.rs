@@ -6,8 +6,8 @@
 //!
 //! Reproducibility: `seed` seeds the weight initialisation, and every epoch reseeds the shuffle
 //! and libtorch's generator from (seed, epoch). On a CPU with a fixed thread count the same seed
-//! gives the same weights, so the same model digest, and a resumed run the same model as an
-//! uninterrupted one.
+//! gives the same weights, so the same card and model digest (the sha256 of the card, which
+//! pins the weights'), and a resumed run the same model as an uninterrupted one.
 
 pub mod checkpoint;
 pub mod early_stopping;
@@ -104,7 +104,7 @@ pub struct TrainConfig {
 /// What `train` produced.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
-    /// The model's digest (sha256 of its weights).
+    /// The model's digest: the sha256 of its card (`model.json`), which pins the weights' own.
     pub digest: String,
     /// The model folder.
     pub dir: PathBuf,
@@ -423,7 +423,7 @@ impl<'a> Session<'a> {
     ) -> Result<(String, PathBuf, ModelCard)> {
         let config = self.config;
         let weights = artifact::safetensors_bytes(&named_variables(&self.variables))?;
-        let digest = artifact::sha256_hex(&weights);
+        let weights_sha256 = artifact::sha256_hex(&weights);
         let module = match &config.architecture {
             Architecture::Torchscript(options) => Some(
                 std::fs::read(&options.module)
@@ -435,7 +435,7 @@ impl<'a> Session<'a> {
             config,
             data,
             metrics,
-            &digest,
+            &weights_sha256,
             module.as_deref(),
             state.epoch,
             best_epoch,
@@ -443,6 +443,10 @@ impl<'a> Session<'a> {
         )?;
         card.predictions = self.prediction_reference()?;
         let card_bytes = serde_json::to_vec_pretty(&card)?;
+        // The card, not the weights alone, is the model: the same weights with another input
+        // normalisation (a feature shifted by a constant and min-max scaled, say) are another
+        // model, and must not share a folder or a digest.
+        let digest = artifact::sha256_hex(&card_bytes);
         let dir = config.models_dir.join(&digest);
         let mut files: Vec<(&str, &[u8])> = vec![
             (layout::MODEL_SAFETENSORS, &weights),
@@ -573,7 +577,7 @@ impl Plan {
         config: &TrainConfig,
         data: &PreparedDataset,
         metrics: BTreeMap<String, f64>,
-        digest: &str,
+        weights_sha256: &str,
         module: Option<&[u8]>,
         epochs_run: usize,
         best_epoch: usize,
@@ -608,7 +612,7 @@ impl Plan {
             hyperparameters,
             weights: FileDigest {
                 file: layout::MODEL_SAFETENSORS.to_owned(),
-                sha256: digest.to_owned(),
+                sha256: weights_sha256.to_owned(),
             },
             module: module.map(|bytes| FileDigest {
                 file: layout::MODULE_PT.to_owned(),

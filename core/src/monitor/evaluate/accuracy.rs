@@ -120,13 +120,16 @@ fn measure_sequential(
 }
 
 /// The test's numbers, by their keys in `values`.
-fn evidence_values(evidence: &Evidence, labels: f64) -> Vec<(&'static str, f64)> {
-    vec![
+fn evidence_values(evidence: &Evidence, labels: f64) -> Vec<(String, f64)> {
+    [
         (keys::ACCURACY_EVIDENCE_BELOW, evidence.below),
         (keys::ACCURACY_EVIDENCE_AT_OR_ABOVE, evidence.at_or_above),
         (keys::ACCURACY_EVIDENCE_NEEDED, evidence.needed),
         (keys::ACCURACY_LABELS, labels),
     ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! Dataset profile, judged against `inputDrift.max` and `predictionDrift.max`.
 //!
 //! The statistics themselves (PSI, KS) are in [`crate::monitor::drift`]; this module only reads
-//! the window, checks there is enough of it, and judges. Without the profile, the drift
+//! the window, checks there is enough of it, and judges: a value above `max` is a breach when it
+//! is beyond what chance gives a window of that size ([`Measured::significant`]), and
+//! `TooFewSamples` (not a breach, not a pass) when it is not. Without the profile, the drift
 //! reference, nothing can be judged: `ProfileUnavailable`.
 
 use super::outcome::MetricResult;
 use super::{keys, number};
-use crate::monitor::drift::{histogram_drift, input_drift, prediction_drift};
+use crate::monitor::drift::{Measured, histogram_drift, input_drift, prediction_drift};
 use crate::monitor::scrape::RevisionTotals;
 use modelops_api::conditions::reasons;
 use modelops_api::monitor::{DriftMethod, DriftMetric};
@@ -38,24 +40,60 @@ pub(super) fn measure_input(
         Some(worst) if rows >= f64::from(spec.min_samples) => worst,
         _ => return too_few_input_rows(spec, rows),
     };
-    let breach = worst.value > spec.max;
-    MetricResult {
-        worst_feature: Some(worst.feature.clone()),
-        ..MetricResult::measured(
-            key,
-            worst.value,
-            spec.max,
-            breach,
-            format!(
-                "inputDrift {} {} on feature {:?} {} maximum {} over {} rows",
-                method_name(spec.method),
-                number(worst.value),
-                worst.feature,
-                if breach { "above" } else { "within" },
-                number(spec.max),
-                number(rows)
-            ),
+    // A breach names the worst feature beyond chance, which need not be the largest value.
+    let named = drift.worst_breach(spec.max).unwrap_or(worst);
+    let what = format!("inputDrift on feature {:?}", named.feature);
+    let mut result = judge(key, spec, &named.measured, &what, rows);
+    result.value = Some(worst.value);
+    result.worst_feature = Some(named.feature.clone());
+    result.evidence = drift
+        .largest(keys::INPUT_DRIFT_FEATURES)
+        .into_iter()
+        .map(|f| (keys::input_drift_feature(&f.feature), f.value))
+        .collect();
+    result
+}
+
+/// Judges one drift statistic against `max`: within at or below it; above it, a breach when
+/// beyond chance, else too few rows to tell.
+fn judge(
+    key: &'static str,
+    spec: &DriftMetric,
+    measured: &Measured,
+    what: &str,
+    rows: f64,
+) -> MetricResult {
+    let method = method_name(spec.method);
+    let value = number(measured.value);
+    let max = number(spec.max);
+    let rows = number(rows);
+    let correction = if measured.bias > 0.0 {
+        format!(
+            " (measured {} less {} for chance)",
+            number(measured.raw),
+            number(measured.bias)
         )
+    } else {
+        String::new()
+    };
+    if measured.value <= spec.max {
+        let message =
+            format!("{what}: {method} {value}{correction} within maximum {max} over {rows} rows");
+        return MetricResult::measured(key, measured.value, spec.max, false, message);
+    }
+    if measured.significant() {
+        let message =
+            format!("{what}: {method} {value}{correction} above maximum {max} over {rows} rows");
+        return MetricResult::measured(key, measured.value, spec.max, true, message);
+    }
+    let message = format!(
+        "{what}: {method} {value}{correction} above maximum {max}, but {rows} rows cannot tell it from chance (measured {} is within the {} chance reaches once in 1000 windows); raise minSamples and window.samples",
+        number(measured.raw),
+        number(measured.chance)
+    );
+    MetricResult {
+        value: Some(measured.value),
+        ..MetricResult::unjudged(key, spec.max, reasons::TOO_FEW_SAMPLES, message)
     }
 }
 
@@ -95,7 +133,7 @@ pub(super) fn measure_prediction(
     let (rows, drift) = match (balance, values) {
         (_, Some(histogram)) => (
             totals.prediction_bins.total(),
-            histogram_drift(spec.method, histogram, &totals.prediction_bins),
+            histogram_drift(spec.method, histogram, &totals.prediction_bins, 1),
         ),
         (Some(balance), None) => (
             totals.predicted_rows(),
@@ -118,8 +156,8 @@ pub(super) fn measure_prediction(
     if rows == 0.0 && totals.requests_total() == 0.0 {
         return MetricResult::no_traffic(key, spec.max);
     }
-    let value = match drift {
-        Some(value) if rows >= f64::from(spec.min_samples) => value,
+    let measured = match drift {
+        Some(measured) if rows >= f64::from(spec.min_samples) => measured,
         _ => {
             return MetricResult::unjudged(
                 key,
@@ -133,21 +171,7 @@ pub(super) fn measure_prediction(
             );
         }
     };
-    let breach = value > spec.max;
-    MetricResult::measured(
-        key,
-        value,
-        spec.max,
-        breach,
-        format!(
-            "predictionDrift {} {} {} maximum {} over {} rows",
-            method_name(spec.method),
-            number(value),
-            if breach { "above" } else { "within" },
-            number(spec.max),
-            number(rows)
-        ),
-    )
+    judge(key, spec, &measured, "predictionDrift", rows)
 }
 
 /// The method as a message names it.
@@ -218,9 +242,12 @@ mod tests {
         assert_eq!(evaluation.reason, reasons::INPUT_DRIFT_ABOVE_MAXIMUM);
         assert_eq!(evaluation.worst_feature.as_deref(), Some("y"));
         assert!((evaluation.values["inputDrift"] - 0.4).abs() < 1e-12);
+        // Per feature too, under `inputDrift.<feature>`.
+        assert!((evaluation.values["inputDrift.y"] - 0.4).abs() < 1e-12);
+        assert!(evaluation.values.contains_key("inputDrift.x"));
         let message = evaluation.message.unwrap();
         assert!(
-            message.contains("inputDrift ks 0.4 on feature \"y\" above maximum 0.3 over 100 rows"),
+            message.contains("inputDrift on feature \"y\": ks 0.4 above maximum 0.3 over 100 rows"),
             "{message}"
         );
     }

@@ -69,8 +69,14 @@ pub mod keys {
     pub const MAE_EVIDENCE_NEEDED: &str = "maeEvidenceNeeded";
     /// With mae in mode `sequential`: the labels the test rests on.
     pub const MAE_LABELS: &str = "maeLabels";
-    /// The largest drift over the input features.
+    /// The largest drift over the input features (PSI: corrected for the window's size).
     pub const INPUT_DRIFT: &str = "inputDrift";
+    /// The most drifted input features show as `inputDrift.<feature>`, at most this many.
+    pub const INPUT_DRIFT_FEATURES: usize = 10;
+    /// The key of one input feature's drift: `inputDrift.<feature>`.
+    pub fn input_drift_feature(feature: &str) -> String {
+        format!("{INPUT_DRIFT}.{feature}")
+    }
     /// The drift of the predicted classes.
     pub const PREDICTION_DRIFT: &str = "predictionDrift";
     /// The p99 request latency, in seconds.

@@ -35,8 +35,8 @@ pub struct MetricResult {
     /// One line for a person: the value, the threshold and how much data they rest on.
     pub message: String,
     /// More values shown beside `value` in `values`, by key: the evidence a sequential test
-    /// decided on, so that a person can see why.
-    pub evidence: Vec<(&'static str, f64)>,
+    /// decided on, or the most drifted input features, so that a person can see why.
+    pub evidence: Vec<(String, f64)>,
     /// Whether a breach is Fail at once rather than after `failureThreshold` failing
     /// evaluations: a sequential test's decision is valid at every look, so waiting adds
     /// nothing to its guarantee.
@@ -149,11 +149,10 @@ impl RevisionOutcome {
             .metrics
             .iter()
             .filter_map(|m| Some((m.key.to_owned(), m.value?)));
-        let evidence = self.metrics.iter().flat_map(|m| {
-            m.evidence
-                .iter()
-                .map(|&(key, value)| (key.to_owned(), value))
-        });
+        let evidence = self
+            .metrics
+            .iter()
+            .flat_map(|m| m.evidence.iter().map(|(key, value)| (key.clone(), *value)));
         measured.chain(evidence).collect()
     }
 

@@ -151,13 +151,16 @@ fn measure_sequential(kind: ErrorKind, spec: &ErrorMetric, labelled: &ErrorSums)
     result
 }
 
-fn evidence_values(names: &Keys, evidence: &ErrorEvidence, n: f64) -> Vec<(&'static str, f64)> {
-    vec![
+fn evidence_values(names: &Keys, evidence: &ErrorEvidence, n: f64) -> Vec<(String, f64)> {
+    [
         (names.above, evidence.above),
         (names.at_or_below, evidence.at_or_below),
         (names.needed, evidence.needed),
         (names.labels, n),
     ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
 }
 
 #[cfg(test)]

@@ -564,7 +564,7 @@ metadata: {name: digits}
 spec:
   model: {trainingJobRef: {name: digits}}
   replicas: 2
-  serving: {maxBatchSize: 16, batchTimeout: 2ms}
+  serving: {maxBatchSize: 16, batchTimeout: 2ms, maxRowsPerRequest: 256, maxConcurrentRequests: 32}
   strategy:
     type: Canary
     canary:
@@ -709,6 +709,16 @@ spec:
                 "a zero batch size",
                 json!({"spec": {"serving": {"maxBatchSize": 0}}}),
                 &["spec.serving.maxBatchSize", "greater than or equal to 1"],
+            ),
+            refused(
+                "no rows per request",
+                json!({"spec": {"serving": {"maxRowsPerRequest": 0}}}),
+                &["spec.serving.maxRowsPerRequest", "greater than or equal to 1"],
+            ),
+            refused(
+                "an unbounded concurrency",
+                json!({"spec": {"serving": {"maxConcurrentRequests": 100000}}}),
+                &["spec.serving.maxConcurrentRequests", "less than or equal to 10000"],
             ),
         ],
     )

@@ -150,6 +150,24 @@ async fn a_regression_model_is_judged_on_live_rmse_and_an_untrained_one_rolled_b
         "the example model predicts widths to within 0.35 cm"
     );
     assert!(rmse_of(&bad) > 0.5, "the untrained model is bad");
+    // The RMSE column shows it (and Accuracy is empty for regression).
+    let table = std::process::Command::new("kubectl")
+        .args(["get", "trainingjob", NAME, "-n", &ns.name])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "RMSE")
+        .expect("an RMSE column");
+    // Accuracy is blank for a regression model, so the row has one field less before it.
+    let shown: f64 = row[column - 1]
+        .parse()
+        .unwrap_or_else(|_| panic!("{table}"));
+    assert!((shown - rmse_of(&good)).abs() < 1e-6, "{table}");
 
     let pp = PostParams::default();
     let md: ModelDeployment = example("examples/iris-width/modeldeployment.yaml");

@@ -150,7 +150,7 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "EPOCH", "ACCURACY", "AGE"],
+        ["NAME", "PHASE", "EPOCH", "ACCURACY", "RMSE", "AGE"],
         "{table}"
     );
     assert!(

@@ -151,10 +151,28 @@ pub struct Serving {
     #[serde(default = "default_batch_timeout")]
     #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
     pub batch_timeout: String,
+    /// Rows one inference request may carry at most; a request with more is answered 413 (the
+    /// body size is capped apart from this, at 4 MiB).
+    #[serde(default = "default_max_rows_per_request")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_rows_per_request: i32,
+    /// Inference requests one serving pod works on at once; more are answered 429 with
+    /// `Retry-After: 1` at once (a client's overload, not counted as the model's errors).
+    #[serde(default = "default_max_concurrent_requests")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_concurrent_requests: i32,
 }
 
 fn default_max_batch_size() -> i32 {
     32
+}
+
+fn default_max_rows_per_request() -> i32 {
+    1024
+}
+
+fn default_max_concurrent_requests() -> i32 {
+    64
 }
 
 fn default_batch_timeout() -> String {
@@ -166,6 +184,8 @@ impl Default for Serving {
         Self {
             max_batch_size: default_max_batch_size(),
             batch_timeout: default_batch_timeout(),
+            max_rows_per_request: default_max_rows_per_request(),
+            max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
 }

@@ -248,8 +248,9 @@ pub struct ServeOrder {
     pub revision: i32,
     /// The model folder: `<root>/models/<hex digest>` or a ModelDeployment's `artifact.uri`.
     pub model_uri: String,
-    /// The expected digest of `model.safetensors` (`sha256:<hex>`). On a mismatch (or any other
-    /// load failure) the server stays up but never becomes ready, so it takes no traffic.
+    /// The model's expected digest (`sha256:<hex>` of its `model.json`, which pins the weights).
+    /// On a mismatch (or any other load failure) the server stays up but never becomes ready, so
+    /// it takes no traffic.
     pub model_digest: String,
     /// Batching settings.
     #[serde(default)]

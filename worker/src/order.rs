@@ -13,7 +13,7 @@ use crate::failure::{Failure, Reason};
 use crate::model::{Architecture, CnnOptions, MlpOptions, TextLstmOptions, TorchscriptOptions};
 use crate::serve::batcher::BatchConfig;
 use crate::serve::feedback::FeedbackKey;
-use crate::serve::http::Settings;
+use crate::serve::http::{ConnectionLimits, Settings};
 use crate::serve::{self, QUEUE_LENGTH, REPLAY_CAPACITY, ServeConfig};
 use crate::source;
 use crate::store::Location;
@@ -584,6 +584,9 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
                 .min(usize::MAX as u64) as usize,
             feedback_max_age,
             replay_capacity: REPLAY_CAPACITY,
+            max_rows: order.serving.max_rows_per_request.max(1) as usize,
+            max_concurrent: order.serving.max_concurrent_requests.max(1) as usize,
+            connections: ConnectionLimits::default(),
         },
         feedback_key,
         device,

@@ -127,6 +127,7 @@ fn batching(max_batch_size: i32, batch_timeout: &str) -> Serving {
     Serving {
         max_batch_size,
         batch_timeout: batch_timeout.into(),
+        ..Serving::default()
     }
 }
 

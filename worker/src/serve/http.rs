@@ -58,6 +58,34 @@ pub struct Settings {
     pub feedback_max_age: Duration,
     /// Feedback ids remembered against replays.
     pub replay_capacity: usize,
+    /// The most rows an inference request may carry (more: 413).
+    pub max_rows: usize,
+    /// Inference requests worked on at once (more: 429).
+    pub max_concurrent: usize,
+    /// What a connection may take, and how many may be open.
+    pub connections: ConnectionLimits,
+}
+
+/// What one client connection may hold of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a connection may stay without a complete request head: from its opening, and
+    /// from the end of each response on a kept-alive connection (an idle one is closed then).
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive (more: 408, and the connection closed).
+    pub body_timeout: Duration,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// The state every handler shares.
@@ -70,6 +98,8 @@ pub struct Server {
     key: FeedbackKey,
     settings: Settings,
     replay: Mutex<ReplayGuard>,
+    /// One permit per inference request being worked on.
+    inferring: tokio::sync::Semaphore,
 }
 
 /// A refusal, as a JSON response.
@@ -86,7 +116,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(json!({"error": self.0.message}))).into_response()
+        let mut response = (status, axum::Json(json!({"error": self.0.message}))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -111,6 +154,7 @@ impl Server {
             shutting_down: Default::default(),
             key,
             replay: Mutex::new(ReplayGuard::new(settings.replay_capacity)),
+            inferring: tokio::sync::Semaphore::new(settings.max_concurrent.max(1)),
             settings,
         }
     }
@@ -204,10 +248,26 @@ impl Server {
         Ok(())
     }
 
-    /// Reads a request body of at most `max_request_bytes`. A larger one is still read (and
-    /// dropped) up to [`DRAIN_LIMIT`] bytes before the 413: a client that is still sending when
-    /// the server answers and closes gets a broken pipe instead of the answer.
+    /// Reads a request body of at most `max_request_bytes` within the body timeout (else 408).
+    /// A larger one is still read (and dropped) up to [`DRAIN_LIMIT`] bytes before the 413: a
+    /// client that is still sending when the server answers and closes gets a broken pipe
+    /// instead of the answer.
     async fn body(&self, body: Body) -> Result<Vec<u8>, ApiError> {
+        let timeout = self.settings.connections.body_timeout;
+        tokio::time::timeout(timeout, self.read_body(body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(error(
+                    408,
+                    format!(
+                        "the request body did not arrive within {} s; send it at once",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            })
+    }
+
+    async fn read_body(&self, body: Body) -> Result<Vec<u8>, ApiError> {
         let limit = self.settings.max_request_bytes;
         let too_large = || {
             error(
@@ -241,20 +301,45 @@ impl Server {
         Ok(bytes)
     }
 
+    /// An inference: the body read (within its limits), then, holding one of the
+    /// `max_concurrent` permits (else 429), the request parsed and the answer signed and written
+    /// on the blocking threads, so that the async threads keep answering probes and the forward
+    /// pass runs on the model's thread.
     async fn infer(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         version: Option<&str>,
         body: Body,
     ) -> Result<Value, ApiError> {
         self.check_model(name, version)?;
         let body = self.body(body).await?;
+        let _permit = self.inferring.try_acquire().map_err(|_| {
+            error(
+                429,
+                format!(
+                    "this server is working on {} inference requests already (spec.serving.maxConcurrentRequests); retry in a moment",
+                    self.settings.max_concurrent
+                ),
+            )
+        })?;
         let served = self.served()?;
-        let InferRequest { id, rows, outputs } = protocol::parse_infer(&body, &served.info)?;
-        drop(body);
+        let parsing = Arc::clone(&served);
+        let InferRequest { id, rows, outputs } =
+            blocking(move || protocol::parse_infer(&body, &parsing.info)).await??;
+        if rows.len() > self.settings.max_rows {
+            return Err(error(
+                413,
+                format!(
+                    "the request has {} rows; this model takes at most {} per request (spec.serving.maxRowsPerRequest): send fewer rows per request",
+                    rows.len(),
+                    self.settings.max_rows
+                ),
+            ));
+        }
         self.count_inputs(&served.info, &rows);
         let results = served.batcher.run(rows).await.map_err(|e| match e {
-            BatchError::Overloaded | BatchError::Stopped => error(503, e.to_string()),
+            BatchError::Overloaded => error(429, e.to_string()),
+            BatchError::Stopped => error(503, e.to_string()),
             BatchError::Failed(_) => error(500, e.to_string()),
         })?;
         self.metrics
@@ -267,22 +352,26 @@ impl Server {
                 RowOutput::Value(value) => Some(*value),
                 RowOutput::Class { .. } => None,
             }));
-        let wants_feedback = outputs
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|n| n == OUTPUT_FEEDBACK_ID));
-        let feedback_ids = if wants_feedback {
-            self.feedback_ids(&served.info, &results)
-        } else {
-            Vec::new()
-        };
-        let id = id.unwrap_or_else(request_id);
-        Ok(protocol::infer_response(
-            &served.info,
-            &id,
-            &results,
-            &feedback_ids,
-            outputs.as_deref(),
-        ))
+        let server = Arc::clone(self);
+        blocking(move || {
+            let wants_feedback = outputs
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == OUTPUT_FEEDBACK_ID));
+            let feedback_ids = if wants_feedback {
+                server.feedback_ids(&served.info, &results)
+            } else {
+                Vec::new()
+            };
+            let id = id.unwrap_or_else(request_id);
+            protocol::infer_response(
+                &served.info,
+                &id,
+                &results,
+                &feedback_ids,
+                outputs.as_deref(),
+            )
+        })
+        .await
     }
 
     /// One signed feedback id per row, claiming its prediction: the class name, or the value
@@ -494,6 +583,15 @@ fn true_value(label: &Value) -> Result<f64, ApiError> {
     }
 }
 
+/// Runs CPU work (parsing, signing, serialising) on the blocking threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error(500, format!("the request's work failed: {e}")))
+}
+
 fn protocol_classes(classes: &[String]) -> String {
     const SHOWN: usize = 20;
     let mut list = classes
@@ -701,23 +799,59 @@ pub fn router(server: Arc<Server>) -> Router {
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting connections, answers
 /// the requests in flight, and returns.
+///
+/// Each connection is served by hyper with a timer: a connection that sends no complete request
+/// head within `header_timeout` (from its opening, or from the end of the last response) is
+/// closed, so idle and slow-head clients cannot pile up; at most `max_connections` are open at
+/// once, and one more is closed on accept. The server's own work per request is bounded by the
+/// body limits and the inference permits ([`Server::infer`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: Arc<Server>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small responses on kept-alive connections must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|stream| {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    let limits = server.settings.connections;
+    let app = router(Arc::clone(&server));
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: give the open connections a moment to end.
+                    eprintln!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        // Small responses on kept-alive connections must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-    });
-    let draining = Arc::clone(&server);
-    axum::serve(listener, router(server))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            draining.begin_shutdown();
-        })
-        .await
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    server.begin_shutdown();
+    graceful.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -750,43 +884,21 @@ mod tests {
             max_request_bytes: 1024,
             feedback_max_age: Duration::from_secs(3600),
             replay_capacity: 16,
+            max_rows: 8,
+            max_concurrent: 4,
+            connections: ConnectionLimits::default(),
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_stops_accepting_then_answers_the_request_in_flight() {
-        let server = Arc::new(Server::new("toy", 1, FeedbackKey::random(), settings()));
         // A forward pass that holds on until the test lets it go.
         let (release, released) = std::sync::mpsc::channel::<()>();
         let released = Mutex::new(released);
-        let batcher = Batcher::spawn(
-            BatchConfig {
-                max_rows: 8,
-                timeout: Duration::ZERO,
-                queue: 8,
-            },
-            move |rows: Vec<Row>| {
-                let _ = released.lock().unwrap().recv();
-                Ok(rows
-                    .iter()
-                    .map(|_| RowOutput::Class {
-                        index: 1,
-                        probabilities: vec![0.0, 1.0],
-                    })
-                    .collect())
-            },
-        );
-        server.set_ready(Served {
-            info: model(),
-            batcher,
-            profile: None,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(serve(listener, Arc::clone(&server), async {
-            let _ = stopped.await;
-        }));
+        let (server, address, stop, serving) = toy_server(settings(), move || {
+            let _ = released.lock().unwrap().recv();
+        })
+        .await;
 
         let request = tokio::task::spawn_blocking(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -818,6 +930,187 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(r#""data":["yes"]"#), "{body}");
         serving.await.unwrap().unwrap();
+    }
+
+    /// A ready classifier of "toy" whose forward pass answers "yes" to every row (after
+    /// `before_answer` returns), serving on a local port until the sender is dropped or sent to.
+    async fn toy_server(
+        settings: Settings,
+        before_answer: impl Fn() + Send + 'static,
+    ) -> (
+        Arc<Server>,
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let server = Arc::new(Server::new("toy", 1, FeedbackKey::random(), settings));
+        let batcher = Batcher::spawn(
+            BatchConfig {
+                max_rows: 8,
+                timeout: Duration::ZERO,
+                queue: 8,
+            },
+            move |rows: Vec<Row>| {
+                before_answer();
+                Ok(rows
+                    .iter()
+                    .map(|_| RowOutput::Class {
+                        index: 1,
+                        probabilities: vec![0.0, 1.0],
+                    })
+                    .collect())
+            },
+        );
+        server.set_ready(Served {
+            info: model(),
+            batcher,
+            profile: None,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(serve(listener, Arc::clone(&server), async {
+            let _ = stopped.await;
+        }));
+        (server, address, stop, serving)
+    }
+
+    /// Sends `request` (a whole HTTP/1.1 request) on `stream` and reads one response's head and
+    /// body (the server sets Content-Length).
+    async fn exchange(stream: &mut tokio::net::TcpStream, request: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "closed before a whole response: {received:?}");
+            received.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return (status, body.to_owned());
+            }
+        }
+    }
+
+    /// Whether the server closes `stream` within `within` (reading nothing more).
+    async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(within, stream.read_to_end(&mut rest)).await,
+            Ok(Ok(_)) | Ok(Err(_))
+        )
+    }
+
+    const READY_REQUEST: &str = "GET /v2/health/ready HTTP/1.1\r\nHost: toy\r\n\r\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_and_slow_clients_neither_starve_readiness_nor_stay_connected() {
+        use tokio::io::AsyncWriteExt;
+        let mut limits = settings();
+        limits.connections.header_timeout = Duration::from_secs(1);
+        limits.connections.body_timeout = Duration::from_secs(1);
+        let (_server, address, _stop, _) = toy_server(limits, || {}).await;
+        let connect = || tokio::net::TcpStream::connect(address);
+        // 500 connections that send nothing, 50 that send a head and then a body byte by byte.
+        let mut idle = Vec::new();
+        for _ in 0..500 {
+            idle.push(connect().await.unwrap());
+        }
+        let mut slow = Vec::new();
+        for _ in 0..50 {
+            let mut stream = connect().await.unwrap();
+            stream
+                .write_all(b"POST /v2/models/toy/infer HTTP/1.1\r\nHost: toy\r\nContent-Length: 1000\r\n\r\n{")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        // A kept-alive client that went quiet after one request.
+        let mut kept = connect().await.unwrap();
+        assert_eq!(exchange(&mut kept, READY_REQUEST).await.0, 200);
+
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let mut probe = connect().await.unwrap();
+            let (status, body) = exchange(&mut probe, READY_REQUEST).await;
+            assert_eq!(status, 200, "{body}");
+            slowest = slowest.max(started.elapsed());
+        }
+        println!(
+            "readiness beside 500 idle and 50 slow clients: slowest of 20 answers {slowest:?}"
+        );
+        assert!(slowest < Duration::from_millis(100), "{slowest:?}");
+
+        // The timeouts close them all: the idle ones and the quiet kept-alive one after the
+        // header timeout, the slow bodies with a 408 after the body timeout.
+        let within = Duration::from_secs(5);
+        for stream in idle.iter_mut().chain([&mut kept]) {
+            assert!(
+                closed_within(stream, within).await,
+                "an idle connection stayed open"
+            );
+        }
+        for stream in &mut slow {
+            use tokio::io::AsyncReadExt;
+            let mut answer = Vec::new();
+            tokio::time::timeout(within, stream.read_to_end(&mut answer))
+                .await
+                .expect("a slow body is answered and closed")
+                .unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn too_many_rows_is_413_and_too_many_requests_429() {
+        let (server, address, _stop, _) = toy_server(settings(), || {}).await;
+        let infer = |rows: usize| {
+            let data = vec!["1"; rows * 2].join(",");
+            let body = format!(
+                r#"{{"inputs": [{{"name": "x", "shape": [{rows}, 2], "datatype": "FP32", "data": [{data}]}}]}}"#
+            );
+            format!(
+                "POST /v2/models/toy/infer HTTP/1.1\r\nHost: toy\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (status, body) = exchange(&mut client, &infer(8)).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = exchange(&mut client, &infer(9)).await;
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("spec.serving.maxRowsPerRequest"), "{body}");
+        // Every permit taken: the next inference is told to come back.
+        let held: Vec<_> = (0..4)
+            .map(|_| server.inferring.try_acquire().unwrap())
+            .collect();
+        let (status, body) = exchange(&mut client, &infer(1)).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains("spec.serving.maxConcurrentRequests"),
+            "{body}"
+        );
+        drop(held);
+        assert_eq!(exchange(&mut client, &infer(1)).await.0, 200);
+        // 429 is the client's to handle: not counted as a server error.
+        let text = server.metrics().render();
+        assert!(text.contains(r#"code="429"} 1"#), "{text}");
     }
 
     /// A regression server (revision 1 of "toy") whose model predicts the sum of its two
@@ -884,7 +1177,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_regression_model_issues_feedback_ids_and_counts_the_errors() {
-        let server = regression_server();
+        let server = Arc::new(regression_server());
         let request = json!({"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP32",
             "data": [[1, 2], [0.25, 0.25], [20, 0]]}]});
         let response = server
@@ -935,7 +1228,7 @@ mod tests {
 
     #[tokio::test]
     async fn regression_feedback_refuses_what_it_cannot_count() {
-        let server = regression_server();
+        let server = Arc::new(regression_server());
         let now = unix_seconds();
         let id = |model: &str, predicted: &str| {
             FeedbackClaim::new(model, 1, predicted, now).sign(&key())

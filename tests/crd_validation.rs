@@ -178,6 +178,11 @@ async fn dataset_rules() {
         &digits,
         vec![
             refused(
+                "a name too long for its Job",
+                json!({"metadata": {"name": "d".repeat(41)}}),
+                &["metadata.name", "at most 40 characters"],
+            ),
+            refused(
                 "two sources",
                 json!({"spec": {"source": {"http": {"url": "https://example.org/d.csv"}}}}),
                 &["spec.source", "set exactly one of http, configMap, volume or s3"],
@@ -358,6 +363,11 @@ spec:
         &api,
         &iris,
         vec![
+            refused(
+                "a name too long for its Jobs",
+                json!({"metadata": {"name": "t".repeat(41)}}),
+                &["metadata.name", "at most 40 characters"],
+            ),
             refused(
                 "cnn without its options",
                 json!({"spec": {"model": {"architecture": "cnn", "mlp": null}}}),
@@ -615,6 +625,16 @@ spec:
         &api,
         &canary,
         vec![
+            refused(
+                "a name too long for its Deployments",
+                json!({"metadata": {"name": "m".repeat(51)}}),
+                &["metadata.name", "at most 50 characters"],
+            ),
+            refused(
+                "a name that is no Service name",
+                json!({"metadata": {"name": "1digits"}}),
+                &["metadata.name", "DNS label"],
+            ),
             refused(
                 "both a TrainingJob and an artifact",
                 json!({"spec": {"model": {"artifact": {"uri": "pvc://modelops-artifacts/models/x", "digest": digest}}}}),

@@ -321,3 +321,61 @@ async fn a_model_that_is_not_in_the_store_is_named_on_the_model_deployment() {
     assert!(ready.message.contains(&uri), "{}", ready.message);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_child_name_taken_by_someone_elses_object_is_not_adopted() {
+    use k8s_openapi::api::batch::v1::Job;
+    use modelops_api::Dataset;
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "adopt").await;
+    iris_config_map(&ns).await;
+    let mut dataset: Dataset = example("examples/iris/dataset.yaml");
+    dataset.metadata.namespace = Some(ns.name.clone());
+    // Someone else's Job, suspended (it runs nothing), under the name the Dataset's would have.
+    let taken = modelops_operator::controllers::dataset::build::job_name(&dataset);
+    let squatter: Job = from_json(json!({
+        "metadata": {"name": taken, "labels": {"app.kubernetes.io/managed-by": "someone-else"}},
+        "spec": {"suspend": true, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "docker.io/modelops/worker:dev"}]}}},
+    }));
+    let jobs = ns.api::<Job>();
+    jobs.create(&PostParams::default(), &squatter)
+        .await
+        .unwrap();
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+    // The operator says why it does not go on, on the Dataset, where its user looks.
+    let note = {
+        use futures::StreamExt;
+        use k8s_openapi::api::core::v1::Event;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let selector = format!("reason={},involvedObject.name=iris", reasons::NAME_TAKEN);
+        let mut events = watcher(
+            ns.api::<Event>(),
+            watcher::Config::default().fields(&selector),
+        )
+        .applied_objects()
+        .boxed();
+        let event = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .expect("a NameTaken event on the Dataset")
+            .unwrap()
+            .unwrap();
+        event.message.unwrap_or_default()
+    };
+    assert!(note.contains("not controlled by Dataset iris"), "{note}");
+    // And the Job is as its owner left it: not adopted, not changed.
+    let job = jobs.get(&taken).await.unwrap();
+    assert!(job.metadata.owner_references.is_none(), "{job:?}");
+    assert_eq!(
+        job.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "someone-else"
+    );
+    assert_eq!(job.spec.unwrap().suspend, Some(true));
+    ns.delete().await;
+}

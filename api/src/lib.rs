@@ -37,14 +37,60 @@ pub const VERSION: &str = "v1alpha1";
 /// The `kubectl get` category that lists every modelops kind (`kubectl get modelops`).
 pub const CATEGORY: &str = "modelops";
 
+/// The rules on `metadata.name` of the kinds with children, as (kind, CEL rule, message): each
+/// child's name is derived from its owner's, so the owner's name must leave room for it (Job
+/// names are label values, at most 63 characters; a ModelDeployment's name is its Service's, a
+/// DNS label). Child names are never truncated, so two owners never share a child.
+pub const NAME_RULES: [(&str, &str, &str); 3] = [
+    (
+        "Dataset",
+        "self.metadata.name.size() <= 40",
+        "metadata.name: a Dataset name has at most 40 characters, so that its prepare Job's name (<name>-prepare-<hash>) fits a label value; use a shorter name",
+    ),
+    (
+        "TrainingJob",
+        "self.metadata.name.size() <= 40",
+        "metadata.name: a TrainingJob name has at most 40 characters, so that its Jobs' names (<name>-train, <name>-trial-<n>) fit a label value; use a shorter name",
+    ),
+    (
+        "ModelDeployment",
+        "self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "metadata.name: a ModelDeployment name is its Service's name, so a DNS label (lower-case letters, digits and '-', starting with a letter), and at most 50 characters so that its Deployments' names (<name>-r<revision>) fit; use such a name",
+    ),
+];
+
 /// The CRDs of every kind, in the order of the loop: data, training, serving, monitoring.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
+    let mut crds = vec![
         Dataset::crd(),
         TrainingJob::crd(),
         ModelDeployment::crd(),
         Monitor::crd(),
-    ]
+    ];
+    // A rule at the root of the schema: kube-derive writes those only through the `kube` crate,
+    // and this crate has `kube-core` alone (it must not pull in a client).
+    for crd in &mut crds {
+        let Some((_, rule, message)) = NAME_RULES
+            .iter()
+            .find(|(kind, _, _)| *kind == crd.spec.names.kind)
+        else {
+            continue;
+        };
+        let root = crd.spec.versions[0]
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .expect("a derived CRD has a schema");
+        root.x_kubernetes_validations
+            .get_or_insert_default()
+            .push(ValidationRule {
+                rule: (*rule).to_owned(),
+                message: Some((*message).to_owned()),
+                ..Default::default()
+            });
+    }
+    crds
 }
 
 #[cfg(test)]

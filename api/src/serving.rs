@@ -174,12 +174,19 @@ impl Sample {
     }
 }
 
-/// Reads the samples of a Prometheus text exposition (comments and malformed lines skipped;
+/// The most samples [`parse_metrics`] keeps from one exposition. A serving pod writes a few
+/// thousand (a feature's bins, the latency buckets, the classes, per revision of feedback); a
+/// hostile one could write millions, which must not become millions of allocations.
+pub const MAX_SAMPLES: usize = 50_000;
+
+/// Reads the `modelops_` samples of a Prometheus text exposition, at most [`MAX_SAMPLES`]
+/// (comments, other series and malformed lines skipped before anything is allocated for them;
 /// timestamps ignored).
 pub fn parse_metrics(text: &str) -> Vec<Sample> {
     text.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter(|line| line.trim_start().starts_with("modelops_"))
         .filter_map(parse_sample)
+        .take(MAX_SAMPLES)
         .collect()
 }
 
@@ -257,7 +264,11 @@ up 1
 not a sample
 "#;
         let samples = parse_metrics(text);
-        assert_eq!(samples.len(), 5, "{samples:?}");
+        assert_eq!(
+            samples.len(),
+            4,
+            "{samples:?}: not `up`, not the malformed line"
+        );
         assert_eq!(samples[0].name, metrics::REQUESTS_TOTAL);
         assert_eq!(samples[0].label(metrics::LABEL_CODE), Some("200"));
         assert_eq!(samples[0].value, 17.0);
@@ -267,8 +278,15 @@ not a sample
         );
         assert_eq!(samples[2].label(metrics::LABEL_LE), Some("+Inf"));
         assert_eq!(samples[3].value, 1.0, "the timestamp is not the value");
-        assert_eq!(samples[4].name, "up");
-        assert!(samples[4].labels.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_series_is_cut_short() {
+        let mut text = String::from("up 1\n");
+        for i in 0..(MAX_SAMPLES + 1000) {
+            text.push_str(&format!("modelops_requests_total{{code=\"{i}\"}} 1\n"));
+        }
+        assert_eq!(parse_metrics(&text).len(), MAX_SAMPLES);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Writing to the API server the one way every controller does: server-side apply with the field
 //! manager `modelops` for children, and a whole-status apply that is skipped when nothing changed.
 
-use super::error::{ApiContext, Result};
+use super::error::{ApiContext, Error, Result};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -30,13 +30,31 @@ pub fn owner_label_key<K: Resource<DynamicType = ()>>() -> String {
     format!("modelops.dev/{}", K::kind(&()).to_lowercase())
 }
 
-/// Server-side applies a child object (forced: the operator owns every field it sets).
+/// Server-side applies a child object (forced: the operator owns every field it sets). An
+/// object of that name that the child's controlling owner does not control is left alone
+/// ([`Error::NotOurs`]): forced apply would otherwise take it over.
 pub async fn apply<K>(api: &Api<K>, object: &K) -> Result<K>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
     let name = object.meta().name.clone().unwrap_or_default();
+    let kind = K::kind(&Default::default()).into_owned();
+    let existing = api
+        .get_opt(&name)
+        .await
+        .action(|| format!("reading {kind} {name}"))?;
+    if let (Some(existing), Some(owner)) = (existing, controller_of(object.meta())) {
+        let ours = controller_of(existing.meta()).is_some_and(|theirs| theirs.uid == owner.uid);
+        if !ours {
+            return Err(Error::NotOurs {
+                kind,
+                name,
+                owner: format!("{} {}", owner.kind, owner.name),
+                owner_kind: owner.kind.clone(),
+            });
+        }
+    }
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -44,6 +62,16 @@ where
     )
     .await
     .action(|| format!("applying {} {name}", K::kind(&Default::default())))
+}
+
+/// The controlling owner reference of an object, if it has one.
+fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// The body of a status apply: the object's type and its whole status, nothing else (the spec

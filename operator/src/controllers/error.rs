@@ -19,6 +19,21 @@ pub enum Error {
     /// The object lacks something every object has (a namespace, a uid).
     #[error("{0} is missing metadata the API server always sets")]
     MissingMetadata(String),
+    /// A child's name is taken by an object the owner does not control: the operator never
+    /// adopts it (it may be someone else's, or a collision).
+    #[error(
+        "{kind} {name} exists and is not controlled by {owner}: the operator does not adopt it; delete or rename that {kind}, or rename the {owner_kind}"
+    )]
+    NotOurs {
+        /// The child's kind.
+        kind: String,
+        /// The child's name.
+        name: String,
+        /// The owner, `<Kind> <name>`.
+        owner: String,
+        /// The owner's kind.
+        owner_kind: String,
+    },
 }
 
 impl Error {
@@ -27,6 +42,7 @@ impl Error {
         match self {
             Error::Api { .. } => "api",
             Error::MissingMetadata(_) => "metadata",
+            Error::NotOurs { .. } => "conflict",
         }
     }
 
@@ -39,6 +55,7 @@ impl Error {
                 ..
             } if status.code == 409 => Duration::from_secs(1),
             Error::MissingMetadata(_) => Duration::from_secs(300),
+            Error::NotOurs { .. } => Duration::from_secs(60),
             _ => Duration::from_secs(10),
         }
     }

@@ -143,12 +143,27 @@ fn related_objects<K: Reconciled, Other: Reconciled>(
         .collect()
 }
 
-/// What a failed reconcile does next: log, count, and retry after the error's back-off.
-pub fn error_policy<K: Resource<DynamicType = ()>>(
+/// What a failed reconcile does next: log, count, and retry after the error's back-off. A child
+/// name taken by someone else's object is also a Warning Event on the owner, where its user
+/// looks.
+pub fn error_policy<K: Resource<DynamicType = ()> + Send + Sync + 'static>(
     object: Arc<K>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
+    if matches!(error, Error::NotOurs { .. }) {
+        let (ctx, object, note) = (Arc::clone(&ctx), Arc::clone(&object), error.to_string());
+        tokio::spawn(async move {
+            super::events::publish(
+                &ctx.recorder,
+                object.as_ref(),
+                true,
+                modelops_api::conditions::reasons::NAME_TAKEN,
+                note,
+            )
+            .await;
+        });
+    }
     let kind = K::kind(&());
     tracing::warn!(
         kind = %kind,

@@ -553,4 +553,41 @@ mod tests {
             "{error}"
         );
     }
+
+    mod fuzzed {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text that looks like a CSV or JSONL source: a few columns, quotes, separators, numbers,
+        /// words, empty fields and the odd control or multi-byte character.
+        fn source_like() -> impl Strategy<Value = String> {
+            let cell = prop_oneof![
+                Just(String::new()),
+                any::<f64>().prop_map(|v| v.to_string()),
+                "[a-z]{1,6}",
+                Just("\"".to_owned()),
+                Just("\"a,b\"".to_owned()),
+                Just("{\"x\": 1, \"y\": \"cat\"}".to_owned()),
+                "\\PC{0,4}",
+            ];
+            let row = prop::collection::vec(cell, 0..5).prop_map(|cells| cells.join(","));
+            prop::collection::vec(row, 0..12).prop_map(|rows| format!("x,y\n{}", rows.join("\n")))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2500))]
+
+            /// Whatever the bytes, reading gives rows or an error that names a reason: never a
+            /// panic, and every row counted as kept or rejected.
+            #[test]
+            fn any_source_reads_or_is_refused(text in source_like(), bytes in prop::collection::vec(any::<u8>(), 0..64), jsonl in any::<bool>(), drop in any::<bool>()) {
+                let format = if jsonl { Format::Jsonl } else { Format::Csv };
+                for source in [text.as_bytes(), bytes.as_slice()] {
+                    if let Ok(outcome) = read(source, format, &schema("y"), drop) {
+                        prop_assert_eq!(outcome.records.labels().len() + outcome.rejected, outcome.total);
+                    }
+                }
+            }
+        }
+    }
 }

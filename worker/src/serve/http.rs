@@ -1077,6 +1077,52 @@ mod tests {
         }
     }
 
+    /// The process' resident memory in bytes (Linux).
+    fn resident_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pages * 4096
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_live_server_answers_fuzzed_requests_without_a_5xx() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let (server, address, _stop, _) = toy_server(settings(), || {}).await;
+        use crate::serve::fuzz::{request_like, valid_for};
+        // Half malformed, half well-formed (some over the 8-row limit).
+        let strategy = proptest::prop_oneof![request_like(), valid_for(2)];
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let before = resident_bytes();
+        let mut codes = std::collections::BTreeMap::<u16, u32>::new();
+        for _ in 0..1000 {
+            let body = strategy
+                .new_tree(&mut runner)
+                .unwrap()
+                .current()
+                .to_string();
+            let request = format!(
+                "POST /v2/models/toy/infer HTTP/1.1\r\nHost: toy\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let (status, answer) = exchange(&mut stream, &request).await;
+            assert!(status < 500, "{status} {answer} for {body}");
+            *codes.entry(status).or_default() += 1;
+        }
+        let grown = resident_bytes().saturating_sub(before);
+        println!(
+            "1000 fuzzed requests: answers by status {codes:?}; resident memory grew {} KiB",
+            grown / 1024
+        );
+        assert!(grown < 64 << 20, "memory grew {grown} bytes");
+        assert!(codes.get(&200).copied().unwrap_or(0) > 100, "{codes:?}");
+        assert!(server.readiness().is_ok());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn too_many_rows_is_413_and_too_many_requests_429() {
         let (server, address, _stop, _) = toy_server(settings(), || {}).await;

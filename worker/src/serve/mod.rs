@@ -12,6 +12,8 @@
 
 pub mod batcher;
 pub mod feedback;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

@@ -902,4 +902,42 @@ mod tests {
             "an inference request may ask for either"
         );
     }
+
+    mod fuzzed {
+        use super::*;
+        use crate::serve::fuzz::{request_like, valid_for};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2500))]
+
+            /// Any structured request to a table or a text model: rows that fit the model, or a
+            /// 4xx that says why. Never a panic, never a server error.
+            #[test]
+            fn any_request_parses_or_is_a_4xx(body in prop_oneof![request_like(), valid_for(3)]) {
+                for model in [table(), text()] {
+                    match parse(body.clone(), &model) {
+                        Ok(request) => {
+                            prop_assert!(!request.rows.is_empty());
+                            if let InputKind::Table { features } = &model.input {
+                                for row in &request.rows {
+                                    let Row::Features(values) = row else { panic!("a text row for a table model") };
+                                    prop_assert_eq!(values.len(), features.len());
+                                }
+                            }
+                        }
+                        Err(e) => prop_assert!((400..500).contains(&e.status), "{} {}", e.status, e.message),
+                    }
+                }
+            }
+
+            /// Any bytes at all: a 4xx, never a panic.
+            #[test]
+            fn any_bytes_parse_or_are_a_4xx(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                if let Err(e) = parse_infer(&bytes, &table()) {
+                    prop_assert!((400..500).contains(&e.status), "{} {}", e.status, e.message);
+                }
+            }
+        }
+    }
 }

@@ -28,9 +28,9 @@ pub const PREPARE_DEADLINE_SECONDS: i64 = 3600;
 pub fn job_name(dataset: &Dataset) -> String {
     let name = dataset.name_any();
     let hash = jobs::short_hash(&dataset.spec);
-    // Job names must leave room for the pod suffix (63 characters in all for the label).
-    let stem: String = name.chars().take(40).collect();
-    format!("{stem}-prepare-{hash}")
+    // The CRD keeps names to 40 characters (`modelops_api::NAME_RULES`), so that this fits a
+    // label value; names are never truncated, so two Datasets never share a Job.
+    format!("{name}-prepare-{hash}")
 }
 
 /// The source mount: a configMap key or a file on a claim, under `/source`; none for http.

@@ -31,8 +31,8 @@ pub const PROGRESS_DEADLINE_SECONDS: i32 = 180;
 
 /// The Deployment name of a revision.
 pub fn deployment_name(md: &ModelDeployment, revision: i32) -> String {
-    let stem: String = md.name_any().chars().take(50).collect();
-    format!("{stem}-r{revision}")
+    // At most 50 characters (`modelops_api::NAME_RULES`), never truncated.
+    format!("{}-r{revision}", md.name_any())
 }
 
 /// The inference endpoint, as the status shows it.

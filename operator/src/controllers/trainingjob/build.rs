@@ -15,7 +15,8 @@ pub const TRIAL_LABEL: &str = "modelops.dev/trial";
 
 /// The name of the Job of the whole run, or of one trial.
 pub fn job_name(job: &TrainingJob, trial: Option<i32>) -> String {
-    let stem: String = job.name_any().chars().take(40).collect();
+    // At most 40 characters (`modelops_api::NAME_RULES`), never truncated.
+    let stem = job.name_any();
     match trial {
         None => format!("{stem}-train"),
         Some(index) => format!("{stem}-trial-{index}"),

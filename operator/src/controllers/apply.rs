@@ -44,16 +44,15 @@ where
         .get_opt(&name)
         .await
         .action(|| format!("reading {kind} {name}"))?;
-    if let (Some(existing), Some(owner)) = (existing, controller_of(object.meta())) {
-        let ours = controller_of(existing.meta()).is_some_and(|theirs| theirs.uid == owner.uid);
-        if !ours {
-            return Err(Error::NotOurs {
-                kind,
-                name,
-                owner: format!("{} {}", owner.kind, owner.name),
-                owner_kind: owner.kind.clone(),
-            });
-        }
+    if let (Some(existing), Some(owner)) = (existing, controller_of(object.meta()))
+        && !controlled_by(&existing, &owner.uid)
+    {
+        return Err(Error::NotOurs {
+            kind,
+            name,
+            owner: format!("{} {}", owner.kind, owner.name),
+            owner_kind: owner.kind.clone(),
+        });
     }
     api.patch(
         &name,
@@ -62,6 +61,39 @@ where
     )
     .await
     .action(|| format!("applying {} {name}", K::kind(&Default::default())))
+}
+
+/// Whether `child`'s controlling owner is the object of uid `owner_uid`.
+pub fn controlled_by<K: Resource>(child: &K, owner_uid: &str) -> bool {
+    controller_of(child.meta()).is_some_and(|r| r.uid == owner_uid)
+}
+
+/// `child` if `owner` controls it, else [`Error::NotOurs`]: what a controller does with an
+/// object it found under the name its child would have.
+pub fn ours<K, O>(child: K, owner: &O) -> Result<K>
+where
+    K: Resource,
+    K::DynamicType: Default,
+    O: Resource<DynamicType = ()>,
+{
+    if owner
+        .meta()
+        .uid
+        .as_deref()
+        .is_some_and(|uid| controlled_by(&child, uid))
+    {
+        return Ok(child);
+    }
+    let owner_kind = O::kind(&()).into_owned();
+    Err(Error::NotOurs {
+        kind: K::kind(&Default::default()).into_owned(),
+        name: child.meta().name.clone().unwrap_or_default(),
+        owner: format!(
+            "{owner_kind} {}",
+            owner.meta().name.as_deref().unwrap_or_default()
+        ),
+        owner_kind,
+    })
 }
 
 /// The controlling owner reference of an object, if it has one.

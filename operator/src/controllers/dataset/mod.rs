@@ -3,7 +3,7 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status};
+use super::apply::{apply, apply_status, ours};
 use super::error::{ApiContext, Error, Result};
 use super::runner::Runner;
 use super::{Context, events, jobs};
@@ -144,7 +144,8 @@ async fn apply_prepare_job(ctx: &Context, dataset: &Dataset, namespace: &str) ->
         .await
         .action(|| format!("reading Job {namespace}/{job_name}"))?
     {
-        return Ok(job);
+        // Found under its name: the Dataset's own Job, or someone else's, which it never uses.
+        return ours(job, dataset);
     }
     let job = apply(
         &jobs_api,

@@ -4,7 +4,7 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status, owner_label_key};
+use super::apply::{apply, apply_status, controlled_by, owner_label_key};
 use super::error::{ApiContext, Error, Result};
 use super::runner::Runner;
 use super::{Context, events, jobs};
@@ -184,6 +184,8 @@ async fn revision_deployments(
         })?
         .items
         .into_iter()
+        // A label is no proof: only Deployments this ModelDeployment controls are revisions.
+        .filter(|d| md.uid().is_some_and(|uid| controlled_by(d, &uid)))
         .filter_map(|d| Some((d.labels().get(build::REVISION_LABEL)?.parse().ok()?, d)))
         .collect())
 }

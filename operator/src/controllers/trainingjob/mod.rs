@@ -7,7 +7,7 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status, owner_label_key};
+use super::apply::{apply, apply_status, controlled_by, ours, owner_label_key};
 use super::error::{ApiContext, Error, Result};
 use super::runner::Runner;
 use super::{Context, events, jobs};
@@ -195,34 +195,36 @@ async fn apply_worker_job(
         .get_opt(&name)
         .await
         .action(|| format!("reading Job {namespace}/{name}"))?;
-    Ok(match existing {
-        Some(existing) => {
-            // Suspension is the one field that may change after creation (Kueue flips it).
-            let suspend = job.spec.run_policy.suspend;
-            if existing
-                .spec
-                .as_ref()
-                .and_then(|s| s.suspend)
-                .unwrap_or(false)
-                != suspend
-            {
-                jobs_api
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"spec": {"suspend": suspend}})),
-                    )
-                    .await
-                    .action(|| format!("setting suspend on Job {namespace}/{name}"))?
-            } else {
-                existing
+    Ok(
+        match existing.map(|existing| ours(existing, job)).transpose()? {
+            Some(existing) => {
+                // Suspension is the one field that may change after creation (Kueue flips it).
+                let suspend = job.spec.run_policy.suspend;
+                if existing
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.suspend)
+                    .unwrap_or(false)
+                    != suspend
+                {
+                    jobs_api
+                        .patch(
+                            &name,
+                            &PatchParams::default(),
+                            &Patch::Merge(serde_json::json!({"spec": {"suspend": suspend}})),
+                        )
+                        .await
+                        .action(|| format!("setting suspend on Job {namespace}/{name}"))?
+                } else {
+                    existing
+                }
             }
-        }
-        None => {
-            *created = true;
-            apply(&jobs_api, &desired).await?
-        }
-    })
+            None => {
+                *created = true;
+                apply(&jobs_api, &desired).await?
+            }
+        },
+    )
 }
 
 /// Where a worker Job stands, with the worker's result or failure read from its pod.
@@ -428,6 +430,8 @@ async fn worker_jobs(
         })?
         .items
         .into_iter()
+        // A label is no proof: only Jobs this TrainingJob controls are its trials.
+        .filter(|j| job.uid().is_some_and(|uid| controlled_by(j, &uid)))
         .map(|j| (j.name_any(), j))
         .collect())
 }

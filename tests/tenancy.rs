@@ -379,3 +379,97 @@ async fn a_child_name_taken_by_someone_elses_object_is_not_adopted() {
     assert_eq!(job.spec.unwrap().suspend, Some(true));
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn the_feedback_key_is_out_of_reach_of_view_and_the_operator_writes_only_its_own_secrets() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    use k8s_openapi::api::core::v1::Secret;
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "feedback-key").await;
+    // Its pods start (they answer their readiness check) only if they got the key from the
+    // Secret: a missing one would hold them in CreateContainerConfigError.
+    let uri = format!("{}/models/{HEX}", ns.root);
+    deploy_artifact(&ns, "keyed", &uri, types::READY, |c| {
+        c.reason == reasons::MODEL_NOT_SERVABLE
+    })
+    .await;
+    let deployment = ns.api::<Deployment>().get("keyed-r1").await.unwrap();
+    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let key = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "MODELOPS_FEEDBACK_KEY")
+        .unwrap();
+    assert_eq!(
+        key.value, None,
+        "the key is not a plain value of the Deployment"
+    );
+    let reference = key.value_from.clone().unwrap().secret_key_ref.unwrap();
+    assert_eq!(reference.name, "keyed-feedback");
+    let secret = ns.api::<Secret>().get("keyed-feedback").await.unwrap();
+    assert_eq!(secret.data.unwrap()["key"].0.len(), 64, "32 bytes in hex");
+    assert_eq!(
+        secret.metadata.owner_references.unwrap()[0].name,
+        "keyed",
+        "owned by the ModelDeployment"
+    );
+
+    // Someone with `view` in the namespace reads the Deployments, not the Secret.
+    let may = |user: String, resource: &str, name: &str| {
+        let namespace = ns.name.clone();
+        let (resource, name) = (resource.to_owned(), name.to_owned());
+        let client = client.clone();
+        async move {
+            let review: SubjectAccessReview = from_json(json!({"spec": {
+                "user": user,
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": {"namespace": namespace, "verb": "get",
+                    "group": if resource == "deployments" { "apps" } else { "" },
+                    "resource": resource, "name": name},
+            }}));
+            let answer = kube::Api::<SubjectAccessReview>::all(client)
+                .create(&PostParams::default(), &review)
+                .await
+                .unwrap();
+            answer.status.unwrap().allowed
+        }
+    };
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = from_json(json!({
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns.name}],
+    }));
+    ns.api::<k8s_openapi::api::rbac::v1::RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let reader = format!("system:serviceaccount:{}:reader", ns.name);
+    assert!(may(reader.clone(), "deployments", "keyed-r1").await);
+    assert!(!may(reader, "secrets", "keyed-feedback").await);
+
+    // The operator's own ServiceAccount may write only Secrets labelled as its own, and read none.
+    let mut config = kube::Config::infer().await.unwrap();
+    config.auth_info.impersonate =
+        Some("system:serviceaccount:modelops-system:modelops-operator".into());
+    let operator = kube::Client::try_from(config).unwrap();
+    let secrets = kube::Api::<Secret>::namespaced(operator, &ns.name);
+    let unlabelled: Secret =
+        from_json(json!({"metadata": {"name": "loot"}, "stringData": {"a": "b"}}));
+    let refused = secrets
+        .create(&PostParams::default(), &unlabelled)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("writes only Secrets labelled app.kubernetes.io/managed-by=modelops"),
+        "{refused}"
+    );
+    let read = secrets.get("keyed-feedback").await.unwrap_err().to_string();
+    assert!(read.contains("forbidden"), "{read}");
+    ns.delete().await;
+}

@@ -63,6 +63,40 @@ where
     .action(|| format!("applying {} {name}", K::kind(&Default::default())))
 }
 
+/// Server-side applies a Secret, not forced and without reading it first (the operator may
+/// create and patch Secrets, never read them): a Secret of that name whose fields another
+/// manager set is a conflict, reported as [`Error::NotOurs`] rather than taken over.
+pub async fn apply_secret(
+    api: &Api<k8s_openapi::api::core::v1::Secret>,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> Result<()> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(secret),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let owner = controller_of(&secret.metadata);
+            let owner_kind = owner.map_or("owner".to_owned(), |o| o.kind.clone());
+            Err(Error::NotOurs {
+                kind: "Secret".into(),
+                name,
+                owner: owner.map_or(owner_kind.clone(), |o| format!("{} {}", o.kind, o.name)),
+                owner_kind,
+            })
+        }
+        Err(source) => Err(Error::Api {
+            action: format!("applying Secret {name}"),
+            source,
+        }),
+    }
+}
+
 /// Whether `child`'s controlling owner is the object of uid `owner_uid`.
 pub fn controlled_by<K: Resource>(child: &K, owner_uid: &str) -> bool {
     controller_of(child.meta()).is_some_and(|r| r.uid == owner_uid)

@@ -62,8 +62,9 @@ impl Context {
     /// The feedback key of one ModelDeployment's serving pods (hex): HMAC-SHA256 of its
     /// namespace, name and uid under the operator's master key. Every replica of every revision
     /// gets the same key, so any of them verifies a feedback id another issued; a ModelDeployment
-    /// deleted and created again gets a new one. Derived rather than stored, so the operator needs
-    /// no access to Secrets and a restart changes nothing.
+    /// deleted and created again gets a new one. Derived rather than stored, so a restart
+    /// changes nothing; it reaches the pods through the Secret `<name>-feedback` the operator
+    /// writes (it may create and patch Secrets, never read them), not as a plain value.
     pub fn feedback_key(&self, namespace: &str, name: &str, uid: &str) -> String {
         use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.config.feedback_master_key)

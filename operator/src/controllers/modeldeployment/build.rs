@@ -1,5 +1,5 @@
-//! Pure: a ModelDeployment and its planned revisions in, the Deployment of each revision and the
-//! Service out.
+//! Pure: a ModelDeployment and its planned revisions in, the Deployment of each revision, the
+//! Service and the Secret of its feedback key out.
 
 use crate::config::OperatorConfig;
 use crate::controllers::apply::child_labels;
@@ -7,10 +7,12 @@ use crate::controllers::workerpod::{
     image, image_pull_policy, resource_requirements, restricted_container_security_context,
     restricted_pod_security_context, scratch_volume, store_access, tmp_volume, with_scheduling,
 };
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, SleepAction,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    PodSpec, PodTemplateSpec, Probe, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    SleepAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -94,12 +96,7 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: Option<i32>) -
 }
 
 /// The `serve` container: the worker image serving the order's model on the `http` port.
-fn serve_container(
-    config: &OperatorConfig,
-    md: &ModelDeployment,
-    order: &WorkOrder,
-    feedback_key: &str,
-) -> Container {
+fn serve_container(config: &OperatorConfig, md: &ModelDeployment, order: &WorkOrder) -> Container {
     let template = &md.spec.template;
     let env = |name: &str, value: String| EnvVar {
         name: name.to_owned(),
@@ -120,7 +117,20 @@ fn serve_container(
         args: Some(vec!["serve".into()]),
         env: Some(vec![
             env(WORK_ORDER_ENV, order.to_env_value()),
-            env(FEEDBACK_KEY_ENV, feedback_key.to_owned()),
+            // From the ModelDeployment's Secret, never a plain value of the Deployment: whoever
+            // may read Deployments (`view`) must not be able to forge feedback.
+            EnvVar {
+                name: FEEDBACK_KEY_ENV.to_owned(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: feedback_secret_name(md),
+                        key: FEEDBACK_SECRET_KEY.to_owned(),
+                        optional: Some(false),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
@@ -199,10 +209,9 @@ pub fn deployment(
     model_uri: &str,
     model_digest: &str,
     replicas: i32,
-    feedback_key: &str,
 ) -> Deployment {
     let order = serve_order(config, md, namespace, revision, model_uri, model_digest);
-    let container = serve_container(config, md, &order, feedback_key);
+    let container = serve_container(config, md, &order);
     let mut labels = child_labels(md);
     labels.insert(REVISION_LABEL.to_owned(), revision.to_string());
     Deployment {
@@ -223,6 +232,27 @@ pub fn deployment(
             },
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// The key of the feedback key in its Secret.
+pub const FEEDBACK_SECRET_KEY: &str = "key";
+
+/// The Secret holding a ModelDeployment's feedback key: `<name>-feedback`.
+pub fn feedback_secret_name(md: &ModelDeployment) -> String {
+    format!("{}-feedback", md.name_any())
+}
+
+/// The Secret of the feedback key (`key`, in hex) every serving pod of every revision reads.
+pub fn feedback_secret(md: &ModelDeployment, namespace: &str, key: &str) -> Secret {
+    Secret {
+        metadata: child_metadata(md, feedback_secret_name(md), namespace, child_labels(md)),
+        data: Some(BTreeMap::from([(
+            FEEDBACK_SECRET_KEY.to_owned(),
+            ByteString(key.as_bytes().to_vec()),
+        )])),
+        type_: Some("Opaque".into()),
         ..Default::default()
     }
 }
@@ -295,7 +325,6 @@ spec:
             "s3://modelops/team-a/models/ab",
             "sha256:ab",
             2,
-            "00ff",
         );
         let pod = d.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.node_selector.unwrap()["gpu"], "h200");
@@ -326,7 +355,6 @@ spec:
             "s3://modelops/team-a/models/ab",
             "sha256:ab",
             2,
-            "00ff",
         );
         assert_eq!(d.metadata.name.as_deref(), Some("digits-r3"));
         assert_eq!(
@@ -360,7 +388,26 @@ spec:
             (3, "s3://modelops/team-a/models/ab")
         );
         assert_eq!(order.store_uri, "s3://modelops/team-a");
-        assert_eq!(env[1].value.as_deref(), Some("00ff"));
+        // The feedback key comes from the ModelDeployment's Secret, never as a plain value.
+        assert_eq!(env[1].value, None);
+        let key = env[1].value_from.clone().unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (key.name.as_str(), key.key.as_str()),
+            ("digits-feedback", "key")
+        );
+    }
+
+    #[test]
+    fn the_feedback_key_is_a_secret_of_the_model_deployment() {
+        let secret = feedback_secret(&md(), "team-a", "00ff");
+        assert_eq!(secret.metadata.name.as_deref(), Some("digits-feedback"));
+        assert_eq!(secret.data.unwrap()["key"].0, b"00ff");
+        let owner = &secret.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.uid.as_str(), owner.controller), ("u-1", Some(true)));
+        assert_eq!(
+            secret.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+            "modelops"
+        );
     }
 
     #[test]

@@ -4,12 +4,12 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status, controlled_by, owner_label_key};
+use super::apply::{apply, apply_secret, apply_status, controlled_by, owner_label_key};
 use super::error::{ApiContext, Error, Result};
 use super::runner::Runner;
 use super::{Context, events, jobs};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -276,6 +276,11 @@ async fn apply_children(
         .await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let key = ctx.feedback_key(namespace, &md.name_any(), &md.uid().unwrap_or_default());
+    apply_secret(
+        &Api::<Secret>::namespaced(ctx.client.clone(), namespace),
+        &build::feedback_secret(md, namespace, &key),
+    )
+    .await?;
     for revision in &plan.revisions {
         let replicas = plan.replicas.get(&revision.revision).copied().unwrap_or(0);
         // A revision's model folder: the resolved model's, else the one its Deployment serves,
@@ -300,7 +305,6 @@ async fn apply_children(
             &uri,
             &revision.model_digest,
             replicas,
-            &key,
         );
         apply(&deployments, &deployment).await?;
     }

@@ -471,5 +471,28 @@ async fn the_feedback_key_is_out_of_reach_of_view_and_the_operator_writes_only_i
     );
     let read = secrets.get("keyed-feedback").await.unwrap_err().to_string();
     assert!(read.contains("forbidden"), "{read}");
+    // Nor take over a user's Secret by labelling it as its own.
+    let users: Secret = from_json(json!({"metadata": {"name": "users"}, "stringData": {"a": "b"}}));
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &users)
+        .await
+        .unwrap();
+    let takeover: Secret = from_json(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "users", "labels": {"app.kubernetes.io/managed-by": "modelops"}},
+    }));
+    let refused = secrets
+        .patch(
+            "users",
+            &kube::api::PatchParams::apply("modelops"),
+            &kube::api::Patch::Apply(&takeover),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("changes only Secrets that were already labelled"),
+        "{refused}"
+    );
     ns.delete().await;
 }

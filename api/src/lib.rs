@@ -40,21 +40,22 @@ pub const CATEGORY: &str = "modelops";
 /// The rules on `metadata.name` of the kinds with children, as (kind, CEL rule, message): each
 /// child's name is derived from its owner's, so the owner's name must leave room for it (Job
 /// names are label values, at most 63 characters; a ModelDeployment's name is its Service's, a
-/// DNS label). Child names are never truncated, so two owners never share a child.
+/// DNS label). Child names are never truncated, so two owners never share a child. The rules hold
+/// at creation (`oldSelf`, optional): an object made before them is not refused its updates.
 pub const NAME_RULES: [(&str, &str, &str); 3] = [
     (
         "Dataset",
-        "self.metadata.name.size() <= 40",
+        "oldSelf.hasValue() || self.metadata.name.size() <= 40",
         "metadata.name: a Dataset name has at most 40 characters, so that its prepare Job's name (<name>-prepare-<hash>) fits a label value; use a shorter name",
     ),
     (
         "TrainingJob",
-        "self.metadata.name.size() <= 40",
+        "oldSelf.hasValue() || self.metadata.name.size() <= 40",
         "metadata.name: a TrainingJob name has at most 40 characters, so that its Jobs' names (<name>-train, <name>-trial-<n>) fit a label value; use a shorter name",
     ),
     (
         "ModelDeployment",
-        "self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "oldSelf.hasValue() || (self.metadata.name.size() <= 50 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",
         "metadata.name: a ModelDeployment name is its Service's name, so a DNS label (lower-case letters, digits and '-', starting with a letter), and at most 50 characters so that its Deployments' names (<name>-r<revision>) fit; use such a name",
     ),
 ];
@@ -87,6 +88,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
             .push(ValidationRule {
                 rule: (*rule).to_owned(),
                 message: Some((*message).to_owned()),
+                // Checked when an object is created: one made before the rule keeps working.
+                optional_old_self: Some(true),
                 ..Default::default()
             });
     }

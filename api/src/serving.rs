@@ -83,7 +83,8 @@ pub mod metrics {
     /// Counter: inference requests, by `code` (the HTTP status), bad requests included.
     pub const REQUESTS_TOTAL: &str = "modelops_requests_total";
     /// Histogram (`_bucket{le}`, `_sum`, `_count`): seconds from the request's arrival to the
-    /// response, of every inference request.
+    /// response, of every inference request but those refused with a 4xx (counted in
+    /// [`REQUESTS_TOTAL`] only: a client's error or overload says nothing of the model's speed).
     pub const REQUEST_DURATION_SECONDS: &str = "modelops_request_duration_seconds";
     /// Gauge: inference requests being answered now.
     pub const REQUESTS_IN_FLIGHT: &str = "modelops_requests_in_flight";

@@ -1002,7 +1002,8 @@ pub struct ModelArtifact {
     /// The model folder, holding `model.safetensors` and `model.json`:
     /// `<namespace root>/models/<hex digest>` (`s3://...` or `pvc://...`).
     pub uri: String,
-    /// sha256 of `model.safetensors` (`sha256:<64 hex>`).
+    /// The model's digest, `sha256:<64 hex>`: the sha256 of its `model.json` (the card, which
+    /// pins the weights' sha256).
     pub digest: String,
     /// The architecture trained.
     pub architecture: Architecture,

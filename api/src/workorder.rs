@@ -303,7 +303,7 @@ pub struct PrepareResult {
 pub struct TrainResult {
     /// URI of the model folder.
     pub model_uri: String,
-    /// Digest of `model.safetensors` (`sha256:<hex>`).
+    /// The model's digest (`sha256:<hex>` of its `model.json`, which pins the weights).
     pub model_digest: String,
     /// The architecture trained.
     pub architecture: Architecture,

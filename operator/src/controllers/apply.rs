@@ -65,7 +65,8 @@ where
 
 /// Server-side applies a Secret, not forced and without reading it first (the operator may
 /// create and patch Secrets, never read them): a Secret of that name whose fields another
-/// manager set is a conflict, reported as [`Error::NotOurs`] rather than taken over.
+/// manager set (a conflict), or that does not carry the operator's label (refused by the chart's
+/// admission policy), is reported as [`Error::NotOurs`] rather than taken over.
 pub async fn apply_secret(
     api: &Api<k8s_openapi::api::core::v1::Secret>,
     secret: &k8s_openapi::api::core::v1::Secret,
@@ -80,7 +81,7 @@ pub async fn apply_secret(
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
+        Err(kube::Error::Api(status)) if matches!(status.code, 403 | 409 | 422) => {
             let owner = controller_of(&secret.metadata);
             let owner_kind = owner.map_or("owner".to_owned(), |o| o.kind.clone());
             Err(Error::NotOurs {

@@ -500,7 +500,9 @@ impl Server {
             }
         };
         let error_value = true_value - predicted;
-        if !error_value.powi(4).is_finite() {
+        // The pod sums e⁴: beyond 1e15 (e⁴ = 1e60) a few labels could overflow the sum and
+        // freeze it, so such a label is refused rather than counted.
+        if error_value.abs() > MAX_FEEDBACK_ERROR {
             return Err(error(
                 400,
                 format!(
@@ -548,6 +550,9 @@ impl Server {
         }
     }
 }
+
+/// The largest regression error a feedback may bring (|true - predicted|).
+const MAX_FEEDBACK_ERROR: f64 = 1e15;
 
 /// How to send feedback, for the errors that say what is missing.
 const FEEDBACK_USAGE: &str = "send {\"id\": \"<a feedback_id from an inference response>\", \"label\": \"<the true class>\"}, or for a regression model {\"id\": \"<…>\", \"label\": <the true value as a number, 2.3 or \"2.3\">}";

@@ -157,11 +157,17 @@ impl Metrics {
         self.counters().in_flight += 1;
     }
 
-    /// An inference request was answered with `code` after `seconds`.
+    /// An inference request was answered with `code` after `seconds`. A refusal of the client's
+    /// request (4xx: a bad body, too many rows, a slow upload's 408, an overload's 429, a client
+    /// gone, 499) is counted by code but kept out of the latency histogram: it says nothing of the
+    /// model's speed, and 30-second 408s or instant 429s would move the p99 a Monitor judges.
     pub fn request_finished(&self, code: u16, seconds: f64) {
         let mut counters = self.counters();
         counters.in_flight -= 1;
         *counters.requests.entry(code).or_default() += 1;
+        if (400..500).contains(&code) {
+            return;
+        }
         let latency = &mut counters.latency;
         latency.count += 1;
         latency.sum += seconds;
@@ -240,11 +246,13 @@ impl Metrics {
             self.revision
         );
         render_requests(&mut out, &counters, &own);
-        render_predictions(&mut out, &counters, &own);
-        render_prediction_bins(&mut out, &counters, &own);
+        // Labels before the bins: a reader that keeps only so many samples
+        // (`modelops_api::serving::MAX_SAMPLES`) loses a wide model's bins, never its feedback.
         render_feedback(&mut out, &counters, &self.model);
         render_regression_feedback(&mut out, &counters, &self.model);
         render_batches(&mut out, &counters, &own);
+        render_predictions(&mut out, &counters, &own);
+        render_prediction_bins(&mut out, &counters, &own);
         out
     }
 }
@@ -486,23 +494,24 @@ mod tests {
             value(&samples, REQUESTS_TOTAL, &with(&[("code", "400")])),
             Some(1.0)
         );
+        // The 400 is counted by code, not timed: two requests in the histogram.
         let bucket = format!("{REQUEST_DURATION_SECONDS}_bucket");
         assert_eq!(
             value(&samples, &bucket, &with(&[("le", "0.0005")])),
-            Some(1.0)
+            Some(0.0)
         );
         assert_eq!(
             value(&samples, &bucket, &with(&[("le", "0.005")])),
-            Some(2.0)
+            Some(1.0)
         );
-        assert_eq!(value(&samples, &bucket, &with(&[("le", "10")])), Some(2.0));
+        assert_eq!(value(&samples, &bucket, &with(&[("le", "10")])), Some(1.0));
         assert_eq!(
             value(&samples, &bucket, &with(&[("le", "+Inf")])),
-            Some(3.0)
+            Some(2.0)
         );
         assert_eq!(
             value(&samples, &format!("{REQUEST_DURATION_SECONDS}_count"), &own),
-            Some(3.0)
+            Some(2.0)
         );
         assert_eq!(
             value(&samples, PREDICTIONS_TOTAL, &with(&[("class", "a")])),

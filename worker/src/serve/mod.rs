@@ -60,7 +60,7 @@ pub struct ServeConfig {
     pub revision: i32,
     /// The model folder in the store.
     pub model: Location,
-    /// The digest the weights must have.
+    /// The digest the model's card (`model.json`) must have; the card pins the weights'.
     pub model_digest: String,
     /// Batching.
     pub batch: BatchConfig,

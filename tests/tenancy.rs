@@ -449,7 +449,15 @@ async fn the_feedback_key_is_out_of_reach_of_view_and_the_operator_writes_only_i
         .await
         .unwrap();
     let reader = format!("system:serviceaccount:{}:reader", ns.name);
-    assert!(may(reader.clone(), "deployments", "keyed-r1").await);
+    // The authorizer learns of the new binding through its own watch: ask until it has.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !may(reader.clone(), "deployments", "keyed-r1").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`view` never let the reader get the Deployment"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(!may(reader, "secrets", "keyed-feedback").await);
 
     // The operator's own ServiceAccount may write only Secrets labelled as its own, and read none.

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Patch, PatchParams, PostParams};
-use modelops_api::conditions::{reasons, types};
-use modelops_api::modeldeployment::RevisionState;
+use modelops_api::conditions::reasons;
 use modelops_api::monitor::{Monitor, Verdict};
 use modelops_api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::{Value, json};
@@ -211,17 +210,9 @@ async fn a_regression_model_is_judged_on_live_rmse_and_an_untrained_one_rolled_b
     mds.patch(NAME, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .unwrap();
-    wait(&mds, NAME, Duration::from_secs(180), |md| {
-        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-            s.conditions.is_true(types::ROLLED_BACK)
-                && s.stable_revision == Some(1)
-                && s.revisions
-                    .iter()
-                    .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
-        })
-    })
-    .await
-    .expect("the untrained model is rolled back");
+    rolled_back(&ns, NAME, 2, 1, Duration::from_secs(180))
+        .await
+        .expect("the untrained model is rolled back");
     let monitor = ns.api::<Monitor>().get(NAME).await.unwrap().status.unwrap();
     assert_eq!(monitor.actions.len(), 1, "{:#?}", monitor.actions);
     let action = &monitor.actions[0];

@@ -249,17 +249,9 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
     let applied = mds.get("digits").await.unwrap();
 
     // Promoted, judged, rolled back: revision 1 is stable again and revision 2 keeps no pod.
-    let rolled_back = wait(&mds, "digits", Duration::from_secs(120), |md| {
-        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-            s.conditions.is_true(types::ROLLED_BACK)
-                && s.stable_revision == Some(1)
-                && s.revisions
-                    .iter()
-                    .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
-        })
-    })
-    .await
-    .unwrap();
+    let rolled_back = rolled_back(&ns, "digits", 2, 1, Duration::from_secs(120))
+        .await
+        .unwrap();
     let pods = ns.api::<Pod>();
     let r2_gone = async {
         loop {
@@ -483,17 +475,9 @@ async fn a_model_trained_on_other_inputs_is_rolled_back_on_input_drift_alone() {
     mds.patch("digits", &PatchParams::default(), &Patch::Merge(patch))
         .await
         .unwrap();
-    let rolled_back = wait(&mds, "digits", Duration::from_secs(180), |md| {
-        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-            s.conditions.is_true(types::ROLLED_BACK)
-                && s.stable_revision == Some(1)
-                && s.revisions
-                    .iter()
-                    .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
-        })
-    })
-    .await
-    .unwrap();
+    let rolled_back = rolled_back(&ns, "digits", 2, 1, Duration::from_secs(180))
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     let answers = load.join().unwrap();
     let monitor = ns

@@ -608,3 +608,31 @@ pub fn served_for(answers: &[Answer], revision: &str) -> (Duration, usize) {
     };
     (last.at - first.at, of.len())
 }
+
+/// Waits until ModelDeployment `name` has rolled revision `failed` back: `RolledBack` True,
+/// `stable` the stable revision again, and `failed` in state RolledBack.
+pub async fn rolled_back(
+    ns: &TestNamespace,
+    name: &str,
+    failed: i32,
+    stable: i32,
+    timeout: Duration,
+) -> Option<modelops_api::ModelDeployment> {
+    use modelops_api::conditions::types;
+    use modelops_api::modeldeployment::RevisionState;
+    wait(
+        &ns.api::<modelops_api::ModelDeployment>(),
+        name,
+        timeout,
+        |md| {
+            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+                s.conditions.is_true(types::ROLLED_BACK)
+                    && s.stable_revision == Some(stable)
+                    && s.revisions
+                        .iter()
+                        .any(|r| r.revision == failed && r.state == RevisionState::RolledBack)
+            })
+        },
+    )
+    .await
+}

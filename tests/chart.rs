@@ -115,3 +115,294 @@ async fn the_operator_namespace_enforces_restricted_and_its_pod_complies() {
         }
     }
 }
+
+/// `helm template` of the chart with `args`, as one string.
+fn render(args: &[&str]) -> String {
+    let out = std::process::Command::new("helm")
+        .args(["template", "modelops"])
+        .arg(repo_root().join("charts/modelops"))
+        .args(["--namespace", "modelops-system", "--kube-version", "1.36.0"])
+        .args(args)
+        .output()
+        .expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The documents of `rendered` of `kind`.
+fn documents(rendered: &str, kind: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(rendered)
+        .filter_map(|d| serde_json::Value::deserialize(d).ok())
+        .filter(|d| d["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn the_chart_runs_two_replicas_under_a_budget_and_takes_an_existing_feedback_key() {
+    // helm comes with the test bed.
+    if skip_without_cluster() {
+        return;
+    }
+    let default = render(&[]);
+    let deployment = &documents(&default, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pdb = &documents(&default, "PodDisruptionBudget")[0];
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let secrets = documents(&default, "Secret");
+    assert_eq!(secrets[0]["metadata"]["name"], "modelops-feedback-key");
+    // GitOps renders with `helm template`, where helm cannot see the Secret it made before: a
+    // Secret made outside the chart is mounted instead, and none is rendered.
+    let gitops = render(&["--set", "feedbackKey.existingSecret=sealed-feedback-key"]);
+    assert!(documents(&gitops, "Secret").is_empty());
+    let volumes = &documents(&gitops, "Deployment")[0]["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["secret"]["secretName"], "sealed-feedback-key");
+    // One replica: no budget that would block every drain.
+    assert!(documents(&render(&["--set", "replicas=1"]), "PodDisruptionBudget").is_empty());
+}
+
+#[tokio::test]
+async fn one_replica_leads_on_the_lease_and_the_other_waits() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "modelops-system");
+    let list = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=modelops"))
+        .await
+        .unwrap();
+    let running: Vec<String> = list
+        .items
+        .iter()
+        .filter(|p| phase(p) == Some("Running") && p.metadata.deletion_timestamp.is_none())
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(running.len(), 2, "operator pods: {running:?}");
+    let lease =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client, "modelops-system")
+            .get("modelops-operator")
+            .await
+            .unwrap();
+    // Each process's identity is its pod's name and a random number.
+    let holder = lease.spec.unwrap().holder_identity.unwrap();
+    let leading: Vec<&String> = running
+        .iter()
+        .filter(|p| holder.starts_with(&format!("{p}-")))
+        .collect();
+    assert_eq!(leading.len(), 1, "{holder} holds the lease");
+    // The other replica waits: it started no controller.
+    let other = running.iter().find(|p| *p != leading[0]).unwrap();
+    let log = pods
+        .logs(other, &kube::api::LogParams::default())
+        .await
+        .unwrap();
+    assert!(log.contains("waiting for the lease"), "{log}");
+    assert!(!log.contains("leading"), "{log}");
+}
+
+/// A TrainingJob in `ns` of the iris kind with `template`, applied as `kubectl apply` would.
+fn training_job(ns: &str, name: &str, template: serde_json::Value) -> String {
+    serde_json::json!({
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "datasetRef": {"name": "iris"},
+            "task": "classification",
+            "model": {"architecture": "mlp"},
+            "template": template,
+        }
+    })
+    .to_string()
+}
+
+/// `kubectl apply -f -` of `manifest`: Ok, or the error kubectl printed.
+fn kubectl_apply(manifest: &str, extra: &[&str]) -> Result<(), String> {
+    let mut child = std::process::Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), manifest.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_template_outside_the_workload_policy_is_refused_at_apply() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "policy").await;
+    for (template, field, allowed) in [
+        (
+            serde_json::json!({"image": "evil.example/miner:1"}),
+            "spec.template.image: \"evil.example/miner:1\"",
+            "policy.images",
+        ),
+        // A prefix of an allowed image is not an allowed image.
+        (
+            serde_json::json!({"image": "modelops/worker:dev-evil"}),
+            "spec.template.image: \"modelops/worker:dev-evil\"",
+            "policy.images",
+        ),
+        (
+            serde_json::json!({"serviceAccountName": "admin"}),
+            "spec.template.serviceAccountName: \"admin\"",
+            "policy.serviceAccounts",
+        ),
+        (
+            serde_json::json!({"priorityClassName": "system-cluster-critical"}),
+            "spec.template.priorityClassName: \"system-cluster-critical\"",
+            "policy.priorityClasses",
+        ),
+    ] {
+        let refused = kubectl_apply(&training_job(&ns.name, "job", template), &[]).unwrap_err();
+        assert!(
+            refused.contains(field) && refused.contains(allowed),
+            "{refused}"
+        );
+    }
+    // The worker image itself is allowed; changing it to another afterwards is not.
+    kubectl_apply(
+        &training_job(
+            &ns.name,
+            "job",
+            serde_json::json!({"image": "modelops/worker:dev"}),
+        ),
+        &[],
+    )
+    .unwrap();
+    let refused = kubectl_apply(
+        &training_job(
+            &ns.name,
+            "job",
+            serde_json::json!({"image": "evil.example/x:1"}),
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(refused.contains("spec.template.image"), "{refused}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn the_operators_service_account_cannot_create_a_privileged_pod() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "confined").await;
+    // No Pods at all, by RBAC.
+    assert!(!can_i("create", "pods"));
+    let job = |name: &str, labelled: bool, image: &str, pod: serde_json::Value| {
+        let mut pod_spec = serde_json::json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": image}],
+        });
+        for (k, v) in pod.as_object().unwrap() {
+            if k == "container" {
+                for (ck, cv) in v.as_object().unwrap() {
+                    pod_spec["containers"][0][ck] = cv.clone();
+                }
+            } else {
+                pod_spec[k] = v.clone();
+            }
+        }
+        let labels = if labelled {
+            serde_json::json!({"app.kubernetes.io/managed-by": "modelops"})
+        } else {
+            serde_json::json!({})
+        };
+        serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": ns.name, "labels": labels},
+            "spec": {"template": {"spec": pod_spec}},
+        })
+        .to_string()
+    };
+    let as_operator = ["--as", OPERATOR, "--dry-run=server"];
+    for (manifest, why) in [
+        (
+            job(
+                "privileged",
+                true,
+                "modelops/worker:dev",
+                serde_json::json!({"container": {"securityContext": {"privileged": true}}}),
+            ),
+            "no privileged containers",
+        ),
+        (
+            job(
+                "caps",
+                true,
+                "modelops/worker:dev",
+                serde_json::json!({"container": {"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}}),
+            ),
+            "no privileged containers",
+        ),
+        (
+            job(
+                "host",
+                true,
+                "modelops/worker:dev",
+                serde_json::json!({"hostPID": true}),
+            ),
+            "host's namespaces",
+        ),
+        (
+            job(
+                "hostpath",
+                true,
+                "modelops/worker:dev",
+                serde_json::json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
+            ),
+            "no host folders",
+        ),
+        (
+            job("image", true, "evil.example/miner:1", serde_json::json!({})),
+            "only the images of its workload policy",
+        ),
+        (
+            job(
+                "sa",
+                true,
+                "modelops/worker:dev",
+                serde_json::json!({"serviceAccountName": "admin"}),
+            ),
+            "only under the ServiceAccounts",
+        ),
+        (
+            job(
+                "unlabelled",
+                false,
+                "modelops/worker:dev",
+                serde_json::json!({}),
+            ),
+            "labelled app.kubernetes.io/managed-by=modelops",
+        ),
+    ] {
+        let refused = kubectl_apply(&manifest, &as_operator).unwrap_err();
+        assert!(refused.contains(why), "{why}: {refused}");
+    }
+    // What the operator does make passes: the policy is not a blanket refusal.
+    kubectl_apply(
+        &job("fine", true, "modelops/worker:dev", serde_json::json!({})),
+        &as_operator,
+    )
+    .unwrap();
+    ns.delete().await;
+}

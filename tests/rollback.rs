@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use modelops_api::conditions::types;
 use modelops_api::modeldeployment::RevisionState;
 use modelops_api::monitor::{Monitor, Verdict};
@@ -580,7 +580,8 @@ async fn a_good_revision_under_labelled_traffic_stays_stable_for_10_windows() {
 }
 
 #[tokio::test]
-async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
+async fn the_leader_killed_mid_canary_is_replaced_within_15_seconds_and_the_rollback_happens_once()
+{
     if skip_without_cluster() {
         return;
     }
@@ -634,21 +635,63 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
             .is_some_and(|s| s.canary_weight == Some(50) && s.ready_replicas == Some(2))
     })
     .await;
-    // Restart the operator in the middle of the analysis.
+    // Kill the leading operator in the middle of the analysis as a crash would: SIGKILL to its
+    // container, so it cannot release its Lease. Another candidate (the standby replica, or the
+    // killed one restarted, which is a new candidate) takes the Lease once it expires.
     let operator: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "modelops-system");
-    let before = operator
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "modelops-system");
+    let holder = |lease: Option<&k8s_openapi::api::coordination::v1::Lease>| {
+        lease
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.clone())
+    };
+    let leader = holder(Some(&leases.get("modelops-operator").await.unwrap())).unwrap();
+    let pods = operator
         .list(&ListParams::default().labels("app.kubernetes.io/name=modelops"))
         .await
         .unwrap();
-    for pod in &before.items {
-        operator
-            .delete(
-                pod.metadata.name.as_deref().unwrap(),
-                &DeleteParams::default(),
-            )
-            .await
-            .unwrap();
-    }
+    let leading_pod = pods
+        .items
+        .iter()
+        .find(|p| leader.starts_with(&format!("{}-", p.metadata.name.as_deref().unwrap())))
+        .unwrap_or_else(|| panic!("no operator pod holds the lease ({leader})"));
+    let container = leading_pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .container_id
+        .clone()
+        .unwrap();
+    let killed = std::process::Command::new(cluster_dir().join("bin/ctr"))
+        .arg("--address")
+        .arg(cluster_dir().join("containerd/containerd.sock"))
+        .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL"])
+        .arg(container.trim_start_matches("containerd://"))
+        .output()
+        .unwrap();
+    assert!(
+        killed.status.success(),
+        "ctr task kill: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let killed = std::time::Instant::now();
+    wait(
+        &leases,
+        "modelops-operator",
+        Duration::from_secs(60),
+        |lease| holder(lease).is_some_and(|h| h != leader),
+    )
+    .await;
+    let takeover = killed.elapsed();
+    println!("another replica took the lease {takeover:?} after the leader was killed");
+    assert!(
+        takeover <= Duration::from_secs(15),
+        "the lease was taken over after {takeover:?}"
+    );
     let rolled_back = wait(&mds, "digits", Duration::from_secs(180), |md| {
         md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
             s.revisions
@@ -663,21 +706,10 @@ async fn an_operator_restart_mid_canary_reaches_the_same_rollback_once() {
     evaluations(&ns, "analysis", 2, Duration::from_secs(60)).await;
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    let restarted = operator
-        .list(&ListParams::default().labels("app.kubernetes.io/name=modelops"))
-        .await
-        .unwrap();
-    assert!(
-        restarted.items.iter().all(|p| !before
-            .items
-            .iter()
-            .any(|b| b.metadata.uid == p.metadata.uid)),
-        "the operator did not restart"
-    );
     let status = rolled_back.status.unwrap();
     assert_eq!(status.stable_revision, Some(1));
-    // One RolledBack event: the restarted operator recovered the state from the cluster and did
-    // not act again.
+    // One RolledBack event: the new leader recovered the state from the cluster and did not act
+    // again.
     let events = std::process::Command::new("kubectl")
         .args([
             "get",

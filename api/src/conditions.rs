@@ -53,6 +53,9 @@ pub mod reasons {
     /// An artifact URI is not one this namespace may use: malformed, of another scheme than the
     /// cluster's store, or in another namespace's store. The message names the field and the URI.
     pub const FORBIDDEN_ARTIFACT_URI: &str = "ForbiddenArtifactUri";
+    /// `spec.template` names an image, ServiceAccount or priority class the cluster's workload
+    /// policy does not allow (docs/security.md). The message names the field and what is allowed.
+    pub const FORBIDDEN_POD_TEMPLATE: &str = "ForbiddenPodTemplate";
     /// Event: a child's name is taken by an object the owner does not control; the operator
     /// does not adopt it.
     pub const NAME_TAKEN: &str = "NameTaken";

@@ -7,10 +7,12 @@
 //!   ModelDeployment's status;
 //! - [`training`]: the hyperparameter search and the TrainingJob's status;
 //! - [`dataset`]: the Dataset's status;
-//! - [`monitor`]: the Monitor's statistics (window, drift, accuracy, latency) and verdicts.
+//! - [`monitor`]: the Monitor's statistics (window, drift, accuracy, latency) and verdicts;
+//! - [`policy`]: which images, ServiceAccounts and priority classes a pod template may name.
 #![forbid(unsafe_code)]
 
 pub mod dataset;
 pub mod monitor;
+pub mod policy;
 pub mod rollout;
 pub mod training;

@@ -115,6 +115,8 @@ pub struct OperatorConfig {
     /// The key from which every ModelDeployment's feedback key is derived (see
     /// `Context::feedback_key`).
     pub feedback_master_key: Vec<u8>,
+    /// What `spec.template` may name (images, ServiceAccounts, priority classes).
+    pub policy: modelops_core::policy::WorkloadPolicy,
 }
 
 impl OperatorConfig {
@@ -125,6 +127,10 @@ impl OperatorConfig {
             worker_image: "modelops/worker:dev".into(),
             worker_gpu_image: "modelops/worker:dev".into(),
             image_pull_policy: "IfNotPresent".into(),
+            policy: modelops_core::policy::WorkloadPolicy {
+                images: vec!["modelops/worker:dev".into()],
+                ..Default::default()
+            },
             artifacts: ArtifactsConfig::new(
                 "s3://modelops/{namespace}",
                 modelops_api::workorder::DEFAULT_ARTIFACTS_SECRET,

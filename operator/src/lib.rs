@@ -10,6 +10,7 @@ pub mod config;
 pub mod controllers;
 pub mod crdgen;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod podhttp;
 pub mod profile;

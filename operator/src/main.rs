@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
+use modelops_core::policy::WorkloadPolicy;
 use modelops_operator::config::{ArtifactsConfig, ArtifactsProvisioning, OperatorConfig};
 use modelops_operator::controllers::{self, Context};
+use modelops_operator::leader;
 use modelops_operator::metrics::Metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,6 +76,25 @@ struct Flags {
     /// revisions created after it.
     #[arg(long, env = "MODELOPS_FEEDBACK_KEY_FILE")]
     feedback_key_file: Option<PathBuf>,
+    /// Images `spec.template.image` may name besides the worker images (comma-separated): an
+    /// entry ending in `/`, `:` or `@` is a prefix, any other one image; `*` allows any.
+    #[arg(long, env = "MODELOPS_ALLOWED_IMAGES", value_delimiter = ',')]
+    allowed_images: Vec<String>,
+    /// ServiceAccounts `spec.template.serviceAccountName` may name (comma-separated; `*`: any).
+    #[arg(long, env = "MODELOPS_ALLOWED_SERVICE_ACCOUNTS", value_delimiter = ',')]
+    allowed_service_accounts: Vec<String>,
+    /// Priority classes `spec.template.priorityClassName` may name (comma-separated; `*`: any).
+    #[arg(long, env = "MODELOPS_ALLOWED_PRIORITY_CLASSES", value_delimiter = ',')]
+    allowed_priority_classes: Vec<String>,
+    /// Elect a leader among the operator's replicas on the Lease `modelops-operator` in this
+    /// namespace (the chart sets the operator's own); only the leader reconciles. Without it,
+    /// this process reconciles at once: run one replica only.
+    #[arg(long, env = "MODELOPS_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// This replica's name in the Lease (the chart sets the pod's name), to which each process
+    /// adds a random number.
+    #[arg(long, env = "POD_NAME", default_value = "modelops-operator")]
+    identity: String,
 }
 
 impl Flags {
@@ -110,12 +131,27 @@ impl Flags {
             (None, Some(path)) => ArtifactsProvisioning::HostPath { path: path.clone() },
             (None, None) => ArtifactsProvisioning::Existing,
         };
+        let worker_gpu_image = self
+            .worker_gpu_image
+            .clone()
+            .unwrap_or_else(|| self.worker_image.clone());
+        let nonempty = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect()
+        };
+        let mut images = vec![self.worker_image.clone(), worker_gpu_image.clone()];
+        images.extend(nonempty(&self.allowed_images));
+        images.dedup();
         Ok(OperatorConfig {
             feedback_master_key: self.feedback_master_key()?,
-            worker_gpu_image: self
-                .worker_gpu_image
-                .clone()
-                .unwrap_or_else(|| self.worker_image.clone()),
+            policy: WorkloadPolicy {
+                images,
+                service_accounts: nonempty(&self.allowed_service_accounts),
+                priority_classes: nonempty(&self.allowed_priority_classes),
+            },
+            worker_gpu_image,
             worker_image: self.worker_image.clone(),
             image_pull_policy: self.image_pull_policy.clone(),
             artifacts: ArtifactsConfig::new(
@@ -146,9 +182,40 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::default();
     let ctx = Context::new(client, config, metrics.clone());
     let listener = tokio::net::TcpListener::bind(flags.metrics_addr).await?;
+    // Probes and metrics are served by every replica, the leader or not.
     let server = tokio::spawn(modelops_operator::http::serve(listener, metrics));
-    controllers::run(ctx).await;
+    let result = match &flags.leader_election_namespace {
+        None => {
+            controllers::run(ctx).await;
+            Ok(())
+        }
+        Some(namespace) => {
+            // Unique per process: a container restarted in the same pod is a new candidate,
+            // not the holder it replaced.
+            let mut nonce = [0u8; 4];
+            std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut nonce)?;
+            let identity = format!("{}-{}", flags.identity, u32::from_be_bytes(nonce));
+            match leader::acquire(ctx.client.clone(), namespace, &identity).await? {
+                None => Ok(()),
+                Some(mut leadership) => {
+                    let lost = tokio::select! {
+                        () = controllers::run(ctx) => false,
+                        () = leadership.lost() => true,
+                    };
+                    leadership.release().await;
+                    if lost {
+                        Err(anyhow::anyhow!(
+                            "lost the lease {}: stopping, so that only one replica reconciles",
+                            leader::LEASE_NAME
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        }
+    };
     server.abort();
     tracing::info!("modelops operator stopped");
-    Ok(())
+    result
 }

@@ -274,7 +274,12 @@ fn records_rollback_of(conditions: &Conditions, revision: i32) -> bool {
 /// URI the namespace may not use).
 fn stalled(plan: &Plan, unresolved: &Unresolved) -> Option<(&'static str, String)> {
     if let Some((reason, message)) = unresolved
-        && [reasons::INVALID_SPEC, reasons::FORBIDDEN_ARTIFACT_URI].contains(reason)
+        && [
+            reasons::INVALID_SPEC,
+            reasons::FORBIDDEN_ARTIFACT_URI,
+            reasons::FORBIDDEN_POD_TEMPLATE,
+        ]
+        .contains(reason)
     {
         return Some((*reason, message.clone()));
     }
@@ -384,6 +389,13 @@ mod tests {
         assert!(message.contains("spec.model.artifact.uri"));
         let waiting = Some((reasons::REFERENCE_NOT_READY, "not yet".to_owned()));
         assert_eq!(stalled(&stable_plan(), &waiting), None);
+        // So does a template outside the workload policy.
+        let forbidden = Some((
+            reasons::FORBIDDEN_POD_TEMPLATE,
+            "spec.template.image: \"x:1\" is not allowed".to_owned(),
+        ));
+        let (reason, _) = stalled(&stable_plan(), &forbidden).unwrap();
+        assert_eq!(reason, reasons::FORBIDDEN_POD_TEMPLATE);
     }
 
     #[test]

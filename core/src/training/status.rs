@@ -18,6 +18,8 @@ pub enum Stage {
     },
     /// The spec cannot work with its Dataset; only a spec change helps.
     InvalidSpec(String),
+    /// `spec.template` names what the workload policy does not allow; no pod is started.
+    Forbidden(String),
     /// `spec.runPolicy.suspend` holds the job.
     Suspended,
     /// Worker pods are created but none runs yet.
@@ -53,9 +55,10 @@ pub struct Observed {
 /// The phase a stage shows in `kubectl get`.
 pub fn phase(stage: &Stage) -> TrainingPhase {
     match stage {
-        Stage::WaitingForDataset { .. } | Stage::InvalidSpec(_) | Stage::Pending => {
-            TrainingPhase::Pending
-        }
+        Stage::WaitingForDataset { .. }
+        | Stage::InvalidSpec(_)
+        | Stage::Forbidden(_)
+        | Stage::Pending => TrainingPhase::Pending,
         Stage::Suspended => TrainingPhase::Suspended,
         Stage::Running => TrainingPhase::Running,
         Stage::Succeeded(_) => TrainingPhase::Succeeded,
@@ -110,6 +113,7 @@ fn ready_reason<'a>(stage: &'a Stage, status: &TrainingJobStatus) -> (&'a str, S
     match stage {
         Stage::WaitingForDataset { reason, message } => (reason, message.clone()),
         Stage::InvalidSpec(message) => (reasons::INVALID_SPEC, message.clone()),
+        Stage::Forbidden(message) => (reasons::FORBIDDEN_POD_TEMPLATE, message.clone()),
         Stage::Suspended => (
             reasons::JOB_SUSPENDED,
             "spec.runPolicy.suspend is true: no pods run until it is false".into(),
@@ -170,7 +174,10 @@ fn set_conditions(
         generation,
         now,
     );
-    let stalled = matches!(stage, Stage::InvalidSpec(_) | Stage::Failed { .. });
+    let stalled = matches!(
+        stage,
+        Stage::InvalidSpec(_) | Stage::Forbidden(_) | Stage::Failed { .. }
+    );
     conditions.set_while_true(
         types::STALLED,
         stalled.then_some((reason, message)),
@@ -256,6 +263,28 @@ mod tests {
             ("False", "DatasetNotFound")
         );
         assert!(s.conditions.is_true(types::RECONCILING));
+        assert!(s.start_time.is_none());
+    }
+
+    #[test]
+    fn a_template_the_policy_forbids_is_stalled_with_the_reason() {
+        let message = "spec.template.image: \"evil.example/x:1\" is not allowed".to_owned();
+        let s = status(
+            None,
+            Some(1),
+            &Stage::Forbidden(message.clone()),
+            Observed::default(),
+            &at(1),
+        );
+        assert_eq!(s.phase, Some(TrainingPhase::Pending));
+        for condition in [types::READY, types::STALLED] {
+            let c = s.conditions.get(condition).unwrap();
+            assert_eq!(c.reason, reasons::FORBIDDEN_POD_TEMPLATE);
+            assert_eq!(c.message, message);
+        }
+        assert!(s.conditions.is_true(types::STALLED));
+        assert!(!s.conditions.is_true(types::READY));
+        assert!(!s.conditions.is_true(types::RECONCILING));
         assert!(s.start_time.is_none());
     }
 

@@ -101,6 +101,9 @@ async fn resolve(
     if let Err(message) = ctx.config.artifacts.check_user_uri(namespace, &field, &uri) {
         return Ok(Err((reasons::FORBIDDEN_ARTIFACT_URI, message)));
     }
+    if let Err(message) = ctx.config.policy.check("spec.template", &md.spec.template) {
+        return Ok(Err((reasons::FORBIDDEN_POD_TEMPLATE, message)));
+    }
     let spec_hash = jobs::short_hash(&(
         &digest,
         &md.spec.serving,
@@ -281,7 +284,14 @@ async fn apply_children(
         &build::feedback_secret(md, namespace, &key),
     )
     .await?;
-    for revision in &plan.revisions {
+    // Every revision's Deployment is built with the spec's template: one the workload policy
+    // refuses leaves them all as they are (what serves keeps serving; status says Stalled).
+    let template_allowed = ctx
+        .config
+        .policy
+        .check("spec.template", &md.spec.template)
+        .is_ok();
+    for revision in plan.revisions.iter().filter(|_| template_allowed) {
         let replicas = plan.replicas.get(&revision.revision).copied().unwrap_or(0);
         // A revision's model folder: the resolved model's, else the one its Deployment serves,
         // else the one its digest names in the namespace's store.
@@ -308,7 +318,7 @@ async fn apply_children(
         );
         apply(&deployments, &deployment).await?;
     }
-    for (revision, d) in existing {
+    for (revision, d) in existing.iter().filter(|_| template_allowed) {
         if !plan.revisions.iter().any(|r| r.revision == *revision) {
             deployments
                 .delete(&d.name_any(), &DeleteParams::background())

@@ -483,15 +483,29 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
 
     // Dereference and validate: a spec that does not fit its Dataset is refused before it
     // starts; once the digest is pinned, the run goes on with the data it began with.
-    let (stage, observed) = match dataset_digest(&ctx, &job, &namespace).await? {
-        Err(waiting) => (waiting, Observed::default()),
-        Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
-            Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
-                (Stage::InvalidSpec(problem), Observed::default())
-            }
-            // Build and apply.
-            _ => run_workers(&ctx, &job, &namespace, digest, &mut created).await?,
-        },
+    // A template outside the workload policy starts no pod, whenever it came to be so.
+    let forbidden = ctx.config.policy.check("spec.template", &job.spec.template);
+    let (stage, observed) = if let Err(message) = forbidden {
+        // Mid-run (a search's later trials would use the new template): what ran is kept.
+        let kept = current.map(|s| Observed {
+            dataset_digest: s.dataset_digest.clone(),
+            attempts: s.attempts,
+            progress: None,
+            trials: s.trials.clone(),
+            best_trial: s.best_trial,
+        });
+        (Stage::Forbidden(message), kept.unwrap_or_default())
+    } else {
+        match dataset_digest(&ctx, &job, &namespace).await? {
+            Err(waiting) => (waiting, Observed::default()),
+            Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
+                Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
+                    (Stage::InvalidSpec(problem), Observed::default())
+                }
+                // Build and apply.
+                _ => run_workers(&ctx, &job, &namespace, digest, &mut created).await?,
+            },
+        }
     };
 
     // Update status.
@@ -666,6 +680,16 @@ async fn publish_phase_change(
                     job,
                     true,
                     reasons::INVALID_SPEC,
+                    message.clone(),
+                )
+                .await
+            }
+            Stage::Forbidden(message) => {
+                events::publish(
+                    &ctx.recorder,
+                    job,
+                    true,
+                    reasons::FORBIDDEN_POD_TEMPLATE,
                     message.clone(),
                 )
                 .await

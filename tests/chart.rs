@@ -406,3 +406,19 @@ async fn the_operators_service_account_cannot_create_a_privileged_pod() {
     .unwrap();
     ns.delete().await;
 }
+
+#[test]
+fn the_argocd_patch_carries_each_kinds_health_check_verbatim() {
+    let out = std::process::Command::new(repo_root().join("scripts/argocd-health"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let patch: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    for kind in ["Dataset", "TrainingJob", "ModelDeployment", "Monitor"] {
+        assert_eq!(
+            patch["data"][format!("resource.customizations.health.modelops.dev_{kind}")],
+            argo_health_script(kind),
+            "{kind}"
+        );
+    }
+}

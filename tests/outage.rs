@@ -1,6 +1,9 @@
-//! The artifact store goes away in the middle of a training run and comes back: the run
-//! finishes, resumed from its last uploaded checkpoint. A test binary of its own: it stops the
-//! test bed's S3 server, which every test running beside it would feel.
+//! Outages of what the operator depends on. The artifact store goes away in the middle of a
+//! training run and comes back: the run finishes, resumed from its last uploaded checkpoint. The
+//! API server freezes for 20 s during a training run and during a canary rollout: both complete,
+//! and nothing is done twice. The operator narrowed to one namespace (namespaced mode) works there
+//! with Roles alone and leaves the others be. A test binary of its own, its tests one at a time:
+//! each stops or changes a part of the test bed that every test running beside it would feel.
 
 mod common;
 
@@ -9,9 +12,12 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{ListParams, LogParams, PostParams};
-use modelops_api::{Dataset, TrainingJob};
+use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
+use modelops_api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::json;
+
+/// Held by each test for its whole run: one outage at a time.
+static ONE_OUTAGE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Kills the test bed's S3 server (SIGKILL, as a crash would).
 fn kill_store() {
@@ -43,6 +49,7 @@ async fn a_training_run_survives_the_store_going_away_and_resumes_from_a_checkpo
     if skip_without_cluster() {
         return;
     }
+    let _alone = ONE_OUTAGE_AT_A_TIME.lock().await;
     let client = client().await;
     let ns = TestNamespace::create(&client, "outage").await;
     let text =
@@ -115,4 +122,311 @@ async fn a_training_run_survives_the_store_going_away_and_resumes_from_a_checkpo
         "resumed from {resumed}, had done {epoch_at_outage}"
     );
     ns.delete().await;
+}
+
+/// The test bed's kube-apiserver stopped (SIGSTOP: connections hang, nothing answers, as a
+/// partitioned or overloaded control plane looks) until this is dropped (SIGCONT), a panic
+/// included.
+struct FrozenApiServer(String);
+
+impl FrozenApiServer {
+    fn freeze() -> Self {
+        let pidfile = cluster_dir().join("run/kube-apiserver.pid");
+        let text = std::fs::read_to_string(&pidfile)
+            .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
+        let pid = text.split_whitespace().next().expect("a pid").to_owned();
+        signal("-STOP", &pid);
+        Self(pid)
+    }
+}
+
+impl Drop for FrozenApiServer {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+fn signal(which: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// How long the API server stays frozen: the outage itself, not a wait for something.
+const FREEZE: Duration = Duration::from_secs(20);
+
+/// Events of `reason` about `kind` objects in the namespace.
+fn events(ns: &TestNamespace, kind: &str, reason: &str) -> Vec<String> {
+    let out = std::process::Command::new("kubectl")
+        .args(["get", "events", "-n", &ns.name, "--field-selector"])
+        .arg(format!("involvedObject.kind={kind},reason={reason}"))
+        .args([
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name} {.message}{\"\\n\"}{end}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn training_and_a_rollout_complete_through_a_20_second_api_server_freeze_and_nothing_is_done_twice()
+ {
+    if skip_without_cluster() {
+        return;
+    }
+    let _alone = ONE_OUTAGE_AT_A_TIME.lock().await;
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "freeze").await;
+    let map: ConfigMap = from_json(json!({
+        "metadata": {"name": "digits-data"}, "data": {"digits.csv": digits_csv()},
+    }));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+    let dataset: Dataset = example("examples/digits/dataset.yaml");
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+    // `first` (a small mlp) to serve first; `second` (the example's cnn) trains through the freeze.
+    let mut first: TrainingJob = example("examples/digits/trainingjob.yaml");
+    first.metadata.name = Some("first".into());
+    first.spec.model =
+        serde_json::from_value(json!({"architecture": "mlp", "mlp": {"hiddenLayers": [32]}}))
+            .unwrap();
+    first.spec.hyperparameters.epochs = 4;
+    first.spec.resources.gpu = 0;
+    let mut second: TrainingJob = example("examples/digits/trainingjob.yaml");
+    second.metadata.name = Some("second".into());
+    second.spec.hyperparameters.early_stopping = None;
+    second.spec.hyperparameters.epochs = 30;
+    for job in [&first, &second] {
+        ns.api::<TrainingJob>()
+            .create(&PostParams::default(), job)
+            .await
+            .unwrap();
+    }
+    training_succeeded(&ns, "first", Duration::from_secs(300)).await;
+    let md: ModelDeployment = from_json(json!({
+        "metadata": {"name": "digits"},
+        "spec": {
+            "model": {"trainingJobRef": {"name": "first"}},
+            "replicas": 2,
+            "strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "10s"}, {"weight": 100}]}},
+        }
+    }));
+    ns.api::<ModelDeployment>()
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap();
+
+    // Training: a few epochs in, the API server freezes. The pod goes on (it needs no API
+    // server); the operator catches up when it answers again.
+    progress_reaches(&ns, "second", 2).await;
+    {
+        let _frozen = FrozenApiServer::freeze();
+        tokio::time::sleep(FREEZE).await;
+    }
+    let trained = training_succeeded(&ns, "second", Duration::from_secs(600)).await;
+    assert_eq!(trained.status.unwrap().attempts, 1, "one pod, not a second");
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=second-train"))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1, "training pods of second");
+    let jobs = ns.api::<Job>().list(&ListParams::default()).await.unwrap();
+    let names: Vec<String> = jobs
+        .items
+        .iter()
+        .map(|j| j.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("second")).count(),
+        1,
+        "Jobs: {names:?}"
+    );
+
+    // A rollout: the canary of `second` at its first step when the API server freezes.
+    serving_stable(&ns, "digits", 1).await;
+    ns.api::<ModelDeployment>()
+        .patch(
+            "digits",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "second"}}}})),
+        )
+        .await
+        .unwrap();
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(180),
+        |md| {
+            md.and_then(|md| md.status.as_ref())
+                .is_some_and(|s| s.canary_weight == Some(50))
+        },
+    )
+    .await;
+    {
+        let _frozen = FrozenApiServer::freeze();
+        tokio::time::sleep(FREEZE).await;
+    }
+    let promoted = serving_stable(&ns, "digits", 2).await;
+    let revisions: Vec<(i32, String)> = promoted
+        .status
+        .unwrap()
+        .revisions
+        .iter()
+        .map(|r| (r.revision, format!("{:?}", r.state)))
+        .collect();
+    assert_eq!(
+        revisions,
+        [(2, "Stable".to_owned()), (1, "Superseded".to_owned())]
+    );
+    // One Event of each: revisions 1 and 2 made, 2 promoted, nothing rolled back.
+    for (reason, expected) in [("NewRevision", 2), ("Promoted", 1), ("RolledBack", 0)] {
+        let seen = events(&ns, "ModelDeployment", reason);
+        assert_eq!(seen.len(), expected, "{reason} events: {seen:?}");
+    }
+    ns.delete().await;
+}
+
+/// `helm upgrade` of the test bed's release, keeping its values, with `args`.
+fn upgrade_operator(args: &[&str]) {
+    let out = std::process::Command::new("helm")
+        .args(["upgrade", "modelops"])
+        .arg(repo_root().join("charts/modelops"))
+        .args([
+            "--namespace",
+            "modelops-system",
+            "--reuse-values",
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm upgrade: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "-n",
+            "modelops-system",
+            "rollout",
+            "status",
+            "deployment/modelops-operator",
+        ])
+        .args(["--timeout=180s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The chart back in its cluster-wide mode when dropped, a panic included.
+struct NamespacedMode;
+
+impl Drop for NamespacedMode {
+    fn drop(&mut self) {
+        // `{}` is helm's empty list (as [""], which the chart reads as none); `null` would leave
+        // the rendered value as it was under --reuse-values.
+        upgrade_operator(&["--set", "watchNamespaces={}"]);
+    }
+}
+
+/// `kubectl auth can-i` as the operator's ServiceAccount, in `namespace` or in all of them.
+fn operator_may(verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+    let mut command = std::process::Command::new("kubectl");
+    command.args(["auth", "can-i", verb, resource, "--as"]);
+    command.arg("system:serviceaccount:modelops-system:modelops-operator");
+    match namespace {
+        Some(ns) => command.args(["-n", ns]),
+        None => command.arg("--all-namespaces"),
+    };
+    let out = command.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+/// The iris Dataset and its data in `ns`.
+async fn iris(ns: &TestNamespace) {
+    let map: ConfigMap = from_json(json!({
+        "metadata": {"name": "iris-data"},
+        "data": {"iris.csv": std::fs::read_to_string(repo_root().join("examples/data/iris.csv")).unwrap()},
+    }));
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+    let dataset: Dataset = example("examples/iris/dataset.yaml");
+    ns.api::<Dataset>()
+        .create(&PostParams::default(), &dataset)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn in_namespaced_mode_the_operator_works_in_its_namespaces_with_roles_alone() {
+    if skip_without_cluster() {
+        return;
+    }
+    let _alone = ONE_OUTAGE_AT_A_TIME.lock().await;
+    let client = client().await;
+    let watched = TestNamespace::create(&client, "watched").await;
+    let other = TestNamespace::create(&client, "unwatched").await;
+    let _restore = NamespacedMode;
+    upgrade_operator(&["--set", &format!("watchNamespaces={{{}}}", watched.name)]);
+
+    // Its rights: the workloads of the watched namespace, nothing of the others.
+    assert!(operator_may("create", "jobs.batch", Some(&watched.name)));
+    assert!(operator_may(
+        "list",
+        "trainingjobs.modelops.dev",
+        Some(&watched.name)
+    ));
+    assert!(!operator_may("create", "jobs.batch", Some(&other.name)));
+    assert!(!operator_may("list", "trainingjobs.modelops.dev", None));
+    assert!(!operator_may("list", "pods", None));
+
+    // It prepares a Dataset in the watched namespace, and does not touch one in another.
+    iris(&watched).await;
+    iris(&other).await;
+    let ready = wait(
+        &watched.api::<Dataset>(),
+        "iris",
+        Duration::from_secs(180),
+        |d| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.conditions.is_true(modelops_api::conditions::types::READY))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(ready.status.unwrap().digest.is_some());
+    let untouched = other.api::<Dataset>().get("iris").await.unwrap();
+    assert!(untouched.status.is_none(), "{:?}", untouched.status);
+    assert!(
+        other
+            .api::<Job>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    watched.delete().await;
+    other.delete().await;
 }

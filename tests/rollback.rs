@@ -236,6 +236,12 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         verdicts.iter().any(|v| v.0 == Verdict::Pass),
         "{verdicts:?}"
     );
+    assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "digits",
+        ("Current", "Healthy"),
+    );
 
     // The user deploys the bad model (as a GitOps tool would apply a changed manifest).
     let mds = ns.api::<ModelDeployment>();
@@ -286,7 +292,20 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
     assert!(answers.last().unwrap().version.as_deref() == Some("1"));
     assert!(after.iter().all(|v| v.1 == Some(1)), "{after:?}");
 
-    // GitOps: the spec and its generation are the user's, untouched by the rollback.
+    // GitOps: the commit that asked for the bad model does not read as healthy, for Flux
+    // (kstatus) nor for Argo CD, and says what serves instead.
+    let health = assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "digits",
+        ("Failed", "Degraded"),
+    );
+    assert!(
+        health.message.contains("revision 2")
+            && health.message.contains("revision 1 serves instead"),
+        "{health:?}"
+    );
+    // The spec and its generation are the user's, untouched by the rollback.
     assert_eq!(rolled_back.metadata.generation, applied.metadata.generation);
     assert_eq!(
         serde_json::to_value(&rolled_back.spec).unwrap(),
@@ -376,6 +395,10 @@ async fn input_drift_without_labels_is_detected_and_the_feature_named() {
     )
     .await
     .unwrap();
+    // Failing while the drift lasts: Degraded for Argo CD (kstatus has no such state for an
+    // object that works as it should).
+    let health = assert_health(&ns.name, "Monitor", "drift", ("Current", "Degraded"));
+    assert!(health.message.contains("fails"), "{health:?}");
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let evaluation = monitor.status.unwrap().last_evaluation.unwrap();

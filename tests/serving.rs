@@ -139,7 +139,19 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     )
     .await;
     let canary_seen = Instant::now();
+    assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "digits",
+        ("InProgress", "Progressing"),
+    );
     let promoted = serving_stable(&ns, "digits", 2).await;
+    assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "digits",
+        ("Current", "Healthy"),
+    );
     let promoted_at = Instant::now();
     // Revision 1 keeps no pod once promoted.
     let pods = ns.api::<Pod>();
@@ -431,7 +443,8 @@ fn raw_test_split(dataset_json: &[u8], data: &[u8]) -> (Vec<Vec<f64>>, Vec<i64>)
 }
 
 #[tokio::test]
-async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
+async fn two_replicas_answer_the_test_split_with_the_offline_accuracy_and_lose_no_request_when_one_is_deleted()
+ {
     if skip_without_cluster() {
         return;
     }
@@ -510,6 +523,56 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy() {
         (served - offline).abs() < 1e-9,
         "served accuracy {served}, offline {offline}"
     );
+
+    // A serving pod deleted under 50 requests a second: it leaves the Service's endpoints
+    // before it stops answering, the other replica takes its share, and no request fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = std::thread::spawn({
+        let (stop, ip, row) = (stop.clone(), ip.clone(), row.clone());
+        move || {
+            let mut answers = Vec::new();
+            let start = Instant::now();
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Paced at 50 a second: the n-th request goes at n × 20 ms.
+                let due = start + Duration::from_millis(20) * sent;
+                if let Some(ahead) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(ahead);
+                }
+                sent += 1;
+                let body = infer_body(&[&row]);
+                answers.push(Answer::of(http(&ip, 80, "POST", "/v2/models/digits/infer", &body)).0);
+            }
+            answers
+        }
+    });
+    let pods = ns.api::<Pod>();
+    let serving = pods
+        .list(&ListParams::default().labels("modelops.dev/revision=1"))
+        .await
+        .unwrap();
+    let victim = serving.items[0].metadata.name.clone().unwrap();
+    pods.delete(&victim, &Default::default()).await.unwrap();
+    let deleted = Instant::now();
+    // Until the pod is gone and its replacement serves: both replicas ready again.
+    wait(&pods, &victim, Duration::from_secs(90), |p| p.is_none()).await;
+    wait(
+        &ns.api::<Deployment>(),
+        "digits-r1",
+        Duration::from_secs(90),
+        |d| d.and_then(|d| d.status.as_ref()?.ready_replicas) == Some(2),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = traffic.join().unwrap();
+    let after = answers.iter().filter(|a| a.at >= deleted).count();
+    let seconds = deleted.elapsed().as_secs_f64();
+    println!("{after} requests in the {seconds:.1} s from the pod's deletion to its replacement");
+    assert!(
+        after as f64 >= 20.0 * seconds,
+        "the traffic fell to {after} requests in {seconds:.1} s"
+    );
+    assert_no_failed_answers(&answers);
     ns.delete().await;
 }
 

@@ -15,7 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use modelops_api::conditions::types;
 use modelops_api::trainingjob::TrainingPhase;
 use modelops_api::workorder::layout;
-use modelops_api::{Dataset, TrainingJob};
+use modelops_api::{Dataset, ModelDeployment, TrainingJob};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -111,8 +111,18 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
     assert_eq!(status.rows.unwrap().total, 1797);
     assert_eq!(status.classes.len(), 10);
     assert!(status.digest.as_deref().unwrap().starts_with("sha256:"));
+    assert_health(&ns.name, "Dataset", "digits", ("Current", "Healthy"));
 
+    // Flux and Argo CD wait while it trains, and call it done once it has.
+    progress_reaches(&ns, "digits", 1).await;
+    assert_health(
+        &ns.name,
+        "TrainingJob",
+        "digits",
+        ("InProgress", "Progressing"),
+    );
     let job = succeeded(&ns, "digits", Duration::from_secs(300)).await;
+    assert_health(&ns.name, "TrainingJob", "digits", ("Current", "Healthy"));
     let status = job.status.unwrap();
     let model = status.model.unwrap();
     let accuracy = model.metrics.test_accuracy.unwrap();
@@ -202,6 +212,12 @@ async fn a_training_job_waits_for_its_dataset_and_then_proceeds() {
     .await
     .unwrap();
     assert_eq!(waiting.status.unwrap().phase, Some(TrainingPhase::Pending));
+    assert_health(
+        &ns.name,
+        "TrainingJob",
+        "iris",
+        ("InProgress", "Progressing"),
+    );
 
     data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
     create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
@@ -215,6 +231,94 @@ async fn a_training_job_waits_for_its_dataset_and_then_proceeds() {
         .test_accuracy
         .unwrap();
     assert!(accuracy >= 0.85, "iris test accuracy {accuracy}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_suspended_job_reads_as_held_and_a_failed_one_fails_its_model_deployment_at_once() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "held").await;
+    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
+    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
+    let mut held: TrainingJob = example("examples/iris/trainingjob.yaml");
+    held.metadata.name = Some("held".into());
+    held.spec.search = None;
+    held.spec.run_policy.suspend = true;
+    let mut doomed = held.clone();
+    doomed.metadata.name = Some("doomed".into());
+    doomed.spec.run_policy.suspend = false;
+    doomed.spec.run_policy.active_deadline_seconds = Some(1);
+    doomed.spec.run_policy.backoff_limit = 0;
+    for job in [&held, &doomed] {
+        create(&ns, job).await;
+    }
+    let jobs = ns.api::<TrainingJob>();
+    // Held on purpose: done as far as Flux is concerned, Suspended for Argo CD.
+    wait(&jobs, "held", Duration::from_secs(120), |j| {
+        j.and_then(|j| j.status.as_ref()?.phase) == Some(TrainingPhase::Suspended)
+    })
+    .await;
+    assert_health(&ns.name, "TrainingJob", "held", ("Current", "Suspended"));
+    // Out of time: failed for both.
+    wait(&jobs, "doomed", Duration::from_secs(180), |j| {
+        j.and_then(|j| j.status.as_ref()?.phase) == Some(TrainingPhase::Failed)
+    })
+    .await;
+    assert_health(&ns.name, "TrainingJob", "doomed", ("Failed", "Degraded"));
+
+    // A ModelDeployment of the held job waits for it; one of the failed job fails at once.
+    for (name, job) in [("waits", "held"), ("fails", "doomed")] {
+        let md: ModelDeployment = from_json(json!({
+            "metadata": {"name": name},
+            "spec": {"model": {"trainingJobRef": {"name": job}}},
+        }));
+        create(&ns, &md).await;
+    }
+    let mds = ns.api::<ModelDeployment>();
+    let failing = wait(&mds, "fails", Duration::from_secs(60), |md| {
+        md.and_then(|md| md.status.as_ref())
+            .is_some_and(|s| s.conditions.is_true(types::STALLED))
+    })
+    .await
+    .unwrap();
+    let stalled = failing
+        .status
+        .unwrap()
+        .conditions
+        .get(types::STALLED)
+        .cloned()
+        .unwrap();
+    assert_eq!(stalled.reason, "ReferenceFailed");
+    assert!(
+        stalled.message.contains("TrainingJob")
+            && stalled.message.contains("doomed")
+            && !stalled.message.contains("Some("),
+        "{stalled:?}"
+    );
+    assert_health(&ns.name, "ModelDeployment", "fails", ("Failed", "Degraded"));
+    let waiting = wait(&mds, "waits", Duration::from_secs(60), |md| {
+        md.and_then(|md| md.status.as_ref()?.conditions.get(types::READY).cloned())
+            .is_some_and(|c| c.reason == "ReferenceNotReady")
+    })
+    .await
+    .unwrap();
+    let ready = waiting
+        .status
+        .unwrap()
+        .conditions
+        .get(types::READY)
+        .cloned()
+        .unwrap();
+    assert!(ready.message.contains("suspended"), "{ready:?}");
+    assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "waits",
+        ("InProgress", "Progressing"),
+    );
     ns.delete().await;
 }
 
@@ -266,6 +370,8 @@ async fn a_dataset_whose_url_answers_404_stalls_with_the_reason() {
         .clone();
     assert!(stalled.message.contains("404"), "{stalled:?}");
     assert!(!status.conditions.is_true(types::READY));
+    let health = assert_health(&ns.name, "Dataset", "iris", ("Failed", "Degraded"));
+    assert!(health.message.contains("404"), "{health:?}");
     ns.delete().await;
 }
 

@@ -63,6 +63,9 @@ pub mod reasons {
     pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
     /// A referenced object exists but is not Ready yet.
     pub const REFERENCE_NOT_READY: &str = "ReferenceNotReady";
+    /// A referenced object failed for good (a TrainingJob whose phase is Failed): only a change
+    /// of the spec (or of the referenced object) helps.
+    pub const REFERENCE_FAILED: &str = "ReferenceFailed";
     /// The controller is creating or updating child objects.
     pub const PROGRESSING: &str = "Progressing";
     /// Nothing is left to do for the current generation.

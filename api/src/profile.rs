@@ -342,6 +342,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hostile_bin_label_is_no_index() {
+        // A pod's `bin="4000000000"` must not make anyone allocate four billion bins.
+        for hostile in [
+            "4000000000",
+            "1024",
+            "-1",
+            "1e3",
+            "",
+            "18446744073709551616",
+        ] {
+            assert_eq!(Bin::parse(hostile), None, "{hostile}");
+        }
+        assert_eq!(Bin::parse("1023"), Some(Bin::Inside(1023)));
+    }
+
+    #[test]
     fn the_workers_profile_reads() {
         let profile = example_profile();
         assert_eq!(profile.rows, 100);

@@ -945,6 +945,19 @@ pub enum TrainingPhase {
     Suspended,
 }
 
+impl TrainingPhase {
+    /// The phase as `kubectl get` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Suspended => "Suspended",
+        }
+    }
+}
+
 /// Progress of the running training, updated every epoch. The worker writes the same structure
 /// to `progress.json` in its checkpoint directory.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

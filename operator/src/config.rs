@@ -117,6 +117,8 @@ pub struct OperatorConfig {
     pub feedback_master_key: Vec<u8>,
     /// What `spec.template` may name (images, ServiceAccounts, priority classes).
     pub policy: modelops_core::policy::WorkloadPolicy,
+    /// The namespaces whose objects the operator reconciles; empty: every namespace.
+    pub watch_namespaces: Vec<String>,
 }
 
 impl OperatorConfig {
@@ -131,6 +133,7 @@ impl OperatorConfig {
                 images: vec!["modelops/worker:dev".into()],
                 ..Default::default()
             },
+            watch_namespaces: Vec::new(),
             artifacts: ArtifactsConfig::new(
                 "s3://modelops/{namespace}",
                 modelops_api::workorder::DEFAULT_ARTIFACTS_SECRET,

@@ -3,17 +3,21 @@
 //! `/metrics` and wait. The Lease is taken and renewed by `kube-lease-manager` (server-side
 //! apply, so two candidates cannot both take it in one step).
 //!
-//! A leader that loses the Lease (it could not renew it in time, e.g. cut off from the API
-//! server) stops at once and exits with an error, as client-go's leader election does: the
-//! kubelet restarts it as a candidate, and nothing of its in-memory state (Monitor windows, claim
-//! caches) outlives its leadership. A leader stopped by SIGTERM releases the Lease on its way out.
-//! There is no fencing: a leader that stalls for longer than the Lease can overlap with the next
-//! one for up to one renewal period (docs/security.md).
+//! A leader that loses the Lease stops at once and exits with an error, as client-go's leader
+//! election does: the kubelet restarts it as a candidate, and nothing of its in-memory state
+//! (Monitor windows, claim caches) outlives its leadership. It counts as lost when another holds
+//! it, and also when the leader has not been able to see that it holds it for
+//! [`RENEW_DEADLINE`] (client-go's renew deadline): an API server that stops answering leaves a
+//! renewal hanging, and the leader must stop before its Lease can expire and another take it, not
+//! after. A leader stopped by SIGTERM releases the Lease on its way out (docs/security.md).
 
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The Lease's name.
 pub const LEASE_NAME: &str = "modelops-operator";
@@ -22,10 +26,19 @@ pub const LEASE_SECONDS: u64 = 10;
 /// The leader renews this long before its Lease would expire.
 pub const RENEW_BEFORE_SECONDS: u64 = 3;
 
+/// A leader that could not confirm its Lease for this long stops: with a confirmation at most
+/// every [`CONFIRM_EVERY`] that itself times out after as long, it stops within 8 s of its last
+/// renewal, before the 10 s Lease expires.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(6);
+/// How often the leader reads its Lease back, each read limited to as long.
+pub const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+
 /// A held Lease.
 pub struct Leadership {
     leading: watch::Receiver<bool>,
     manager: JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>,
+    leases: Api<Lease>,
+    identity: String,
 }
 
 /// Waits until this replica holds the Lease in `namespace` as `identity`; `None` when a
@@ -35,7 +48,7 @@ pub async fn acquire(
     namespace: &str,
     identity: &str,
 ) -> anyhow::Result<Option<Leadership>> {
-    let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
+    let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
         .with_namespace(namespace)
         .with_identity(identity)
         .with_duration(LEASE_SECONDS)
@@ -49,7 +62,12 @@ pub async fn acquire(
         changed = leading.wait_for(|leading| *leading) => changed.is_ok(),
         () = shutdown_signal() => false,
     };
-    let leadership = Leadership { leading, manager };
+    let leadership = Leadership {
+        leading,
+        manager,
+        leases: Api::namespaced(client, namespace),
+        identity: identity.to_owned(),
+    };
     if !acquired {
         leadership.release().await;
         return Ok(None);
@@ -59,10 +77,14 @@ pub async fn acquire(
 }
 
 impl Leadership {
-    /// Resolves when the Lease is lost.
+    /// Resolves when the Lease is lost, or can no longer be seen to be held.
     pub async fn lost(&mut self) {
-        // An error means the manager stopped: the Lease is not renewed any more either.
-        let _ = self.leading.wait_for(|leading| !*leading).await;
+        let unconfirmed = unconfirmed(&self.leases, &self.identity);
+        tokio::select! {
+            // An error means the manager stopped: the Lease is not renewed any more either.
+            _ = self.leading.wait_for(|leading| !*leading) => {}
+            () = unconfirmed => {}
+        }
     }
 
     /// Gives the Lease up, so that another replica takes it without waiting for it to expire.
@@ -72,6 +94,34 @@ impl Leadership {
             Ok(Ok(_)) => tracing::info!(lease = LEASE_NAME, "lease released"),
             Ok(Err(e)) => tracing::warn!(lease = LEASE_NAME, "releasing the lease: {e}"),
             Err(e) => tracing::warn!(lease = LEASE_NAME, "lease manager: {e}"),
+        }
+    }
+}
+
+/// Resolves when `identity` has not been seen to hold the Lease for [`RENEW_DEADLINE`], or is
+/// seen not to.
+async fn unconfirmed(leases: &Api<Lease>, identity: &str) {
+    let mut confirmed = Instant::now();
+    loop {
+        tokio::time::sleep(CONFIRM_EVERY).await;
+        match tokio::time::timeout(CONFIRM_EVERY, leases.get(LEASE_NAME)).await {
+            Ok(Ok(lease)) => {
+                let holder = lease.spec.and_then(|s| s.holder_identity);
+                if holder.as_deref() != Some(identity) {
+                    tracing::error!(lease = LEASE_NAME, ?holder, "the lease is held by another");
+                    return;
+                }
+                confirmed = Instant::now();
+            }
+            Ok(Err(e)) => tracing::warn!(lease = LEASE_NAME, "reading the lease: {e}"),
+            Err(_) => tracing::warn!(lease = LEASE_NAME, "reading the lease: no answer"),
+        }
+        if confirmed.elapsed() > RENEW_DEADLINE {
+            tracing::error!(
+                lease = LEASE_NAME,
+                "the lease could not be confirmed for {RENEW_DEADLINE:?}"
+            );
+            return;
         }
     }
 }

@@ -86,6 +86,11 @@ struct Flags {
     /// Priority classes `spec.template.priorityClassName` may name (comma-separated; `*`: any).
     #[arg(long, env = "MODELOPS_ALLOWED_PRIORITY_CLASSES", value_delimiter = ',')]
     allowed_priority_classes: Vec<String>,
+    /// Reconcile the objects of these namespaces only (comma-separated), with no cluster-wide
+    /// watch: the chart's `watchNamespaces` gives the operator Roles in them and no ClusterRole
+    /// for workloads. Empty: every namespace.
+    #[arg(long, env = "MODELOPS_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
     /// Elect a leader among the operator's replicas on the Lease `modelops-operator` in this
     /// namespace (the chart sets the operator's own); only the leader reconciles. Without it,
     /// this process reconciles at once: run one replica only.
@@ -146,6 +151,7 @@ impl Flags {
         images.dedup();
         Ok(OperatorConfig {
             feedback_master_key: self.feedback_master_key()?,
+            watch_namespaces: nonempty(&self.watch_namespaces),
             policy: WorkloadPolicy {
                 images,
                 service_accounts: nonempty(&self.allowed_service_accounts),
@@ -175,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         version = modelops_operator::VERSION,
         worker_image = %config.worker_image,
+        namespaces = ?config.watch_namespaces,
         artifacts = ?config.artifacts,
         "modelops operator starting"
     );

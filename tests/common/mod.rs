@@ -636,3 +636,156 @@ pub async fn rolled_back(
     )
     .await
 }
+
+// ---------------------------------------------------------------- health as GitOps tools read it
+
+/// What Flux (kstatus) and Argo CD (the chart's Lua health checks) make of one object, both read
+/// from the same copy of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// kstatus: Current, InProgress, Failed, ...
+    pub kstatus: String,
+    /// Argo CD: Healthy, Progressing, Degraded, Suspended.
+    pub argo: String,
+    /// Argo CD's message.
+    pub message: String,
+}
+
+/// A JSON value as a Lua table constructor (arrays 1-based, nulls left out).
+pub fn lua_literal(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    c if (c as u32) < 0x20 => out.push_str(&format!("\\{}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(lua_literal)
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    format!(
+                        "[{}] = {}",
+                        lua_literal(&Value::String(k.clone())),
+                        lua_literal(v)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    }
+}
+
+/// The chart's Argo CD health check of `kind`, whole: `prelude.lua` then `<kind>.lua`.
+pub fn argo_health_script(kind: &str) -> String {
+    let health = repo_root().join("charts/modelops/health");
+    let read = |file: String| std::fs::read_to_string(health.join(file)).unwrap();
+    read("prelude.lua".into()) + &read(format!("{kind}.lua"))
+}
+
+/// Runs the chart's Argo CD health check of `kind` on `object` with Lua 5.1, as Argo CD does:
+/// (status, message).
+pub fn argo_health(kind: &str, object: &serde_json::Value) -> (String, String) {
+    let script = argo_health_script(kind);
+    let program = format!(
+        "obj = {}\nlocal function health()\n{script}\nend\nlocal hs = health()\nio.write(hs.status, \"\\n\", hs.message or \"\")\n",
+        lua_literal(object)
+    );
+    let mut child = std::process::Command::new("lua5.1")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("lua5.1 runs (tests/cluster/build-components installs it)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), program.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{kind}.lua: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.to_owned(), message.to_owned())
+}
+
+/// kstatus' verdict on `object`, from the test bed's `kstatus` (sigs.k8s.io/cli-utils).
+pub fn kstatus(object: &serde_json::Value) -> String {
+    let mut child = std::process::Command::new(cluster_dir().join("bin/kstatus"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the test bed's kstatus runs");
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        object.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kstatus failed");
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    verdict["status"].as_str().unwrap().to_owned()
+}
+
+/// The health of `kind` `name` in `ns` as both tools read it now.
+pub fn health(ns: &str, kind: &str, name: &str) -> Health {
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "get",
+            &format!("{}.modelops.dev", kind.to_lowercase()),
+            name,
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let object: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (argo, message) = argo_health(kind, &object);
+    Health {
+        kstatus: kstatus(&object),
+        argo,
+        message,
+    }
+}
+
+/// Panics unless kstatus and Argo CD read `kind` `name` as `expected` (kstatus, Argo CD), the
+/// mapping of docs/gitops.md.
+pub fn assert_health(ns: &str, kind: &str, name: &str, expected: (&str, &str)) -> Health {
+    let health = health(ns, kind, name);
+    assert_eq!(
+        (health.kstatus.as_str(), health.argo.as_str()),
+        expected,
+        "{kind} {ns}/{name}: {health:?}"
+    );
+    health
+}

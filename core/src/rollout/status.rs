@@ -48,9 +48,12 @@ pub fn status(
     set(conditions, types::PROGRESSING, &progress);
     set(conditions, types::DEGRADED, &degradation(ready, desired));
     record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
-    let reconciling = reconciling(&serving, &progress, plan.stable.is_some());
+    // kstatus reads Reconciling before Stalled: a stalled object must not say it is at work.
+    let stalled = stalled(plan, &unresolved);
+    let reconciling =
+        reconciling(&serving, &progress, plan.stable.is_some()).filter(|_| stalled.is_none());
     conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
-    conditions.set_while_true(types::STALLED, stalled(plan, &unresolved), generation, now);
+    conditions.set_while_true(types::STALLED, stalled, generation, now);
     status
 }
 
@@ -270,18 +273,35 @@ fn records_rollback_of(conditions: &Conditions, revision: i32) -> bool {
 
 /// kstatus's `Stalled`, present while the canary is held past its analysis' inconclusive timeout
 /// (`onInconclusiveTimeout: hold`): a held rollout must not read as done, nor as still under way.
-/// Also while the model cannot be used until the spec changes (an invalid spec, or an artifact
-/// URI the namespace may not use).
+/// Also while the model cannot be used until the spec changes (an invalid spec, an artifact URI
+/// the namespace may not use, a template the workload policy refuses, a failed TrainingJob), and
+/// while the model the spec asks for is rolled back.
 fn stalled(plan: &Plan, unresolved: &Unresolved) -> Option<(&'static str, String)> {
     if let Some((reason, message)) = unresolved
         && [
             reasons::INVALID_SPEC,
             reasons::FORBIDDEN_ARTIFACT_URI,
             reasons::FORBIDDEN_POD_TEMPLATE,
+            reasons::REFERENCE_FAILED,
         ]
         .contains(reason)
     {
         return Some((*reason, message.clone()));
+    }
+    // The model this generation asks for was refused: what serves is the older one, and a
+    // GitOps tool must not read the commit that asked for it as healthy.
+    if let Some(rolled_back) = &plan.rolled_back {
+        let instead = match plan.stable {
+            Some(stable) => format!("revision {stable} serves instead"),
+            None => "no revision serves".to_owned(),
+        };
+        return Some((
+            rolled_back.reason,
+            format!(
+                "the model spec.model asks for (revision {}) was rolled back: {}; {instead}. Change spec.model to roll out another model",
+                rolled_back.revision, rolled_back.message
+            ),
+        ));
     }
     plan.held
         .clone()
@@ -548,5 +568,73 @@ mod tests {
         let mut never = Conditions::default();
         record_rollback(&mut never, None, Some(3), &at(9));
         assert!(never.is_empty());
+    }
+
+    #[test]
+    fn a_rolled_back_request_is_stalled_for_gitops_tools_while_the_old_model_serves() {
+        let plan = Plan {
+            rolled_back: Some(RolledBack {
+                revision: 2,
+                message: "failed Monitor guard (AccuracyBelowMinimum)".into(),
+                reason: reasons::ANALYSIS_FAILED,
+            }),
+            ..stable_plan()
+        };
+        let s = status(
+            None,
+            Some(2),
+            &plan,
+            &BTreeMap::from([(1, 2)]),
+            "e".into(),
+            None,
+            &at(5),
+        );
+        // Ready (revision 1 serves), but kstatus reads Failed and Argo CD Degraded.
+        assert!(s.conditions.is_true(types::READY));
+        assert!(s.conditions.is_true(types::ROLLED_BACK));
+        assert!(!s.conditions.is_true(types::RECONCILING));
+        let stalled = s.conditions.get(types::STALLED).unwrap();
+        assert_eq!(stalled.status, "True");
+        assert_eq!(stalled.reason, reasons::ANALYSIS_FAILED);
+        assert!(
+            stalled.message.contains("revision 2")
+                && stalled.message.contains("revision 1 serves instead"),
+            "{}",
+            stalled.message
+        );
+        // A new model asked for: no longer stalled.
+        let s = status(
+            Some(&s),
+            Some(3),
+            &stable_plan(),
+            &BTreeMap::from([(1, 2)]),
+            "e".into(),
+            None,
+            &at(9),
+        );
+        assert!(!s.conditions.is_true(types::STALLED));
+    }
+
+    #[test]
+    fn a_failed_training_job_stalls_at_once() {
+        let unresolved = Some((
+            reasons::REFERENCE_FAILED,
+            "spec.model.trainingJobRef: TrainingJob a/x failed".to_owned(),
+        ));
+        let s = status(
+            None,
+            Some(1),
+            &Plan::default(),
+            &BTreeMap::new(),
+            "e".into(),
+            unresolved,
+            &at(1),
+        );
+        assert!(s.conditions.is_true(types::STALLED));
+        assert!(!s.conditions.is_true(types::RECONCILING));
+        assert_eq!(
+            s.conditions.get(types::READY).unwrap().reason,
+            reasons::REFERENCE_FAILED
+        );
     }
 }

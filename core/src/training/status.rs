@@ -85,7 +85,12 @@ pub fn status(
 /// Copies what the reconcile observed into the status; the start and completion times are set
 /// once, when the job first runs and when it ends.
 fn record_observed(status: &mut TrainingJobStatus, stage: &Stage, observed: Observed, now: &Time) {
-    status.phase = Some(phase(stage));
+    status.phase = Some(match status.phase {
+        // A retry's pod waiting to start, or a pod that finished before its Job says so: the
+        // run is still under way, and a phase never goes back.
+        Some(TrainingPhase::Running) if matches!(stage, Stage::Pending) => TrainingPhase::Running,
+        _ => phase(stage),
+    });
     status.attempts = observed.attempts;
     if observed.dataset_digest.is_some() {
         status.dataset_digest = observed.dataset_digest;
@@ -151,7 +156,13 @@ fn set_conditions(
     let failed = matches!(stage, Stage::Failed { .. });
     let condition =
         |kind: &str, on: bool| new_condition(kind, on, reason, message.clone(), generation, now);
-    conditions.set(condition(types::READY, succeeded));
+    if matches!(stage, Stage::Suspended) {
+        // Held on purpose, not failing and not at work: no `Ready` (which kstatus would read as
+        // in progress for as long as the hold lasts), `Suspended` True says why.
+        conditions.remove(types::READY);
+    } else {
+        conditions.set(condition(types::READY, succeeded));
+    }
     if succeeded {
         conditions.set(condition(types::SUCCEEDED, true));
     }
@@ -289,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn the_phase_does_not_go_back_from_running_to_pending() {
+        let running = status(None, Some(1), &Stage::Running, Observed::default(), &at(1));
+        let between = status(
+            Some(&running),
+            Some(1),
+            &Stage::Pending,
+            Observed::default(),
+            &at(2),
+        );
+        assert_eq!(between.phase, Some(TrainingPhase::Running));
+        let fresh = status(None, Some(1), &Stage::Pending, Observed::default(), &at(1));
+        assert_eq!(fresh.phase, Some(TrainingPhase::Pending));
+    }
+
+    #[test]
     fn running_then_succeeded() {
         let observed = Observed {
             attempts: 1,
@@ -353,6 +379,9 @@ mod tests {
             &at(1),
         );
         assert!(suspended.conditions.is_true(types::SUSPENDED));
+        // kstatus reads a held job as current, not as in progress for ever.
+        assert!(suspended.conditions.get(types::READY).is_none());
+        assert!(!suspended.conditions.is_true(types::RECONCILING));
         let resumed = status(
             Some(&suspended),
             Some(2),
@@ -365,5 +394,6 @@ mod tests {
             (condition.status.as_str(), condition.reason.as_str()),
             ("False", "JobResumed")
         );
+        assert!(resumed.conditions.get(types::READY).is_some());
     }
 }

@@ -1,7 +1,8 @@
 //! One way to run a controller: the wiring the four kinds share. A kind declares what it owns
 //! and which other kinds wake it; the runner adds the rest the same way for all of them: the
-//! watches (cluster-wide, owned kinds by their owner label), the reconcile timer, the error policy
-//! and its back-off, and the graceful shutdown on SIGTERM or Ctrl-C.
+//! watches (cluster-wide, or one controller per namespace of `--watch-namespaces`; owned kinds by
+//! their owner label), the reconcile timer, the error policy and its back-off, and the graceful
+//! shutdown on SIGTERM or Ctrl-C.
 
 use super::Context;
 use super::apply::owner_label_key;
@@ -46,16 +47,46 @@ impl<K> Reconciled for K where
 pub struct Runner<K: Reconciled> {
     controller: Controller<K>,
     ctx: Arc<Context>,
+    /// The one namespace it watches, or `None` for the whole cluster.
+    namespace: Option<String>,
+}
+
+/// Runs `controller` (a [`Runner`] declared and run) for every scope the operator watches: the
+/// whole cluster, or each namespace of `--watch-namespaces`, all at once, until shutdown.
+pub async fn in_each_scope<K, F, Fut>(ctx: Arc<Context>, controller: F)
+where
+    K: Reconciled,
+    F: Fn(Runner<K>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let scopes: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config
+            .watch_namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
+    };
+    futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|scope| controller(Runner::new(ctx.clone(), scope))),
+    )
+    .await;
 }
 
 impl<K: Reconciled> Runner<K> {
-    /// A controller of every `K` in the cluster.
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let controller = Controller::new(
-            Api::<K>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        );
-        Self { controller, ctx }
+    /// A controller of every `K` in `namespace`, or in the cluster.
+    pub fn new(ctx: Arc<Context>, namespace: Option<String>) -> Self {
+        let controller =
+            Controller::new(api(&ctx, namespace.as_deref()), watcher::Config::default());
+        Self {
+            controller,
+            ctx,
+            namespace,
+        }
     }
 
     /// Reconciles the owner when a `Child` it controls changes. Only children labelled with
@@ -64,13 +95,19 @@ impl<K: Reconciled> Runner<K> {
     #[must_use]
     pub fn owns<Child>(self) -> Self
     where
-        Child: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+        Child: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
     {
-        let api = Api::<Child>::all(self.ctx.client.clone());
+        let api = api::<Child>(&self.ctx, self.namespace.as_deref());
         let config = watcher::Config::default().labels(&owner_label_key::<K>());
         Self {
             controller: self.controller.owns(api, config),
             ctx: self.ctx,
+            namespace: self.namespace,
         }
     }
 
@@ -85,13 +122,14 @@ impl<K: Reconciled> Runner<K> {
         Other: Reconciled,
     {
         let store = self.controller.store();
-        let api = Api::<Other>::all(self.ctx.client.clone());
+        let api = api::<Other>(&self.ctx, self.namespace.as_deref());
         let mapper = move |other: Other| related_objects(store.state(), &other, &related);
         Self {
             controller: self
                 .controller
                 .watches(api, watcher::Config::default(), mapper),
             ctx: self.ctx,
+            namespace: self.namespace,
         }
     }
 
@@ -125,6 +163,17 @@ impl<K: Reconciled> Runner<K> {
                 futures::future::ready(())
             })
             .await;
+    }
+}
+
+/// The API of `T` in `namespace`, or in every namespace.
+fn api<T>(ctx: &Context, namespace: Option<&str>) -> Api<T>
+where
+    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
     }
 }
 

@@ -5,7 +5,7 @@ pub mod build;
 
 use super::apply::{apply, apply_status, ours};
 use super::error::{ApiContext, Error, Result};
-use super::runner::Runner;
+use super::runner::{Runner, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
@@ -27,10 +27,10 @@ const SOURCE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Runs the Dataset controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    Runner::<Dataset>::new(ctx)
-        .owns::<Job>()
-        .run(reconcile)
-        .await;
+    in_each_scope(ctx, |runner: Runner<Dataset>| {
+        runner.owns::<Job>().run(reconcile)
+    })
+    .await;
 }
 
 /// The source's ConfigMap or claim, if it is missing: what to tell the user.

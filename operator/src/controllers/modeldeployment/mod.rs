@@ -6,7 +6,7 @@ pub mod build;
 
 use super::apply::{apply, apply_secret, apply_status, controlled_by, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::runner::Runner;
+use super::runner::{Runner, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -26,22 +26,24 @@ use std::sync::Arc;
 
 /// Runs the ModelDeployment controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    Runner::<ModelDeployment>::new(ctx)
-        .owns::<Deployment>()
-        // A new model: the TrainingJob it names succeeded.
-        .watches(|job: &TrainingJob, md: &ModelDeployment| {
-            md.spec
-                .model
-                .training_job_ref
-                .as_ref()
-                .is_some_and(|r| r.name == job.name_any())
-        })
-        // A verdict: the Monitors that target it evaluated.
-        .watches(|monitor: &Monitor, md: &ModelDeployment| {
-            md.name_any() == monitor.spec.target_ref.name
-        })
-        .run(reconcile)
-        .await;
+    in_each_scope(ctx, |runner: Runner<ModelDeployment>| {
+        runner
+            .owns::<Deployment>()
+            // A new model: the TrainingJob it names succeeded.
+            .watches(|job: &TrainingJob, md: &ModelDeployment| {
+                md.spec
+                    .model
+                    .training_job_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == job.name_any())
+            })
+            // A verdict: the Monitors that target it evaluated.
+            .watches(|monitor: &Monitor, md: &ModelDeployment| {
+                md.name_any() == monitor.spec.target_ref.name
+            })
+            .run(reconcile)
+    })
+    .await;
 }
 
 /// The model the spec names: its URI and digest, or why it is not there yet.
@@ -68,22 +70,14 @@ async fn resolve(
             )));
         };
         let status = job.status.unwrap_or_default();
-        match (status.phase, status.model) {
+        match (status.phase, status.model.clone()) {
             (Some(TrainingPhase::Succeeded), Some(model)) => (
                 model.uri,
                 model.digest,
                 Some(reference.name.clone()),
                 format!("status.model.uri of TrainingJob {}", reference.name),
             ),
-            (phase, _) => {
-                return Ok(Err((
-                    reasons::REFERENCE_NOT_READY,
-                    format!(
-                        "spec.model.trainingJobRef: TrainingJob {namespace}/{} has not succeeded (phase {phase:?})",
-                        reference.name
-                    ),
-                )));
-            }
+            (phase, _) => return Ok(Err(not_trained(namespace, &reference.name, phase, &status))),
         }
     } else if let Some(artifact) = &md.spec.model.artifact {
         (
@@ -118,6 +112,43 @@ async fn resolve(
             spec_hash,
         },
     )))
+}
+
+/// Why the TrainingJob `name` gives no model yet: failed for good (`ReferenceFailed`, which
+/// stalls the ModelDeployment: kstatus and Argo CD read it as failed at once), or not finished.
+fn not_trained(
+    namespace: &str,
+    name: &str,
+    phase: Option<TrainingPhase>,
+    status: &modelops_api::trainingjob::TrainingJobStatus,
+) -> (&'static str, String) {
+    let field = "spec.model.trainingJobRef";
+    let why = status
+        .conditions
+        .get(types::READY)
+        .map(|c| format!(" ({}: {})", c.reason, c.message))
+        .unwrap_or_default();
+    match phase {
+        Some(TrainingPhase::Failed) => (
+            reasons::REFERENCE_FAILED,
+            format!(
+                "{field}: TrainingJob {namespace}/{name} failed{why}; fix and re-create it, or point spec.model at another model"
+            ),
+        ),
+        Some(TrainingPhase::Suspended) => (
+            reasons::REFERENCE_NOT_READY,
+            format!(
+                "{field}: TrainingJob {namespace}/{name} is suspended (spec.runPolicy.suspend); its model is served once it has trained"
+            ),
+        ),
+        phase => (
+            reasons::REFERENCE_NOT_READY,
+            format!(
+                "{field}: TrainingJob {namespace}/{name} has not finished yet (phase {}){why}",
+                phase.map_or("none yet", TrainingPhase::as_str)
+            ),
+        ),
+    }
 }
 
 /// The verdicts of the Monitors that target this ModelDeployment: one per revision each Monitor

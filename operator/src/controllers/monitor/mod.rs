@@ -4,12 +4,13 @@
 //! [`crate::monitor`]). It measures and judges; it never moves traffic: the ModelDeployment
 //! controller reads the verdicts and acts.
 
-use super::apply::apply_status;
+use super::apply::{apply_status, controlled_by};
 use super::error::{ApiContext, Error, Result};
-use super::runner::Runner;
+use super::runner::{Runner, in_each_scope};
 use super::{Context, events};
 use crate::controllers::modeldeployment::build::REVISION_LABEL;
 use crate::profile::profile_key;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -37,7 +38,7 @@ const PROFILE_LIMIT: usize = 16 << 20;
 /// Runs the Monitor controller until shutdown. Nothing but its own changes wakes it: it
 /// requeues itself every `spec.interval`.
 pub async fn run(ctx: Arc<Context>) {
-    Runner::<Monitor>::new(ctx).run(reconcile).await;
+    in_each_scope(ctx, |runner: Runner<Monitor>| runner.run(reconcile)).await;
 }
 
 /// GET `/metrics` of one pod (at most [`METRICS_LIMIT`] bytes).
@@ -59,14 +60,60 @@ async fn scrape(ip: &str) -> Option<String> {
     }
 }
 
-/// Scrapes every running serving pod of the target, concurrently.
-async fn scrape_pods(ctx: &Context, namespace: &str, target: &str) -> Result<Vec<PodScrape>> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("modelops.dev/modeldeployment={target}")))
+/// The serving pods of `target`: those labelled as its own whose ReplicaSet belongs to one of
+/// the Deployments it controls. A pod a tenant labels by hand (or a ReplicaSet made to look like
+/// a revision's) is neither scraped nor asked for a profile.
+async fn owned_pods(
+    ctx: &Context,
+    namespace: &str,
+    target: &ModelDeployment,
+    selector: &str,
+) -> Result<Vec<Pod>> {
+    let name = target.name_any();
+    let Some(uid) = target.uid() else {
+        return Ok(Vec::new());
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("modelops.dev/modeldeployment={name}"));
+    let revisions: Vec<String> = deployments
+        .list(&params)
         .await
-        .action(|| format!("listing the serving pods of {namespace}/{target}"))?;
-    let scrapes = list.items.into_iter().filter_map(|pod| {
+        .action(|| format!("listing the Deployments of {namespace}/{name}"))?
+        .items
+        .iter()
+        .filter(|d| controlled_by(*d, &uid))
+        .filter_map(|d| d.uid())
+        .collect();
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let sets: Vec<String> = replica_sets
+        .list(&params)
+        .await
+        .action(|| format!("listing the ReplicaSets of {namespace}/{name}"))?
+        .items
+        .iter()
+        .filter(|rs| revisions.iter().any(|d| controlled_by(*rs, d)))
+        .filter_map(|rs| rs.uid())
+        .collect();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .action(|| format!("listing the serving pods of {namespace}/{name}"))?
+        .items
+        .into_iter()
+        .filter(|pod| sets.iter().any(|rs| controlled_by(pod, rs)))
+        .collect())
+}
+
+/// Scrapes every running serving pod of the target, concurrently.
+async fn scrape_pods(
+    ctx: &Context,
+    namespace: &str,
+    target: &ModelDeployment,
+) -> Result<Vec<PodScrape>> {
+    let selector = format!("modelops.dev/modeldeployment={}", target.name_any());
+    let list = owned_pods(ctx, namespace, target, &selector).await?;
+    let scrapes = list.into_iter().filter_map(|pod| {
         let status = pod.status.as_ref()?;
         let ip = status.pod_ip.clone()?;
         let container = status
@@ -121,17 +168,12 @@ async fn profile(
     if let Some(profile) = ctx.profiles.get(&key) {
         return Ok(Some(profile));
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!(
         "modelops.dev/modeldeployment={name},{REVISION_LABEL}={}",
         revision.revision
     );
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .action(|| format!("listing the serving pods of {namespace}/{name}"))?;
+    let list = owned_pods(ctx, namespace, target, &selector).await?;
     for ip in list
-        .items
         .iter()
         .filter_map(|pod| pod.status.as_ref()?.pod_ip.clone())
     {
@@ -234,7 +276,7 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
         apply_status(&api, monitor.as_ref(), current, &status).await?;
         return Ok(Action::requeue(interval));
     };
-    let pods = scrape_pods(&ctx, &namespace, target_name).await?;
+    let pods = scrape_pods(&ctx, &namespace, &target).await?;
     let focus = target.status.as_ref().and_then(stats::focus_revision);
     let profile = if evaluate::needs_profile(&monitor.spec) {
         profile(&ctx, &namespace, &target, focus).await?

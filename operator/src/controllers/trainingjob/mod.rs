@@ -9,7 +9,7 @@ pub mod build;
 
 use super::apply::{apply, apply_status, controlled_by, ours, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::runner::Runner;
+use super::runner::{Runner, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -36,14 +36,16 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    Runner::<TrainingJob>::new(ctx)
-        .owns::<Job>()
-        // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
-        .watches(|dataset: &Dataset, job: &TrainingJob| {
-            job.spec.dataset_ref.name == dataset.name_any()
-        })
-        .run(reconcile)
-        .await;
+    in_each_scope(ctx, |runner: Runner<TrainingJob>| {
+        runner
+            .owns::<Job>()
+            // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
+            .watches(|dataset: &Dataset, job: &TrainingJob| {
+                job.spec.dataset_ref.name == dataset.name_any()
+            })
+            .run(reconcile)
+    })
+    .await;
 }
 
 /// The Dataset digest to train on: the one pinned at start, or the Dataset's now; or why the job

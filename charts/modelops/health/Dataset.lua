@@ -1,0 +1,2 @@
+-- Dataset: prepared is Healthy, preparing Progressing.
+return by_ready()

@@ -190,19 +190,59 @@ async fn one_replica_leads_on_the_lease_and_the_other_waits() {
             .unwrap();
     // Each process's identity is its pod's name and a random number.
     let holder = lease.spec.unwrap().holder_identity.unwrap();
-    let leading: Vec<&String> = running
+    let leading_pods: Vec<&String> = running
         .iter()
         .filter(|p| holder.starts_with(&format!("{p}-")))
         .collect();
-    assert_eq!(leading.len(), 1, "{holder} holds the lease");
+    assert_eq!(leading_pods.len(), 1, "{holder} holds the lease");
     // The other replica waits: it started no controller.
-    let other = running.iter().find(|p| *p != leading[0]).unwrap();
+    let other = running.iter().find(|p| *p != leading_pods[0]).unwrap();
     let log = pods
         .logs(other, &kube::api::LogParams::default())
         .await
         .unwrap();
     assert!(log.contains("waiting for the lease"), "{log}");
     assert!(!log.contains("leading"), "{log}");
+    // The test bed runs it with --log-format json: one object per line.
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+    // Each says so on /metrics; the leader's reconciles are timed in a histogram.
+    for pod in &list.items {
+        let name = pod.metadata.name.clone().unwrap();
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        if !running.contains(&name) {
+            continue;
+        }
+        let (status, text) = http(&ip, 8080, "GET", "/metrics", b"").unwrap();
+        assert_eq!(status, 200, "{text}");
+        let samples = modelops_api::serving::parse_metrics(&text);
+        let leading = samples
+            .iter()
+            .find(|s| s.name == "modelops_leading")
+            .map(|s| s.value);
+        let leads = name == *leading_pods[0];
+        assert_eq!(
+            leading,
+            Some(if leads { 1.0 } else { 0.0 }),
+            "{name}: {text}"
+        );
+        if leads {
+            assert!(
+                samples
+                    .iter()
+                    .any(|s| s.name == "modelops_reconcile_duration_seconds_bucket"),
+                "{text}"
+            );
+        }
+    }
 }
 
 /// A TrainingJob in `ns` of the iris kind with `template`, applied as `kubectl apply` would.

@@ -78,6 +78,43 @@ async fn cluster_ip(ns: &TestNamespace, name: &str) -> String {
 }
 
 #[tokio::test]
+async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "kustomize").await;
+    let out = std::process::Command::new("kubectl")
+        .args(["apply", "--server-side", "-k"])
+        .arg(repo_root().join("examples/digits"))
+        .args(["-n", &ns.name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply -k: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serving_stable(&ns, "digits", 1).await;
+    // Healthy once every replica the spec asks for serves; in progress until then.
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(120),
+        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
+    )
+    .await;
+    assert_health(
+        &ns.name,
+        "ModelDeployment",
+        "digits",
+        ("Current", "Healthy"),
+    );
+    assert_health(&ns.name, "Dataset", "digits", ("Current", "Healthy"));
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     if skip_without_cluster() {
         return;
@@ -146,13 +183,20 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
         ("InProgress", "Progressing"),
     );
     let promoted = serving_stable(&ns, "digits", 2).await;
+    let promoted_at = Instant::now();
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(60),
+        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
+    )
+    .await;
     assert_health(
         &ns.name,
         "ModelDeployment",
         "digits",
         ("Current", "Healthy"),
     );
-    let promoted_at = Instant::now();
     // Revision 1 keeps no pod once promoted.
     let pods = ns.api::<Pod>();
     let r1_gone = async {

@@ -323,6 +323,57 @@ async fn a_suspended_job_reads_as_held_and_a_failed_one_fails_its_model_deployme
 }
 
 #[tokio::test]
+async fn a_job_queued_with_kueue_waits_for_admission_and_the_operator_leaves_suspend_to_kueue() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "queued").await;
+    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
+    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
+    let mut queued: TrainingJob = example("examples/iris/trainingjob.yaml");
+    queued.spec.search = None;
+    queued.metadata.labels = Some(BTreeMap::from([(
+        "kueue.x-k8s.io/queue-name".to_owned(),
+        "ml".to_owned(),
+    )]));
+    create(&ns, &queued).await;
+    // The Job carries the queue and waits, suspended, for Kueue to admit it.
+    let jobs = ns.api::<TrainingJob>();
+    wait(&jobs, "iris", Duration::from_secs(120), |j| {
+        j.and_then(|j| j.status.as_ref()?.conditions.get(types::READY).cloned())
+            .is_some_and(|c| c.reason == "WaitingForAdmission")
+    })
+    .await;
+    assert_health(
+        &ns.name,
+        "TrainingJob",
+        "iris",
+        ("InProgress", "Progressing"),
+    );
+    let worker_jobs = ns.api::<k8s_openapi::api::batch::v1::Job>();
+    let job = worker_jobs.get("iris-train").await.unwrap();
+    assert_eq!(
+        job.metadata.labels.unwrap()["kueue.x-k8s.io/queue-name"],
+        "ml"
+    );
+    assert_eq!(job.spec.unwrap().suspend, Some(true));
+    // Kueue admits it by unsuspending the Job; the operator does not take that back.
+    worker_jobs
+        .patch(
+            "iris-train",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    training_succeeded(&ns, "iris", Duration::from_secs(300)).await;
+    let job = worker_jobs.get("iris-train").await.unwrap();
+    assert_eq!(job.spec.unwrap().suspend, Some(false));
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn a_dataset_whose_url_answers_404_stalls_with_the_reason() {
     if skip_without_cluster() {
         return;

@@ -29,7 +29,7 @@ pub mod types {
     pub const SUCCEEDED: &str = "Succeeded";
     /// TrainingJob: training failed for good (backoff limit or deadline reached).
     pub const FAILED: &str = "Failed";
-    /// TrainingJob: `spec.runPolicy.suspend` holds the job (a queue has not admitted it).
+    /// TrainingJob: `spec.runPolicy.suspend` holds the job.
     pub const SUSPENDED: &str = "Suspended";
     /// ModelDeployment: a rollout (a new revision, a canary step) is under way.
     pub const PROGRESSING: &str = "Progressing";
@@ -82,6 +82,9 @@ pub mod reasons {
     pub const PREPARE_FAILED: &str = "PrepareFailed";
 
     // TrainingJob.
+    /// Queued in a Kueue LocalQueue (label `kueue.x-k8s.io/queue-name`) that has not admitted
+    /// it yet.
+    pub const WAITING_FOR_ADMISSION: &str = "WaitingForAdmission";
     /// The TrainingJob's Dataset does not exist (yet): the job waits for it.
     pub const DATASET_NOT_FOUND: &str = "DatasetNotFound";
     /// The TrainingJob's Dataset exists but is not prepared yet: the job waits for it.

@@ -798,8 +798,8 @@ pub struct RunPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
-    /// Hold the job: no pods run while true. Queue systems (Kueue) admit a job by setting it to
-    /// false.
+    /// Hold the job: no pods run while true. A job queued with Kueue (label
+    /// `kueue.x-k8s.io/queue-name`) is held and admitted by Kueue instead (docs/gitops.md).
     #[serde(default)]
     pub suspend: bool,
 }

@@ -18,6 +18,10 @@ struct Flags {
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     #[arg(long, env = "MODELOPS_LOG", default_value = "info")]
     log: String,
+    /// How log lines are written: `text`, or `json` (one object per line, with the reconcile's
+    /// kind, namespace, name and generation as span fields).
+    #[arg(long, env = "MODELOPS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "MODELOPS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -173,9 +177,16 @@ impl Flags {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log))
-        .init();
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log));
+    if flags.log_format == "json" {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
+    }
     let config = flags.config()?;
     // Not the whole config: it holds the feedback master key.
     tracing::info!(
@@ -190,9 +201,10 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Context::new(client, config, metrics.clone());
     let listener = tokio::net::TcpListener::bind(flags.metrics_addr).await?;
     // Probes and metrics are served by every replica, the leader or not.
-    let server = tokio::spawn(modelops_operator::http::serve(listener, metrics));
+    let server = tokio::spawn(modelops_operator::http::serve(listener, metrics.clone()));
     let result = match &flags.leader_election_namespace {
         None => {
+            metrics.set_leading(true);
             controllers::run(ctx).await;
             Ok(())
         }
@@ -205,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
             match leader::acquire(ctx.client.clone(), namespace, &identity).await? {
                 None => Ok(()),
                 Some(mut leadership) => {
+                    metrics.set_leading(true);
                     let lost = tokio::select! {
                         () = controllers::run(ctx) => false,
                         () = leadership.lost() => true,

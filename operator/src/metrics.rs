@@ -1,22 +1,28 @@
-//! The operator's own metrics (Prometheus text on `/metrics`): reconciles and failures per kind,
-//! and reconcile durations. One [`Metrics`] lives in the shared context; each reconcile holds a
-//! timer guard that records its duration when dropped.
+//! The operator's own metrics on `/metrics`, kept in one `prometheus` registry: reconciles,
+//! their durations (a histogram) and failures per kind, whether this replica leads, what the
+//! rollouts did and what the Monitors concluded. One [`Metrics`] lives in the shared context;
+//! each reconcile holds a timer guard that records its duration when dropped. No series carries
+//! an object's name, so nothing here outlives the objects it counted.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::sync::Arc;
 use std::time::Instant;
 
-#[derive(Default)]
-struct Counters {
-    reconciles: BTreeMap<String, u64>,
-    failures: BTreeMap<(String, String), u64>,
-    duration_seconds_sum: BTreeMap<String, f64>,
+struct Inner {
+    registry: Registry,
+    reconciles: IntCounterVec,
+    durations: HistogramVec,
+    failures: IntCounterVec,
+    leading: IntGauge,
+    rollout_events: IntCounterVec,
+    evaluations: IntCounterVec,
 }
 
-/// Reconcile metrics, cheap to clone.
-#[derive(Clone, Default)]
-pub struct Metrics(Arc<Mutex<Counters>>);
+/// The operator's metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
 
 /// Records a reconcile's duration when dropped.
 pub struct ReconcileTimer {
@@ -27,12 +33,83 @@ pub struct ReconcileTimer {
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
-        let mut counters = self.metrics.0.lock().expect("not poisoned");
-        *counters.reconciles.entry(self.kind.clone()).or_default() += 1;
-        *counters
-            .duration_seconds_sum
-            .entry(self.kind.clone())
-            .or_default() += self.started.elapsed().as_secs_f64();
+        let labels = [self.kind.as_str()];
+        self.metrics.0.reconciles.with_label_values(&labels).inc();
+        self.metrics
+            .0
+            .durations
+            .with_label_values(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let reconciles = counter(
+            "modelops_reconciles_total",
+            "Reconciles run, by kind.",
+            &["kind"],
+        );
+        let failures = counter(
+            "modelops_reconcile_failures_total",
+            "Failed reconciles, by kind and error category.",
+            &["kind", "category"],
+        );
+        let rollout_events = counter(
+            "modelops_rollout_events_total",
+            "What ModelDeployment rollouts did, by Event reason (NewRevision, CanaryStep, Promoted, RolledBack, ...).",
+            &["reason"],
+        );
+        let evaluations = counter(
+            "modelops_monitor_evaluations_total",
+            "Monitor evaluations, by verdict (Pass, Fail, Inconclusive).",
+            &["verdict"],
+        );
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "modelops_reconcile_duration_seconds",
+                "Time one reconcile took, by kind.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(durations.clone()))
+            .expect("registered once");
+        let leading = IntGauge::new(
+            "modelops_leading",
+            "1 while this replica holds the leader Lease and reconciles, else 0.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(leading.clone()))
+            .expect("registered once");
+        // Every kind's series from the start (at zero), so that a rate over them is defined
+        // before the first reconcile.
+        for kind in ["Dataset", "TrainingJob", "ModelDeployment", "Monitor"] {
+            reconciles.with_label_values(&[kind]);
+            durations.with_label_values(&[kind]);
+        }
+        Self(Arc::new(Inner {
+            registry,
+            reconciles,
+            durations,
+            failures,
+            leading,
+            rollout_events,
+            evaluations,
+        }))
     }
 }
 
@@ -48,59 +125,90 @@ impl Metrics {
 
     /// Counts a failed reconcile.
     pub fn reconcile_failed(&self, kind: &str, category: &str) {
-        let mut counters = self.0.lock().expect("not poisoned");
-        *counters
-            .failures
-            .entry((kind.to_owned(), category.to_owned()))
-            .or_default() += 1;
+        self.0.failures.with_label_values(&[kind, category]).inc();
+    }
+
+    /// Says whether this replica leads.
+    pub fn set_leading(&self, leading: bool) {
+        self.0.leading.set(i64::from(leading));
+    }
+
+    /// Counts what a rollout did (the reason of the Event it published).
+    pub fn rollout_event(&self, reason: &str) {
+        self.0.rollout_events.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a Monitor evaluation and its verdict.
+    pub fn evaluation(&self, verdict: &str) {
+        self.0.evaluations.with_label_values(&[verdict]).inc();
     }
 
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let counters = self.0.lock().expect("not poisoned");
-        let mut out = String::new();
-        out.push_str("# HELP modelops_reconciles_total Reconciles run, by kind.\n# TYPE modelops_reconciles_total counter\n");
-        for (kind, n) in &counters.reconciles {
-            let _ = writeln!(out, "modelops_reconciles_total{{kind=\"{kind}\"}} {n}");
-        }
-        out.push_str("# HELP modelops_reconcile_duration_seconds_sum Time spent reconciling, by kind.\n# TYPE modelops_reconcile_duration_seconds_sum counter\n");
-        for (kind, s) in &counters.duration_seconds_sum {
-            let _ = writeln!(
-                out,
-                "modelops_reconcile_duration_seconds_sum{{kind=\"{kind}\"}} {s}"
-            );
-        }
-        out.push_str("# HELP modelops_reconcile_failures_total Failed reconciles, by kind and error category.\n# TYPE modelops_reconcile_failures_total counter\n");
-        for ((kind, category), n) in &counters.failures {
-            let _ = writeln!(
-                out,
-                "modelops_reconcile_failures_total{{kind=\"{kind}\",category=\"{category}\"}} {n}"
-            );
-        }
-        out
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.0.registry.gather(), &mut out)
+            .expect("the text encoding of gathered metrics does not fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelops_api::serving::parse_metrics;
 
     #[test]
-    fn counts_reconciles_and_failures() {
+    fn counts_reconciles_failures_and_their_durations() {
         let metrics = Metrics::default();
         drop(metrics.reconcile_timer("Dataset"));
         drop(metrics.reconcile_timer("Dataset"));
         metrics.reconcile_failed("TrainingJob", "api");
+        metrics.set_leading(true);
+        metrics.rollout_event("RolledBack");
+        metrics.evaluation("Fail");
         let text = metrics.render();
-        assert!(
-            text.contains("modelops_reconciles_total{kind=\"Dataset\"} 2"),
-            "{text}"
+        let samples = parse_metrics(&text);
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            samples
+                .iter()
+                .find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+                .map(|s| s.value)
+        };
+        assert_eq!(
+            value("modelops_reconciles_total", &[("kind", "Dataset")]),
+            Some(2.0)
         );
-        assert!(
-            text.contains(
-                "modelops_reconcile_failures_total{kind=\"TrainingJob\",category=\"api\"} 1"
+        assert_eq!(
+            value(
+                "modelops_reconcile_duration_seconds_count",
+                &[("kind", "Dataset")]
             ),
-            "{text}"
+            Some(2.0)
         );
+        assert_eq!(
+            value(
+                "modelops_reconcile_duration_seconds_bucket",
+                &[("kind", "Dataset"), ("le", "+Inf")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                "modelops_reconcile_failures_total",
+                &[("kind", "TrainingJob"), ("category", "api")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(value("modelops_leading", &[]), Some(1.0));
+        assert_eq!(
+            value("modelops_rollout_events_total", &[("reason", "RolledBack")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value("modelops_monitor_evaluations_total", &[("verdict", "Fail")]),
+            Some(1.0)
+        );
+        assert!(text.contains("# TYPE modelops_reconcile_duration_seconds histogram"));
     }
 }

@@ -46,12 +46,13 @@ pub fn status(
     set(conditions, types::READY, &serving);
     let progress = progress(plan);
     set(conditions, types::PROGRESSING, &progress);
-    set(conditions, types::DEGRADED, &degradation(ready, desired));
+    let degraded = degradation(ready, desired);
+    set(conditions, types::DEGRADED, &degraded);
     record_rollback(conditions, plan.rolled_back.as_ref(), generation, now);
     // kstatus reads Reconciling before Stalled: a stalled object must not say it is at work.
     let stalled = stalled(plan, &unresolved);
-    let reconciling =
-        reconciling(&serving, &progress, plan.stable.is_some()).filter(|_| stalled.is_none());
+    let reconciling = reconciling(&serving, &progress, &degraded, plan.stable.is_some())
+        .filter(|_| stalled.is_none());
     conditions.set_while_true(types::RECONCILING, reconciling, generation, now);
     conditions.set_while_true(types::STALLED, stalled, generation, now);
     status
@@ -313,12 +314,17 @@ fn stalled(plan: &Plan, unresolved: &Unresolved) -> Option<(&'static str, String
 fn reconciling(
     serving: &Assessment,
     progress: &Assessment,
+    degraded: &Assessment,
     stable_exists: bool,
 ) -> Option<(&'static str, String)> {
     if progress.holds {
         Some((reasons::CANARY_STEP, progress.message.clone()))
     } else if !serving.holds && stable_exists {
         Some((serving.reason, serving.message.clone()))
+    } else if degraded.holds && stable_exists {
+        // Pods starting or being replaced: under way, as a Deployment's rollout is (kstatus
+        // InProgress, Argo CD Progressing), not yet failed.
+        Some((degraded.reason, degraded.message.clone()))
     } else {
         None
     }
@@ -332,6 +338,10 @@ mod tests {
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    fn idle_replicas() -> Assessment {
+        degradation(2, 2)
     }
 
     fn stable_plan() -> Plan {
@@ -451,7 +461,7 @@ mod tests {
             Assessment::new(true, reasons::CANARY_STEP, message)
         );
         let serving = Assessment::new(true, reasons::AVAILABLE, "");
-        let reconciling = reconciling(&serving, &progress, true);
+        let reconciling = reconciling(&serving, &progress, &idle_replicas(), true);
         assert_eq!(
             reconciling,
             Some((reasons::CANARY_STEP, message.to_owned()))
@@ -463,8 +473,16 @@ mod tests {
         let waiting = Assessment::new(false, reasons::REPLICAS_UNAVAILABLE, "not yet");
         let idle = progress(&stable_plan());
         let expected = Some((reasons::REPLICAS_UNAVAILABLE, "not yet".to_owned()));
-        assert_eq!(reconciling(&waiting, &idle, true), expected);
-        assert_eq!(reconciling(&waiting, &idle, false), None);
+        assert_eq!(
+            reconciling(&waiting, &idle, &idle_replicas(), true),
+            expected
+        );
+        assert_eq!(reconciling(&waiting, &idle, &idle_replicas(), false), None);
+        // One of two replicas still starting: under way too.
+        let serving = Assessment::new(true, reasons::AVAILABLE, "ok");
+        let (reason, message) = reconciling(&serving, &idle, &degradation(1, 2), true).unwrap();
+        assert_eq!(reason, reasons::REPLICAS_UNAVAILABLE);
+        assert_eq!(message, "1 of 2 serving replicas ready");
     }
 
     #[test]
@@ -482,7 +500,11 @@ mod tests {
         assert!(status.conditions.is_true(types::READY));
         assert!(status.conditions.is_true(types::DEGRADED), "1 of 2 ready");
         assert!(!status.conditions.is_true(types::PROGRESSING));
-        assert!(status.conditions.get(types::RECONCILING).is_none());
+        // Replicas still to come: under way for kstatus.
+        assert_eq!(
+            status.conditions.get(types::RECONCILING).unwrap().message,
+            "1 of 2 serving replicas ready"
+        );
         assert!(status.conditions.get(types::ROLLED_BACK).is_none());
     }
 

@@ -22,6 +22,8 @@ pub enum Stage {
     Forbidden(String),
     /// `spec.runPolicy.suspend` holds the job.
     Suspended,
+    /// Queued in this Kueue LocalQueue, which has not admitted it yet (its Job is suspended).
+    Queued(String),
     /// Worker pods are created but none runs yet.
     Pending,
     /// A worker pod is training.
@@ -58,6 +60,7 @@ pub fn phase(stage: &Stage) -> TrainingPhase {
         Stage::WaitingForDataset { .. }
         | Stage::InvalidSpec(_)
         | Stage::Forbidden(_)
+        | Stage::Queued(_)
         | Stage::Pending => TrainingPhase::Pending,
         Stage::Suspended => TrainingPhase::Suspended,
         Stage::Running => TrainingPhase::Running,
@@ -123,6 +126,10 @@ fn ready_reason<'a>(stage: &'a Stage, status: &TrainingJobStatus) -> (&'a str, S
             reasons::JOB_SUSPENDED,
             "spec.runPolicy.suspend is true: no pods run until it is false".into(),
         ),
+        Stage::Queued(queue) => (
+            reasons::WAITING_FOR_ADMISSION,
+            format!("queued in the Kueue LocalQueue {queue:?}: no pods run until Kueue admits it"),
+        ),
         Stage::Pending => (reasons::PENDING, "waiting for worker pods to start".into()),
         Stage::Running => (reasons::TRAINING, running_message(status)),
         Stage::Succeeded(model) => (
@@ -177,7 +184,7 @@ fn set_conditions(
     );
     let in_progress = matches!(
         stage,
-        Stage::WaitingForDataset { .. } | Stage::Pending | Stage::Running
+        Stage::WaitingForDataset { .. } | Stage::Queued(_) | Stage::Pending | Stage::Running
     );
     conditions.set_while_true(
         types::RECONCILING,
@@ -312,6 +319,23 @@ mod tests {
         assert_eq!(between.phase, Some(TrainingPhase::Running));
         let fresh = status(None, Some(1), &Stage::Pending, Observed::default(), &at(1));
         assert_eq!(fresh.phase, Some(TrainingPhase::Pending));
+    }
+
+    #[test]
+    fn a_queued_job_waits_for_admission_in_progress() {
+        let s = status(
+            None,
+            Some(1),
+            &Stage::Queued("gpus".into()),
+            Observed::default(),
+            &at(1),
+        );
+        assert_eq!(s.phase, Some(TrainingPhase::Pending));
+        let ready = s.conditions.get(types::READY).unwrap();
+        assert_eq!(ready.reason, reasons::WAITING_FOR_ADMISSION);
+        assert!(ready.message.contains("\"gpus\""), "{}", ready.message);
+        assert!(s.conditions.is_true(types::RECONCILING));
+        assert!(!s.conditions.is_true(types::SUSPENDED));
     }
 
     #[test]

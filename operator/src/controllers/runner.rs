@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What every kind the operator reconciles is: a namespaced object the runner can watch.
 pub trait Reconciled:
@@ -142,14 +143,24 @@ impl<K: Reconciled> Runner<K> {
     {
         let kind = K::kind(&()).into_owned();
         let timed = move |object: Arc<K>, ctx: Arc<Context>| {
+            // Every log line of the reconcile carries what it reconciles.
+            let meta = object.meta();
+            let span = tracing::info_span!(
+                "reconcile",
+                kind = %kind,
+                namespace = meta.namespace.as_deref().unwrap_or_default(),
+                name = meta.name.as_deref().unwrap_or_default(),
+                generation = meta.generation.unwrap_or_default(),
+            );
             // Started before the reconcile and dropped after it: the timer sees all of it.
             let timer = ctx.metrics.reconcile_timer(&kind);
-            let reconciled = reconcile(object, ctx);
+            let reconciled = span.in_scope(|| reconcile(object, ctx));
             async move {
                 let result = reconciled.await;
                 drop(timer);
                 result
             }
+            .instrument(span)
         };
         let label = K::kind(&()).to_lowercase();
         self.controller

@@ -93,19 +93,75 @@ pub fn train_job(
     let owner = job
         .controller_owner_ref(&())
         .expect("a stored TrainingJob has a uid");
+    // Queued with Kueue: the Job carries the queue and starts suspended; Kueue admits it by
+    // unsuspending it (and owns `spec.suspend` from then on).
+    let mut job_labels = labels;
+    let mut policy = job.spec.run_policy.clone();
+    if let Some(queue) = queue_name(job) {
+        job_labels.insert(QUEUE_NAME_LABEL.to_owned(), queue.to_owned());
+        policy.suspend = true;
+    }
     jobs::build(
         &job_name(job, trial.map(|t| t.0)),
         namespace,
-        &labels,
+        &job_labels,
         owner,
         template,
-        &job.spec.run_policy,
+        &policy,
     )
+}
+
+/// The label that puts a TrainingJob (and so its Jobs) in a Kueue LocalQueue.
+pub const QUEUE_NAME_LABEL: &str = "kueue.x-k8s.io/queue-name";
+
+/// The Kueue LocalQueue the TrainingJob is queued in, if any.
+pub fn queue_name(job: &TrainingJob) -> Option<&str> {
+    job.metadata
+        .labels
+        .as_ref()?
+        .get(QUEUE_NAME_LABEL)
+        .map(String::as_str)
+        .filter(|queue| !queue.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_job_carries_its_queue_and_starts_suspended() {
+        let mut job: TrainingJob = serde_yaml::from_str(
+            r#"
+apiVersion: modelops.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: digits, namespace: team-a, uid: u-1, labels: {kueue.x-k8s.io/queue-name: gpus}}
+spec:
+  datasetRef: {name: digits}
+  task: classification
+  model: {architecture: mlp}
+"#,
+        )
+        .unwrap();
+        job.metadata.uid = Some("u-1".into());
+        let built = train_job(
+            &OperatorConfig::for_tests(),
+            &job,
+            "team-a",
+            "sha256:d",
+            None,
+        );
+        assert_eq!(built.metadata.labels.unwrap()[QUEUE_NAME_LABEL], "gpus");
+        assert_eq!(built.spec.unwrap().suspend, Some(true));
+        job.metadata.labels = None;
+        let built = train_job(
+            &OperatorConfig::for_tests(),
+            &job,
+            "team-a",
+            "sha256:d",
+            None,
+        );
+        assert_eq!(built.spec.unwrap().suspend, Some(false));
+    }
     use modelops_api::trainingjob::ParameterValue;
     use std::collections::BTreeMap;
 

@@ -200,14 +200,16 @@ async fn apply_worker_job(
     Ok(
         match existing.map(|existing| ours(existing, job)).transpose()? {
             Some(existing) => {
-                // Suspension is the one field that may change after creation (Kueue flips it).
+                // Suspension is the one field that may change after creation; a queued job's
+                // belongs to Kueue, which admits it by unsuspending the Job.
                 let suspend = job.spec.run_policy.suspend;
-                if existing
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.suspend)
-                    .unwrap_or(false)
-                    != suspend
+                if build::queue_name(job).is_none()
+                    && existing
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.suspend)
+                        .unwrap_or(false)
+                        != suspend
                 {
                     jobs_api
                         .patch(
@@ -234,7 +236,10 @@ async fn run_state(ctx: &Context, namespace: &str, worker_job: &Job) -> Result<R
     let name = worker_job.name_any();
     Ok(match jobs::outcome(worker_job) {
         jobs::Outcome::Suspended => RunState {
-            stage: Stage::Suspended,
+            stage: match worker_job.labels().get(build::QUEUE_NAME_LABEL) {
+                Some(queue) => Stage::Queued(queue.clone()),
+                None => Stage::Suspended,
+            },
             attempts: 0,
             result: None,
         },

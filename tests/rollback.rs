@@ -236,13 +236,7 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         verdicts.iter().any(|v| v.0 == Verdict::Pass),
         "{verdicts:?}"
     );
-    wait(
-        &ns.api::<ModelDeployment>(),
-        "digits",
-        Duration::from_secs(60),
-        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
-    )
-    .await;
+    replicas_ready(&ns, "digits", 2).await;
     assert_health(
         &ns.name,
         "ModelDeployment",

@@ -97,13 +97,7 @@ async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
     );
     serving_stable(&ns, "digits", 1).await;
     // Healthy once every replica the spec asks for serves; in progress until then.
-    wait(
-        &ns.api::<ModelDeployment>(),
-        "digits",
-        Duration::from_secs(120),
-        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
-    )
-    .await;
+    replicas_ready(&ns, "digits", 2).await;
     assert_health(
         &ns.name,
         "ModelDeployment",
@@ -184,13 +178,7 @@ async fn a_second_model_rolls_out_as_a_canary_without_a_failed_request() {
     );
     let promoted = serving_stable(&ns, "digits", 2).await;
     let promoted_at = Instant::now();
-    wait(
-        &ns.api::<ModelDeployment>(),
-        "digits",
-        Duration::from_secs(60),
-        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
-    )
-    .await;
+    replicas_ready(&ns, "digits", 2).await;
     assert_health(
         &ns.name,
         "ModelDeployment",
@@ -511,13 +499,7 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy_and_lose_n
         .unwrap_or_else(|e| panic!("request {i} right after Ready: {e}"));
         assert_eq!(status, 200, "request {i} right after Ready: {text}");
     }
-    wait(
-        &ns.api::<ModelDeployment>(),
-        "digits",
-        Duration::from_secs(120),
-        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(2),
-    )
-    .await;
+    replicas_ready(&ns, "digits", 2).await;
 
     let dataset = ns
         .api::<Dataset>()

@@ -348,6 +348,18 @@ pub async fn serving_stable(
     .unwrap()
 }
 
+/// Waits until `replicas` serving replicas of ModelDeployment `name` are ready (all of them, once
+/// a rollout has finished: then kstatus and Argo CD read it as done).
+pub async fn replicas_ready(ns: &TestNamespace, name: &str, replicas: i32) {
+    wait(
+        &ns.api::<modelops_api::ModelDeployment>(),
+        name,
+        Duration::from_secs(120),
+        |md| md.and_then(|md| md.status.as_ref()?.ready_replicas) == Some(replicas),
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------- the S3 server and its tenants
 
 /// The test bed's state folder.

@@ -431,9 +431,75 @@ pub fn train_config(
     })
 }
 
-/// Answers [`PROGRESS_PATH`] with the latest `progress.json` of `checkpoints`, in the
-/// background, for the operator. A port that cannot be bound only costs the status its
-/// progress.
+/// The training progress as Prometheus gauges, from one registry per process, set from the
+/// latest `progress.json` on every scrape of `/metrics`.
+struct ProgressGauges {
+    registry: prometheus::Registry,
+    epoch: prometheus::Gauge,
+    total_epochs: prometheus::Gauge,
+    train_loss: prometheus::Gauge,
+    validation_loss: prometheus::Gauge,
+    validation_accuracy: prometheus::Gauge,
+}
+
+impl ProgressGauges {
+    fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let gauge = prometheus::Gauge::new(name, help).expect("a valid gauge");
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("registered once");
+            gauge
+        };
+        Self {
+            epoch: gauge("modelops_training_epoch", "Epochs finished so far."),
+            total_epochs: gauge(
+                "modelops_training_total_epochs",
+                "Epochs the run is asked for.",
+            ),
+            train_loss: gauge(
+                "modelops_training_train_loss",
+                "Training loss of the last epoch.",
+            ),
+            validation_loss: gauge(
+                "modelops_training_validation_loss",
+                "Validation loss of the last epoch.",
+            ),
+            validation_accuracy: gauge(
+                "modelops_training_validation_accuracy",
+                "Validation accuracy of the last epoch (classification).",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text of `progress` (a loss or accuracy the run does not measure is NaN).
+    fn render(&self, progress: Option<&modelops_api::trainingjob::TrainingProgress>) -> String {
+        let value = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        self.epoch.set(progress.map_or(0.0, |p| f64::from(p.epoch)));
+        self.total_epochs
+            .set(progress.map_or(0.0, |p| f64::from(p.total_epochs)));
+        self.train_loss
+            .set(value(progress.and_then(|p| p.train_loss)));
+        self.validation_loss
+            .set(value(progress.and_then(|p| p.validation_loss)));
+        self.validation_accuracy
+            .set(value(progress.and_then(|p| p.validation_accuracy)));
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &self.registry.gather(),
+            &mut out,
+        )
+        .expect("the text encoding does not fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// Answers [`PROGRESS_PATH`] with the latest `progress.json` of `checkpoints`, and `/metrics`
+/// with the same as Prometheus gauges, in the background, for the operator and for Prometheus.
+/// A port that cannot be bound only costs the status its progress.
 fn serve_progress(checkpoints: &Path) {
     let port = std::env::var(PROGRESS_PORT_ENV)
         .ok()
@@ -449,7 +515,25 @@ fn serve_progress(checkpoints: &Path) {
             return;
         }
     };
-    let app = axum::Router::new().route(
+    let gauges = std::sync::Arc::new(ProgressGauges::new());
+    let metrics_file = file.clone();
+    let metrics = axum::routing::get(move || {
+        let (file, gauges) = (metrics_file.clone(), gauges.clone());
+        async move {
+            let progress = tokio::fs::read(&file)
+                .await
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )],
+                gauges.render(progress.as_ref()),
+            )
+        }
+    });
+    let app = axum::Router::new().route("/metrics", metrics).route(
         PROGRESS_PATH,
         axum::routing::get(move || {
             let file = file.clone();
@@ -609,4 +693,34 @@ pub fn serve(order: &ServeOrder, device: tch::Device) -> Result<()> {
             .map_or_else(|| tch::get_num_threads().to_string(), |t| t.to_string()),
     );
     serve::run(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_progress_reads_as_gauges() {
+        let gauges = ProgressGauges::new();
+        let progress = modelops_api::trainingjob::TrainingProgress {
+            epoch: 3,
+            total_epochs: 20,
+            train_loss: Some(0.5),
+            validation_accuracy: Some(0.9),
+            ..Default::default()
+        };
+        let samples = modelops_api::serving::parse_metrics(&gauges.render(Some(&progress)));
+        let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
+        assert_eq!(value("modelops_training_epoch"), Some(3.0));
+        assert_eq!(value("modelops_training_total_epochs"), Some(20.0));
+        assert_eq!(value("modelops_training_train_loss"), Some(0.5));
+        assert_eq!(value("modelops_training_validation_accuracy"), Some(0.9));
+        assert!(value("modelops_training_validation_loss").is_some_and(f64::is_nan));
+        let before = modelops_api::serving::parse_metrics(&gauges.render(None));
+        assert!(
+            before
+                .iter()
+                .any(|s| s.name == "modelops_training_epoch" && s.value == 0.0)
+        );
+    }
 }

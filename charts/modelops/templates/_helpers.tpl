@@ -15,7 +15,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "modelops.allowedImages" -}}
 {{- $images := list .Values.worker.image -}}
 {{- with .Values.worker.gpuImage }}{{ $images = append $images . }}{{ end -}}
-{{- range .Values.policy.images }}{{ $images = append $images . }}{{ end -}}
+{{- range compact .Values.policy.images }}{{ $images = append $images . }}{{ end -}}
 {{- $images | uniq | toJson -}}
 {{- end }}
 

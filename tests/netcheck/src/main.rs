@@ -4,6 +4,10 @@
 //!   with status 200 or the STATUS given (e.g. 404, to stand in for a missing file).
 //! - `netcheck get URL COUNT`: sends COUNT GET requests to an `http://host:port/` URL and prints
 //!   each answer's body on a line; exits non-zero if any request fails.
+//! - `netcheck serve` (no port: what the operator runs in a serving container, should a
+//!   ModelDeployment name this image): a hostile serving pod on 8080. It is ready and live, and
+//!   its `/metrics` is 100 MB of a million-odd series, a `bin="4000000000"` label first, sent as
+//!   fast as the reader takes it.
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +32,61 @@ fn serve(port: u16, status: u16) -> std::io::Result<()> {
             if status == 200 { "OK" } else { "Not OK" },
             body.len()
         );
+    }
+    Ok(())
+}
+
+/// Answers `path` as a hostile serving pod would: health 200, `/metrics` a flood.
+fn hostile(mut stream: TcpStream, path: &str) -> std::io::Result<()> {
+    if path != "/metrics" {
+        let body = "{\"ready\": true}";
+        return write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    // No Content-Length: the reader learns the size only by reading.
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+    )?;
+    stream.write_all(
+        b"modelops_input_bin_total{model=\"x\",revision=\"1\",feature=\"f\",bin=\"4000000000\"} 1\n",
+    )?;
+    let mut sent = 0usize;
+    let mut chunk = String::with_capacity(1 << 16);
+    let mut series = 0u64;
+    while sent < 100 << 20 {
+        chunk.clear();
+        while chunk.len() < (1 << 16) - 128 {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                chunk,
+                "modelops_requests_total{{model=\"x\",revision=\"{series}\",code=\"200\"}} 1"
+            );
+            series += 1;
+        }
+        stream.write_all(chunk.as_bytes())?;
+        sent += chunk.len();
+    }
+    Ok(())
+}
+
+fn serve_hostile() -> std::io::Result<()> {
+    let listener = TcpListener::bind(("0.0.0.0", 8080))?;
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            hostile(stream, &path)
+        });
     }
     Ok(())
 }
@@ -66,6 +125,7 @@ fn main() {
         .collect::<Vec<_>>()
         .as_slice()
     {
+        ["serve"] => serve_hostile(),
         ["serve", port] => port
             .parse()
             .map_err(std::io::Error::other)
@@ -84,7 +144,7 @@ fn main() {
                 Ok(())
             }),
         _ => Err(std::io::Error::other(
-            "usage: netcheck serve PORT [STATUS] | netcheck get URL COUNT",
+            "usage: netcheck serve [PORT [STATUS]] | netcheck get URL COUNT",
         )),
     };
     if let Err(e) = result {

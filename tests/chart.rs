@@ -166,6 +166,92 @@ fn the_chart_runs_two_replicas_under_a_budget_and_takes_an_existing_feedback_key
 }
 
 #[tokio::test]
+async fn the_prometheus_operator_objects_select_every_pod_and_their_alerts_are_valid_promql() {
+    if skip_without_cluster() {
+        return;
+    }
+    // Off by default: a cluster without the Prometheus Operator has no such kinds.
+    let default = render(&[]);
+    for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule"] {
+        assert!(documents(&default, kind).is_empty(), "{kind}");
+    }
+    let on = render(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=kube-prometheus",
+    ]);
+    let service_monitor = &documents(&on, "ServiceMonitor")[0];
+    assert_eq!(
+        service_monitor["metadata"]["labels"]["release"],
+        "kube-prometheus"
+    );
+    let endpoint = &service_monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["honorLabels"], true);
+    // It selects the operator's metrics Service.
+    let service = documents(&on, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "modelops-operator-metrics")
+        .unwrap();
+    let selector = service_monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    for (key, value) in selector {
+        assert_eq!(&service["metadata"]["labels"][key], value, "{key}");
+    }
+    // The PodMonitor selects the operator's children in every namespace, on the ports the
+    // serving and training pods name, and leaves their labels to Prometheus.
+    let pod_monitor = &documents(&on, "PodMonitor")[0];
+    assert_eq!(pod_monitor["spec"]["namespaceSelector"]["any"], true);
+    assert_eq!(
+        pod_monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/managed-by"],
+        "modelops"
+    );
+    let ports: Vec<&str> = pod_monitor["spec"]["podMetricsEndpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e.get("honorLabels").is_none());
+            e["port"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(ports, ["http", "metrics"]);
+    // Every alert is PromQL the test bed's Prometheus accepts, on series that exist.
+    let rule = &documents(&on, "PrometheusRule")[0];
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    assert!(rules.len() >= 4);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for alert in rules {
+        let expr = alert["expr"].as_str().unwrap();
+        // No series yet, or an alert that fires: either way the expression is valid.
+        if let modelops_core::monitor::promql::QueryResult::Failed(why) =
+            modelops_operator::promql::query_one(&prometheus_url(), expr).await
+        {
+            panic!("{}: {expr}: {why}", alert["alert"]);
+        }
+        let summary = alert["annotations"]["summary"].as_str().unwrap();
+        assert!(summary.contains("{{ $labels."), "{summary}");
+    }
+    for series in [
+        "modelops_rollout_events_total",
+        "modelops_trainingjobs_finished_total",
+        "modelops_monitor_evaluations_total",
+        "modelops_reconcile_failures_total",
+    ] {
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["expr"].as_str().unwrap().contains(series)),
+            "{series}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn one_replica_leads_on_the_lease_and_the_other_waits() {
     if skip_without_cluster() {
         return;
@@ -336,6 +422,51 @@ async fn a_template_outside_the_workload_policy_is_refused_at_apply() {
     )
     .unwrap_err();
     assert!(refused.contains("spec.template.image"), "{refused}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_monitor_querying_a_prometheus_outside_the_policy_is_refused_at_apply() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "promql-policy").await;
+    let monitor = |address: &str| {
+        serde_json::json!({
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Monitor",
+            "metadata": {"name": "guard", "namespace": ns.name},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "metrics": [{"prometheus": {"address": address, "query": "up", "max": 1}}],
+            }
+        })
+        .to_string()
+    };
+    // The test bed installs the chart with its own Prometheus as the one allowed.
+    let allowed = prometheus_url();
+    for address in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://kubernetes.default.svc",
+        // A longer host that starts with the allowed one is another host.
+        &format!("{allowed}0"),
+    ] {
+        let refused = kubectl_apply(&monitor(address), &[]).unwrap_err();
+        assert!(
+            refused.contains("spec.metrics[].prometheus.address")
+                && refused.contains(address)
+                && refused.contains("policy.prometheusAddresses"),
+            "{refused}"
+        );
+    }
+    for address in [
+        allowed.clone(),
+        format!("{allowed}/"),
+        format!("{allowed}/tenant"),
+    ] {
+        kubectl_apply(&monitor(&address), &[]).unwrap();
+    }
     ns.delete().await;
 }
 

@@ -817,6 +817,12 @@ spec:
                 "a regression Monitor (rmse, mae, prediction drift)",
                 regression,
             ),
+            ("examples/digits/promql-monitor.yaml", {
+                // As its header says: with the address of a Prometheus the cluster allows.
+                let mut promql = yaml(include_str!("../examples/digits/promql-monitor.yaml"));
+                promql["spec"]["metrics"][0]["prometheus"]["address"] = json!(prometheus_url());
+                promql
+            }),
         ],
     )
     .await;
@@ -828,7 +834,7 @@ spec:
             refused(
                 "an item with two kinds",
                 json!({"spec": {"metrics": [{"accuracy": {"min": 0.9}, "errorRate": {"max": 0.1}}]}}),
-                &["spec.metrics[0]", "exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"],
+                &["spec.metrics[0]", "exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate or prometheus"],
             ),
             refused(
                 "an empty item",
@@ -924,6 +930,26 @@ spec:
                 "an unknown drift method",
                 json!({"spec": {"metrics": [{"predictionDrift": {"method": "chi2", "max": 0.2}}]}}),
                 &["spec.metrics[0].predictionDrift.method", "Unsupported value: \"chi2\""],
+            ),
+            refused(
+                "a prometheus metric with both bounds",
+                json!({"spec": {"metrics": [{"prometheus": {"address": "http://prometheus:9090", "query": "up", "min": 1, "max": 2}}]}}),
+                &["spec.metrics[0].prometheus", "set exactly one of min"],
+            ),
+            refused(
+                "a prometheus metric with no bound",
+                json!({"spec": {"metrics": [{"prometheus": {"address": "http://prometheus:9090", "query": "up"}}]}}),
+                &["spec.metrics[0].prometheus", "set exactly one of min"],
+            ),
+            refused(
+                "a prometheus address that is not an http URL",
+                json!({"spec": {"metrics": [{"prometheus": {"address": "file:///etc/passwd", "query": "up", "max": 1}}]}}),
+                &["spec.metrics[0].prometheus.address", "should match"],
+            ),
+            refused(
+                "an empty PromQL query",
+                json!({"spec": {"metrics": [{"prometheus": {"address": "http://prometheus:9090", "query": "", "max": 1}}]}}),
+                &["spec.metrics[0].prometheus.query", "at least 1 chars"],
             ),
             refused(
                 "a negative error rate",

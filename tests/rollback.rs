@@ -202,6 +202,58 @@ async fn evaluations(
     verdicts
 }
 
+/// ModelDeployment `digits` serving `good`, a new model rolling out as a canary (`replicas`
+/// pods, half of them for `pause` at the first step) gated by the Monitor `monitor`.
+async fn canary_deployment(ns: &TestNamespace, replicas: i32, pause: &str, monitor: &str) {
+    create::<ModelDeployment>(
+        ns,
+        json!({
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"trainingJobRef": {"name": "good"}},
+                "replicas": replicas,
+                "strategy": {"type": "Canary", "canary": {
+                    "steps": [{"weight": 50, "pause": pause}, {"weight": 100}],
+                    "analysis": {"monitorRef": {"name": monitor}},
+                }},
+            }
+        }),
+    )
+    .await;
+}
+
+/// Points ModelDeployment `digits` at TrainingJob `job`, as a GitOps tool applying a changed
+/// manifest would.
+async fn point_at(ns: &TestNamespace, job: &str) {
+    ns.api::<ModelDeployment>()
+        .patch(
+            "digits",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": job}}}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until `revision` of `digits` is rolled back and the canary takes no traffic.
+async fn canary_rolled_back(ns: &TestNamespace, revision: i32) -> ModelDeployment {
+    wait(
+        &ns.api::<ModelDeployment>(),
+        "digits",
+        Duration::from_secs(180),
+        |md| {
+            md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
+                s.revisions
+                    .iter()
+                    .any(|r| r.revision == revision && r.state == RevisionState::RolledBack)
+                    && s.canary_weight == Some(0)
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched() {
     if skip_without_cluster() {
@@ -246,13 +298,7 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
 
     // The user deploys the bad model (as a GitOps tool would apply a changed manifest).
     let mds = ns.api::<ModelDeployment>();
-    mds.patch(
-        "digits",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "bad"}}}})),
-    )
-    .await
-    .unwrap();
+    point_at(&ns, "bad").await;
     let applied = mds.get("digits").await.unwrap();
 
     // Promoted, judged, rolled back: revision 1 is stable again and revision 2 keeps no pod.
@@ -494,11 +540,7 @@ async fn a_model_trained_on_other_inputs_is_rolled_back_on_input_drift_alone() {
             .any(|v| v.0 == Verdict::Pass && v.1 == Some(1)),
         "{verdicts:?}"
     );
-    let mds = ns.api::<ModelDeployment>();
-    let patch = json!({"spec": {"model": {"trainingJobRef": {"name": "bright"}}}});
-    mds.patch("digits", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap();
+    point_at(&ns, "bright").await;
     let rolled_back = rolled_back(&ns, "digits", 2, 1, Duration::from_secs(180))
         .await
         .unwrap();
@@ -612,21 +654,7 @@ async fn the_leader_killed_mid_canary_is_replaced_within_15_seconds_and_the_roll
     let client = client().await;
     let ns = TestNamespace::create(&client, "restart").await;
     good_and_bad_models(&ns).await;
-    create::<ModelDeployment>(
-        &ns,
-        json!({
-            "metadata": {"name": "digits"},
-            "spec": {
-                "model": {"trainingJobRef": {"name": "good"}},
-                "replicas": 2,
-                "strategy": {"type": "Canary", "canary": {
-                    "steps": [{"weight": 50, "pause": "10m"}, {"weight": 100}],
-                    "analysis": {"monitorRef": {"name": "analysis"}},
-                }},
-            }
-        }),
-    )
-    .await;
+    canary_deployment(&ns, 2, "10m", "analysis").await;
     create::<Monitor>(
         &ns,
         json!({
@@ -646,13 +674,7 @@ async fn the_leader_killed_mid_canary_is_replaced_within_15_seconds_and_the_roll
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
     let mds = ns.api::<ModelDeployment>();
-    mds.patch(
-        "digits",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"model": {"trainingJobRef": {"name": "bad"}}}})),
-    )
-    .await
-    .unwrap();
+    point_at(&ns, "bad").await;
     // The canary takes traffic and the analysis starts judging it.
     wait(&mds, "digits", Duration::from_secs(120), |md| {
         md.and_then(|md| md.status.as_ref())
@@ -716,16 +738,7 @@ async fn the_leader_killed_mid_canary_is_replaced_within_15_seconds_and_the_roll
         takeover <= Duration::from_secs(15),
         "the lease was taken over after {takeover:?}"
     );
-    let rolled_back = wait(&mds, "digits", Duration::from_secs(180), |md| {
-        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-            s.revisions
-                .iter()
-                .any(|r| r.revision == 2 && r.state == RevisionState::RolledBack)
-                && s.canary_weight == Some(0)
-        })
-    })
-    .await
-    .unwrap();
+    let rolled_back = canary_rolled_back(&ns, 2).await;
     // One more evaluation after the rollback: nothing happens twice.
     evaluations(&ns, "analysis", 2, Duration::from_secs(60)).await;
     stop.store(true, Ordering::Relaxed);
@@ -770,21 +783,7 @@ async fn a_passing_canary_is_promoted_and_a_bad_one_gets_no_traffic_5_seconds_af
     start_mlp(&ns, "good2", "digits", 8).await;
     good_and_bad_models(&ns).await;
     training_succeeded(&ns, "good2", Duration::from_secs(300)).await;
-    create::<ModelDeployment>(
-        &ns,
-        json!({
-            "metadata": {"name": "digits"},
-            "spec": {
-                "model": {"trainingJobRef": {"name": "good"}},
-                "replicas": 2,
-                "strategy": {"type": "Canary", "canary": {
-                    "steps": [{"weight": 50, "pause": "5s"}, {"weight": 100}],
-                    "analysis": {"monitorRef": {"name": "analysis"}},
-                }},
-            }
-        }),
-    )
-    .await;
+    canary_deployment(&ns, 2, "5s", "analysis").await;
     // A sequential test, looked at every second: a verdict as soon as the labels prove it.
     create::<Monitor>(
         &ns,
@@ -802,19 +801,8 @@ async fn a_passing_canary_is_promoted_and_a_bad_one_gets_no_traffic_5_seconds_af
     serving_stable(&ns, "digits", 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
-    let mds = ns.api::<ModelDeployment>();
-    let point_at = |job: &'static str| {
-        let mds = mds.clone();
-        async move {
-            let patch = json!({"spec": {"model": {"trainingJobRef": {"name": job}}}});
-            mds.patch("digits", &PatchParams::default(), &Patch::Merge(patch))
-                .await
-                .unwrap();
-        }
-    };
-
     // A good canary passes its analysis and is promoted.
-    point_at("good2").await;
+    point_at(&ns, "good2").await;
     let promoted = serving_stable(&ns, "digits", 2).await;
     let monitor = ns.api::<Monitor>().get("analysis").await.unwrap();
     let passed = monitor
@@ -834,17 +822,8 @@ async fn a_passing_canary_is_promoted_and_a_bad_one_gets_no_traffic_5_seconds_af
     );
 
     // A bad canary is failed on its first labels and leaves traffic at once.
-    point_at("bad").await;
-    wait(&mds, "digits", Duration::from_secs(180), |md| {
-        md.and_then(|md| md.status.as_ref()).is_some_and(|s| {
-            s.revisions
-                .iter()
-                .any(|r| r.revision == 3 && r.state == RevisionState::RolledBack)
-                && s.canary_weight == Some(0)
-        })
-    })
-    .await
-    .unwrap();
+    point_at(&ns, "bad").await;
+    canary_rolled_back(&ns, 3).await;
     // A few more seconds of traffic, which must all reach revision 2.
     evaluations(&ns, "analysis", 5, Duration::from_secs(60)).await;
     stop.store(true, Ordering::Relaxed);
@@ -857,6 +836,98 @@ async fn a_passing_canary_is_promoted_and_a_bad_one_gets_no_traffic_5_seconds_af
     );
     assert_no_failed_answers(&answers);
     assert_eq!(answers.last().unwrap().version.as_deref(), Some("2"));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_canary_guarded_by_a_promql_query_is_rolled_back_when_the_query_crosses_its_bound() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "promql").await;
+    good_and_bad_models(&ns).await;
+    canary_deployment(&ns, 2, "10s", "promql").await;
+    // The share of wrong answers of the revision judged, over its labelled feedback in the test
+    // bed's Prometheus (which scrapes the serving pods): any series Prometheus has could do.
+    let wrong_share = r#"sum(increase(modelops_feedback_total{namespace="{{namespace}}",model="{{target}}",revision="{{revision}}",result="incorrect"}[20s])) / sum(increase(modelops_feedback_total{namespace="{{namespace}}",model="{{target}}",revision="{{revision}}"}[20s]))"#;
+    create::<Monitor>(
+        &ns,
+        json!({
+            "metadata": {"name": "promql"},
+            "spec": {
+                "targetRef": {"name": "digits"},
+                "interval": "2s",
+                "metrics": [{"prometheus": {
+                    "address": prometheus_url(),
+                    "query": wrong_share,
+                    "max": 0.5,
+                }}],
+                "failureThreshold": 2,
+                "action": "rollback",
+            }
+        }),
+    )
+    .await;
+    serving_stable(&ns, "digits", 1).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(service_ip(&ns).await, 20, true, unchanged, stop.clone());
+
+    // Prometheus has the serving pods' request histogram, by namespace.
+    let patience = Duration::from_secs(120);
+    let rate = prometheus_until(
+        &format!(
+            r#"sum(rate(modelops_request_duration_seconds_count{{namespace="{}"}}[20s]))"#,
+            ns.name
+        ),
+        patience,
+        |r| r > 0.0,
+    )
+    .await;
+    println!("Prometheus sees {rate:.1} requests/s");
+    // The good revision passes on the query.
+    let passed = async {
+        loop {
+            let verdicts = evaluations(&ns, "promql", 1, patience).await;
+            if verdicts
+                .iter()
+                .any(|v| v.0 == Verdict::Pass && v.1 == Some(1))
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(patience, passed)
+        .await
+        .expect("revision 1 passes its query");
+
+    // The bad model as a canary: its share of wrong answers crosses 0.5, it is rolled back.
+    point_at(&ns, "bad").await;
+    canary_rolled_back(&ns, 2).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.join().unwrap();
+    assert_no_failed_answers(&answers);
+    let status = ns
+        .api::<Monitor>()
+        .get("promql")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let failed = status
+        .history
+        .iter()
+        .find(|h| h.revision == Some(2) && h.verdict == Verdict::Fail)
+        .unwrap_or_else(|| panic!("no Fail of revision 2: {status:#?}"));
+    assert_eq!(failed.reason, "PrometheusAboveMaximum", "{status:#?}");
+    let judged = status
+        .revisions
+        .iter()
+        .find(|r| r.revision == 2)
+        .expect("revision 2 judged");
+    let share = judged.values["prometheus"];
+    assert!(share > 0.5, "{judged:?}");
+    println!("the bad canary's share of wrong answers: {share:.2}");
     ns.delete().await;
 }
 

@@ -142,7 +142,19 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
         model.digest,
         "the model is not what the status names"
     );
-    assert_eq!(card["metrics"]["testAccuracy"].as_f64(), Some(accuracy));
+    // The status shows it to 3 decimals (what `kubectl get` prints); the card keeps it exact.
+    let exact = card["metrics"]["testAccuracy"].as_f64().unwrap();
+    assert_eq!(accuracy, (exact * 1000.0).round() / 1000.0, "card {exact}");
+    let table = std::process::Command::new("kubectl")
+        .args(["get", "trainingjob", "digits", "-n", &ns.name])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "ACCURACY").unwrap();
+    assert_eq!(row[column], accuracy.to_string(), "{table}");
+    assert!(row[column].len() <= 5, "{table}");
     // The status shows the last epoch, however short the run was.
     let progress = status.progress.clone().expect("progress in the status");
     assert_eq!(
@@ -187,6 +199,68 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
             "no {reason} event in {reasons}"
         );
     }
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_a_training_pod_while_it_trains_and_the_operators_reconciles() {
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "scraped").await;
+    data_config_map(&ns, "digits-data", "digits.csv", "examples/data/digits.csv").await;
+    create(&ns, &example::<Dataset>("examples/digits/dataset.yaml")).await;
+    // A run long enough to be scraped a few times, deleted once it has been.
+    let mut job: TrainingJob = example("examples/digits/trainingjob.yaml");
+    job.spec.hyperparameters.epochs = 5000;
+    job.spec.hyperparameters.early_stopping = None;
+    job.spec.resources.gpu = 0;
+    create(&ns, &job).await;
+
+    // The test bed's Prometheus finds the training pod by its annotations, through Kubernetes
+    // service discovery, and has its progress while it trains.
+    let patience = Duration::from_secs(300);
+    let of_ns = |series: &str| format!("max({series}{{namespace=\"{}\"}})", ns.name);
+    let epoch = prometheus_until(&of_ns("modelops_training_epoch"), patience, |e| e >= 1.0).await;
+    let total =
+        prometheus_until(&of_ns("modelops_training_total_epochs"), patience, |_| true).await;
+    assert_eq!(total, 5000.0);
+    let accuracy = prometheus_until(
+        &of_ns("modelops_training_validation_accuracy"),
+        patience,
+        |a| a > 0.0,
+    )
+    .await;
+    println!("Prometheus saw epoch {epoch} of {total}, validation accuracy {accuracy}");
+    let job_now = ns.api::<TrainingJob>().get("digits").await.unwrap();
+    assert_eq!(
+        job_now.status.and_then(|s| s.phase),
+        Some(TrainingPhase::Running),
+        "scraped while it trains"
+    );
+
+    // The operator's reconcile histogram: buckets by kind, from which a quantile is computed.
+    let reconciles = prometheus_until(
+        r#"sum(modelops_reconcile_duration_seconds_count{kind="TrainingJob"})"#,
+        patience,
+        |n| n > 0.0,
+    )
+    .await;
+    let p99 = prometheus_until(
+        r#"histogram_quantile(0.99, sum by (le) (rate(modelops_reconcile_duration_seconds_bucket{kind="TrainingJob"}[5m])))"#,
+        patience,
+        f64::is_finite,
+    )
+    .await;
+    println!("{reconciles} TrainingJob reconciles, p99 {p99} s");
+    // Which replica leads, as Prometheus sees it: exactly one.
+    let leading = prometheus_until("sum(modelops_leading)", patience, |n| n == 1.0).await;
+    assert_eq!(leading, 1.0);
+    ns.api::<TrainingJob>()
+        .delete("digits", &DeleteParams::default())
+        .await
+        .unwrap();
     ns.delete().await;
 }
 

@@ -186,6 +186,17 @@ pub mod reasons {
     /// The Dataset profile, the drift reference, cannot be read (or, for prediction drift, has
     /// no classes).
     pub const PROFILE_UNAVAILABLE: &str = "ProfileUnavailable";
+    /// A `prometheus` metric's query gave a value below its `min`.
+    pub const PROMETHEUS_BELOW_MINIMUM: &str = "PrometheusBelowMinimum";
+    /// A `prometheus` metric's query gave a value above its `max`.
+    pub const PROMETHEUS_ABOVE_MAXIMUM: &str = "PrometheusAboveMaximum";
+    /// A `prometheus` metric's query gave no number: no series, NaN, or several series.
+    pub const NO_DATA: &str = "NoData";
+    /// A `prometheus` metric's query failed: no answer, an HTTP error or a PromQL error.
+    pub const QUERY_FAILED: &str = "QueryFailed";
+    /// A `prometheus` metric names an address the operator is not allowed to query
+    /// (`--allowed-prometheus-addresses`, chart value `policy.prometheusAddresses`).
+    pub const FORBIDDEN_PROMETHEUS_ADDRESS: &str = "ForbiddenPrometheusAddress";
     /// The Monitor evaluated its target; the verdict is in `status.lastEvaluation`.
     pub const EVALUATED: &str = "Evaluated";
 }

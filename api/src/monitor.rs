@@ -52,6 +52,12 @@ pub const REVISIONS_LIMIT: usize = 10;
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Worst",
+        type_ = "string",
+        json_path = ".status.lastEvaluation.worstMetric",
+        description = "The metric closest to (or past) its threshold"
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         json_path = ".status.lastEvaluation.reason",
@@ -65,8 +71,8 @@ pub const REVISIONS_LIMIT: usize = 10;
     )
 )]
 #[x_kube(
-    validation = Rule::new("self.metrics.filter(m, has(m.accuracy)).size() <= 1 && self.metrics.filter(m, has(m.rmse)).size() <= 1 && self.metrics.filter(m, has(m.mae)).size() <= 1 && self.metrics.filter(m, has(m.inputDrift)).size() <= 1 && self.metrics.filter(m, has(m.predictionDrift)).size() <= 1 && self.metrics.filter(m, has(m.latency)).size() <= 1 && self.metrics.filter(m, has(m.errorRate)).size() <= 1")
-        .message("spec.metrics: each kind (accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate) may appear at most once")
+    validation = Rule::new("self.metrics.filter(m, has(m.accuracy)).size() <= 1 && self.metrics.filter(m, has(m.rmse)).size() <= 1 && self.metrics.filter(m, has(m.mae)).size() <= 1 && self.metrics.filter(m, has(m.inputDrift)).size() <= 1 && self.metrics.filter(m, has(m.predictionDrift)).size() <= 1 && self.metrics.filter(m, has(m.latency)).size() <= 1 && self.metrics.filter(m, has(m.errorRate)).size() <= 1 && self.metrics.filter(m, has(m.prometheus)).size() <= 1")
+        .message("spec.metrics: each kind (accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate, prometheus) may appear at most once")
         .field_path(".metrics"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -82,7 +88,7 @@ pub struct MonitorSpec {
     #[serde(default)]
     pub window: Window,
     /// What to measure, each with its threshold.
-    #[schemars(length(min = 1, max = 7))]
+    #[schemars(length(min = 1, max = 8))]
     pub metrics: Vec<MetricSpec>,
     /// Consecutive failing evaluations before the verdict is Fail, at least 1.
     #[serde(default = "default_failure_threshold")]
@@ -148,8 +154,8 @@ pub enum MonitorAction {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(crates(kube_core = ::kube_core))]
 #[x_kube(
-    validation = Rule::new("[has(self.accuracy), has(self.rmse), has(self.mae), has(self.inputDrift), has(self.predictionDrift), has(self.latency), has(self.errorRate)].filter(x, x).size() == 1")
-        .message("spec.metrics[]: each item sets exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"),
+    validation = Rule::new("[has(self.accuracy), has(self.rmse), has(self.mae), has(self.inputDrift), has(self.predictionDrift), has(self.latency), has(self.errorRate), has(self.prometheus)].filter(x, x).size() == 1")
+        .message("spec.metrics[]: each item sets exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate or prometheus"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
@@ -175,6 +181,10 @@ pub struct MetricSpec {
     /// Share of requests answered with an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<ErrorRateMetric>,
+    /// Any number a Prometheus query gives (PromQL), as Flagger's and Argo Rollouts' analyses
+    /// offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
 }
 
 /// The measurement, as one value, for code that handles each case.
@@ -194,6 +204,8 @@ pub enum Metric<'a> {
     Latency(&'a LatencyMetric),
     /// `errorRate`.
     ErrorRate(&'a ErrorRateMetric),
+    /// `prometheus`.
+    Prometheus(&'a PrometheusMetric),
 }
 
 impl MetricSpec {
@@ -208,6 +220,7 @@ impl MetricSpec {
             self.prediction_drift.as_ref().map(Metric::PredictionDrift),
             self.latency.as_ref().map(Metric::Latency),
             self.error_rate.as_ref().map(Metric::ErrorRate),
+            self.prometheus.as_ref().map(Metric::Prometheus),
         ]
         .into_iter()
         .flatten()
@@ -381,6 +394,40 @@ pub struct ErrorRateMetric {
     pub max: f64,
 }
 
+/// A PromQL query, judged against `min` or `max` (exactly one). The query is run as an instant
+/// query (`GET <address>/api/v1/query`) at each evaluation, once per revision judged, after these
+/// placeholders are replaced: `{{namespace}}` (the Monitor's), `{{target}}` (the ModelDeployment's
+/// name, the `model` label of its serving series) and `{{revision}}` (the revision judged: a
+/// canary and the stable revision get their own value). It must give one number: a scalar, or a
+/// vector of exactly one series (aggregate with `sum`, `max`, ...). No series, NaN or a failed
+/// query leave the metric not judged (`NoData`, `QueryFailed`), never a breach.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = Rule::new("has(self.min) != has(self.max)")
+        .message("spec.metrics[].prometheus: set exactly one of min (the value must stay at or above it) or max (at or below it)"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetric {
+    /// The Prometheus' base URL, `http://` or `https://` with a host and an optional port and
+    /// path prefix, e.g. `http://prometheus.monitoring:9090`. The operator must allow it
+    /// (chart value `policy.prometheusAddresses`).
+    #[schemars(
+        length(min = 8, max = 512),
+        pattern(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
+    )]
+    pub address: String,
+    /// The PromQL query, with `{{namespace}}`, `{{target}}` and `{{revision}}` placeholders.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// The lowest acceptable value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The highest acceptable value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
 /// The outcome of an evaluation.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Verdict {
@@ -418,6 +465,10 @@ pub struct Evaluation {
     /// The input feature that drifted most (with an `inputDrift` metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_feature: Option<String>,
+    /// The measured metric closest to its threshold, or furthest past it (relative to the
+    /// threshold), as `<metric> <value> (<min|max> <threshold>)`: `accuracy 0.71 (min 0.8)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_metric: Option<String>,
 }
 
 /// The latest verdict on one revision. During a canary the Monitor judges the canary and the

@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
         name = "Accuracy",
         type_ = "number",
         json_path = ".status.model.metrics.testAccuracy",
-        description = "Test accuracy of the trained model (classification)"
+        description = "Test accuracy of the trained model (classification), to 3 decimals"
     ),
     printcolumn(
         name = "RMSE",
@@ -988,7 +988,8 @@ pub struct TrainingProgress {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelMetrics {
-    /// Accuracy on the test split (classification).
+    /// Accuracy on the test split (classification). The status shows accuracies to 3 decimals
+    /// and losses and errors to 4 significant digits; the model card keeps them exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
     /// Loss on the test split.

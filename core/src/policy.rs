@@ -19,6 +19,27 @@ pub struct WorkloadPolicy {
     pub service_accounts: Vec<String>,
     /// Allowed `priorityClassName`s; `*` allows any.
     pub priority_classes: Vec<String>,
+    /// The Prometheus addresses a Monitor's `prometheus` metric may query: an entry allows that
+    /// URL and every path below it (`http://prometheus.monitoring:9090` allows
+    /// `http://prometheus.monitoring:9090/tenant-a`); `*` allows any. None by default: a query
+    /// is an HTTP request from the operator's network position, and its answer shows in the
+    /// Monitor's status.
+    pub prometheus_addresses: Vec<String>,
+}
+
+/// Whether `address` (a Monitor's `prometheus.address`) is one `entry` allows: the same URL, or
+/// one below it on a path boundary. A trailing `/` on either side is ignored.
+pub fn prometheus_address_allowed(entry: &str, address: &str) -> bool {
+    if entry == "*" {
+        return true;
+    }
+    let entry = entry.trim_end_matches('/');
+    let address = address.trim_end_matches('/');
+    !entry.is_empty()
+        && (address == entry
+            || address
+                .strip_prefix(entry)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// Whether `image` is one `entry` allows.
@@ -70,6 +91,24 @@ impl WorkloadPolicy {
     }
 }
 
+impl WorkloadPolicy {
+    /// Checks a Monitor's `prometheus.address` at `field`; the error names the field, what is
+    /// allowed and where that is set.
+    pub fn check_prometheus(&self, field: &str, address: &str) -> Result<(), String> {
+        if self
+            .prometheus_addresses
+            .iter()
+            .any(|entry| prometheus_address_allowed(entry, address))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "{field}: {address:?} is not a Prometheus this operator may query (allowed: {}); use one of those, or ask the cluster's administrator to add it to the chart's policy.prometheusAddresses",
+            list(&self.prometheus_addresses)
+        ))
+    }
+}
+
 fn list(entries: &[String]) -> String {
     if entries.is_empty() {
         "none".into()
@@ -87,6 +126,7 @@ mod tests {
             images: vec!["modelops/worker:dev".into(), "registry.example/ml/".into()],
             service_accounts: vec!["trainer".into()],
             priority_classes: vec![],
+            prometheus_addresses: vec![],
         }
     }
 
@@ -172,5 +212,41 @@ mod tests {
             any.check("spec.template", &template(None, None, Some("high"))),
             Ok(())
         );
+    }
+
+    #[test]
+    fn prometheus_addresses_match_exactly_or_below_on_a_path_boundary() {
+        let policy = WorkloadPolicy {
+            prometheus_addresses: vec!["http://prom.monitoring:9090/".into()],
+            ..policy()
+        };
+        for allowed in [
+            "http://prom.monitoring:9090",
+            "http://prom.monitoring:9090/",
+            "http://prom.monitoring:9090/tenant-a",
+        ] {
+            assert_eq!(policy.check_prometheus("f", allowed), Ok(()), "{allowed}");
+        }
+        for refused in [
+            "http://prom.monitoring:90901",
+            "http://prom.monitoring:9090.evil.example",
+            "https://prom.monitoring:9090",
+            "http://prom.monitoring",
+        ] {
+            let e = policy.check_prometheus("spec.metrics[0].prometheus.address", refused);
+            let e = e.unwrap_err();
+            assert!(
+                e.starts_with("spec.metrics[0].prometheus.address: ")
+                    && e.contains("(allowed: http://prom.monitoring:9090/)")
+                    && e.contains("policy.prometheusAddresses"),
+                "{e}"
+            );
+        }
+        let e = WorkloadPolicy::default()
+            .check_prometheus("f", "http://x:9090")
+            .unwrap_err();
+        assert!(e.contains("(allowed: none)"), "{e}");
+        assert!(prometheus_address_allowed("*", "https://anything"));
+        assert!(!prometheus_address_allowed("", "http://x"));
     }
 }

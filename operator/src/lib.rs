@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod podhttp;
 pub mod profile;
+pub mod promql;
 
 /// The operator's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

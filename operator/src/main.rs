@@ -90,6 +90,14 @@ struct Flags {
     /// Priority classes `spec.template.priorityClassName` may name (comma-separated; `*`: any).
     #[arg(long, env = "MODELOPS_ALLOWED_PRIORITY_CLASSES", value_delimiter = ',')]
     allowed_priority_classes: Vec<String>,
+    /// Prometheus base URLs a Monitor's `prometheus` metric may query (comma-separated; each
+    /// allows itself and the paths below it; `*`: any). Empty: none.
+    #[arg(
+        long,
+        env = "MODELOPS_ALLOWED_PROMETHEUS_ADDRESSES",
+        value_delimiter = ','
+    )]
+    allowed_prometheus_addresses: Vec<String>,
     /// Reconcile the objects of these namespaces only (comma-separated), with no cluster-wide
     /// watch: the chart's `watchNamespaces` gives the operator Roles in them and no ClusterRole
     /// for workloads. Empty: every namespace.
@@ -160,6 +168,7 @@ impl Flags {
                 images,
                 service_accounts: nonempty(&self.allowed_service_accounts),
                 priority_classes: nonempty(&self.allowed_priority_classes),
+                prometheus_addresses: nonempty(&self.allowed_prometheus_addresses),
             },
             worker_gpu_image,
             worker_image: self.worker_image.clone(),
@@ -176,6 +185,8 @@ impl Flags {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS provider for the process (kube's and the PromQL client's): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let flags = Flags::parse();
     let logs =
         tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log));

@@ -1,8 +1,9 @@
 //! The operator's own metrics on `/metrics`, kept in one `prometheus` registry: reconciles,
 //! their durations (a histogram) and failures per kind, whether this replica leads, what the
 //! rollouts did and what the Monitors concluded. One [`Metrics`] lives in the shared context;
-//! each reconcile holds a timer guard that records its duration when dropped. No series carries
-//! an object's name, so nothing here outlives the objects it counted.
+//! each reconcile holds a timer guard that records its duration when dropped. Series carry a
+//! namespace (for alerts routed per team) but no object's name, so nothing here outlives the
+//! objects it counted; the chart's PrometheusRule alerts on them.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -18,6 +19,7 @@ struct Inner {
     leading: IntGauge,
     rollout_events: IntCounterVec,
     evaluations: IntCounterVec,
+    training_ends: IntCounterVec,
 }
 
 /// The operator's metrics, cheap to clone.
@@ -65,13 +67,18 @@ impl Default for Metrics {
         );
         let rollout_events = counter(
             "modelops_rollout_events_total",
-            "What ModelDeployment rollouts did, by Event reason (NewRevision, CanaryStep, Promoted, RolledBack, ...).",
-            &["reason"],
+            "What ModelDeployment rollouts did, by namespace and Event reason (NewRevision, CanaryStep, Promoted, RolledBack, ...).",
+            &["namespace", "reason"],
         );
         let evaluations = counter(
             "modelops_monitor_evaluations_total",
-            "Monitor evaluations, by verdict (Pass, Fail, Inconclusive).",
-            &["verdict"],
+            "Monitor evaluations, by namespace, verdict (Pass, Fail, Inconclusive) and reason (WithinThresholds, InputDriftAboveMaximum, NoTraffic, ...).",
+            &["namespace", "verdict", "reason"],
+        );
+        let training_ends = counter(
+            "modelops_trainingjobs_finished_total",
+            "TrainingJobs that finished, by namespace and phase (Succeeded, Failed).",
+            &["namespace", "phase"],
         );
         let durations = HistogramVec::new(
             HistogramOpts::new(
@@ -109,6 +116,7 @@ impl Default for Metrics {
             leading,
             rollout_events,
             evaluations,
+            training_ends,
         }))
     }
 }
@@ -133,14 +141,28 @@ impl Metrics {
         self.0.leading.set(i64::from(leading));
     }
 
-    /// Counts what a rollout did (the reason of the Event it published).
-    pub fn rollout_event(&self, reason: &str) {
-        self.0.rollout_events.with_label_values(&[reason]).inc();
+    /// Counts what a rollout in `namespace` did (the reason of the Event it published).
+    pub fn rollout_event(&self, namespace: &str, reason: &str) {
+        self.0
+            .rollout_events
+            .with_label_values(&[namespace, reason])
+            .inc();
     }
 
-    /// Counts a Monitor evaluation and its verdict.
-    pub fn evaluation(&self, verdict: &str) {
-        self.0.evaluations.with_label_values(&[verdict]).inc();
+    /// Counts a Monitor evaluation in `namespace`, its verdict and reason.
+    pub fn evaluation(&self, namespace: &str, verdict: &str, reason: &str) {
+        self.0
+            .evaluations
+            .with_label_values(&[namespace, verdict, reason])
+            .inc();
+    }
+
+    /// Counts a TrainingJob in `namespace` that finished in `phase`.
+    pub fn training_finished(&self, namespace: &str, phase: &str) {
+        self.0
+            .training_ends
+            .with_label_values(&[namespace, phase])
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.
@@ -165,8 +187,9 @@ mod tests {
         drop(metrics.reconcile_timer("Dataset"));
         metrics.reconcile_failed("TrainingJob", "api");
         metrics.set_leading(true);
-        metrics.rollout_event("RolledBack");
-        metrics.evaluation("Fail");
+        metrics.rollout_event("team-a", "RolledBack");
+        metrics.evaluation("team-a", "Fail", "InputDriftAboveMaximum");
+        metrics.training_finished("team-b", "Failed");
         let text = metrics.render();
         let samples = parse_metrics(&text);
         let value = |name: &str, labels: &[(&str, &str)]| {
@@ -202,11 +225,28 @@ mod tests {
         );
         assert_eq!(value("modelops_leading", &[]), Some(1.0));
         assert_eq!(
-            value("modelops_rollout_events_total", &[("reason", "RolledBack")]),
+            value(
+                "modelops_rollout_events_total",
+                &[("namespace", "team-a"), ("reason", "RolledBack")]
+            ),
             Some(1.0)
         );
         assert_eq!(
-            value("modelops_monitor_evaluations_total", &[("verdict", "Fail")]),
+            value(
+                "modelops_monitor_evaluations_total",
+                &[
+                    ("namespace", "team-a"),
+                    ("verdict", "Fail"),
+                    ("reason", "InputDriftAboveMaximum")
+                ]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                "modelops_trainingjobs_finished_total",
+                &[("namespace", "team-b"), ("phase", "Failed")]
+            ),
             Some(1.0)
         );
         assert!(text.contains("# TYPE modelops_reconcile_duration_seconds histogram"));

@@ -33,6 +33,10 @@ WEED_FILER_PORT=8888
 S3_BUCKET=modelops
 S3_REGION=us-east-1
 S3_ENV=$CLUSTER_DIR/s3.env
+# Prometheus listens on the node's address too (`up` writes it to $CLUSTER_DIR/prometheus.env).
+PROMETHEUS_PORT=${MODELOPS_PROMETHEUS_PORT:-9090}
+# prometheus_address: host:port of the test bed's Prometheus, as `up` wrote it.
+prometheus_address() { sed -n 's|^PROMETHEUS_URL=http://||p' "$CLUSTER_DIR/prometheus.env"; }
 export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 export PATH=$CLUSTER_DIR/bin:$PATH
 

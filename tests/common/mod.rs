@@ -801,3 +801,37 @@ pub fn assert_health(ns: &str, kind: &str, name: &str, expected: (&str, &str)) -
     );
     health
 }
+
+// ---------------------------------------------------------------- the test bed's Prometheus
+
+/// The test bed's Prometheus (`$MODELOPS_CLUSTER_DIR/prometheus.env`, written by `up`).
+pub fn prometheus_url() -> String {
+    let file = cluster_dir().join("prometheus.env");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (tests/cluster/up writes it)", file.display()));
+    parse_env(&text)
+        .remove("PROMETHEUS_URL")
+        .unwrap_or_else(|| panic!("{}: no PROMETHEUS_URL", file.display()))
+}
+
+/// Waits until the test bed's Prometheus answers the instant query `query` with one number for
+/// which `holds` holds, and returns it. Asks the way the operator does (its PromQL client).
+pub async fn prometheus_until(query: &str, timeout: Duration, holds: impl Fn(f64) -> bool) -> f64 {
+    use modelops_core::monitor::promql::QueryResult;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = prometheus_url();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let answer = modelops_operator::promql::query_one(&url, query).await;
+        if let QueryResult::Value(value) = answer
+            && holds(value)
+        {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus ({url}) never gave what was waited for within {timeout:?}: {query}: last {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

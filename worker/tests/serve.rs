@@ -808,6 +808,64 @@ fn sigterm_answers_the_requests_in_flight_then_exits() {
 }
 
 #[test]
+fn each_request_id_is_in_its_response_and_in_the_server_log() {
+    let trained = digits();
+    let server = Server::start(
+        serve_order(trained, 2, Serving::default()),
+        Some(KEY),
+        &trained.dir,
+    );
+    server.wait_ready();
+    let request = rows_request(&[&trained.test_rows[0].0]);
+    let send = |id: Option<&str>, body: &str| {
+        let mut call = server
+            .agent
+            .post(&format!("{}/v2/models/digits/infer", server.base))
+            .header("content-type", "application/json");
+        if let Some(id) = id {
+            call = call.header("x-request-id", id);
+        }
+        let mut response = call.send(body).unwrap();
+        let header = response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let json: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        (response.status().as_u16(), header, json)
+    };
+
+    // A client's id is the response's, the body's (which had none) and the log's.
+    let (status, header, body) = send(Some("client-7.a:b"), &request.to_string());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header.as_deref(), Some("client-7.a:b"));
+    assert_eq!(body["id"], "client-7.a:b");
+    server.wait_for_line("request client-7.a:b: infer digits: 200 in ");
+
+    // A body's own id stays the body's; the header keeps the request's.
+    let mut with_id = request.clone();
+    with_id["id"] = json!("body-id");
+    let (status, header, body) = send(Some("header-id"), &with_id.to_string());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (header.as_deref(), body["id"].as_str()),
+        (Some("header-id"), Some("body-id"))
+    );
+
+    // No id, or one that is not a plain token: a random one, logged with the refusal and why.
+    for given in [None, Some("a b"), Some(&*"x".repeat(129))] {
+        let (status, header, body) = send(given, "{\"inputs\": [");
+        assert_eq!(status, 400, "{body}");
+        let id = header.expect("every response has an x-request-id");
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        let line = server.wait_for_line(&format!("request {id}: "));
+        assert!(line.contains(": infer digits: 400 in "), "{line}");
+        assert!(line.contains("not valid JSON"), "{line}");
+    }
+}
+
+#[test]
 fn a_corrupted_or_unexpected_model_is_never_ready() {
     let trained = digits();
     let dir = temp_dir("serve-corrupted");

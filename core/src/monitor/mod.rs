@@ -19,6 +19,7 @@
 pub mod drift;
 pub mod errors;
 pub mod evaluate;
+pub mod promql;
 pub mod scrape;
 pub mod sequential;
 #[cfg(test)]

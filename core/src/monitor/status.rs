@@ -201,6 +201,7 @@ action: rollback
                     errors_since_start: Default::default(),
                 },
             )]),
+            queries: BTreeMap::new(),
         }
     }
 

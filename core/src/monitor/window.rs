@@ -74,6 +74,9 @@ pub struct WindowDeltas {
     /// Revisions with their window; empty until there is a baseline (a second scrape, or a
     /// first one whose counting start is known).
     pub per_revision: BTreeMap<i32, RevisionWindow>,
+    /// What a `prometheus` metric's query gave for each revision judged (the controller runs
+    /// the queries after the scrape; empty without such a metric).
+    pub queries: BTreeMap<i32, crate::monitor::promql::QueryResult>,
 }
 
 /// The snapshots a Monitor keeps in memory, oldest first.
@@ -149,7 +152,7 @@ impl SlidingWindow {
         };
         let mut deltas = WindowDeltas {
             end: Some(newest.time),
-            per_revision: BTreeMap::new(),
+            ..WindowDeltas::default()
         };
         if self.snapshots.len() < 2 {
             return deltas;

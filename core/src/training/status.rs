@@ -98,8 +98,11 @@ fn record_observed(status: &mut TrainingJobStatus, stage: &Stage, observed: Obse
     if observed.dataset_digest.is_some() {
         status.dataset_digest = observed.dataset_digest;
     }
-    if observed.progress.is_some() {
-        status.progress = observed.progress;
+    if let Some(mut progress) = observed.progress {
+        progress.train_loss = progress.train_loss.map(significant);
+        progress.validation_loss = progress.validation_loss.map(significant);
+        progress.validation_accuracy = progress.validation_accuracy.map(accuracy);
+        status.progress = Some(progress);
     }
     status.trials = observed.trials;
     status.best_trial = observed.best_trial;
@@ -112,8 +115,37 @@ fn record_observed(status: &mut TrainingJobStatus, stage: &Stage, observed: Obse
         status.completion_time = Some(now.clone());
     }
     if let Stage::Succeeded(model) = stage {
-        status.model = Some(model.clone());
+        let mut model = model.clone();
+        let metrics = &mut model.metrics;
+        metrics.test_accuracy = metrics.test_accuracy.map(accuracy);
+        metrics.validation_accuracy = metrics.validation_accuracy.map(accuracy);
+        for value in [
+            &mut metrics.test_loss,
+            &mut metrics.test_rmse,
+            &mut metrics.test_mae,
+            &mut metrics.validation_loss,
+        ] {
+            *value = value.map(significant);
+        }
+        status.model = Some(model);
     }
+}
+
+/// An accuracy as the status shows it (`kubectl get` prints it as stored): 3 decimals, 0.978.
+/// The model card keeps the exact value.
+pub fn accuracy(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// A loss or an error as the status shows it: 4 significant digits (0.04217, 12.35).
+pub fn significant(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let decimals = (3 - value.abs().log10().floor() as i32).clamp(-300, 300);
+    let scale = 10f64.powi(decimals);
+    let rounded = (value * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { value }
 }
 
 /// The reason and message of `Ready` (and of whichever other condition the stage sets).
@@ -247,6 +279,18 @@ fn running_message(status: &TrainingJobStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_shows_metrics_rounded() {
+        assert_eq!(accuracy(0.977_777_8), 0.978);
+        assert_eq!(accuracy(1.0), 1.0);
+        assert_eq!(significant(0.042_171_3), 0.042_17);
+        assert_eq!(significant(12.3456), 12.35);
+        assert_eq!(significant(123_456.7), 123_500.0);
+        assert_eq!(significant(0.0), 0.0);
+        assert!(significant(f64::NAN).is_nan());
+        assert_eq!(significant(1e-300), 1e-300);
+    }
     use k8s_openapi::jiff::Timestamp;
     use modelops_api::trainingjob::{Architecture, ModelMetrics};
 

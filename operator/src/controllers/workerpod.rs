@@ -5,10 +5,10 @@
 
 use crate::config::OperatorConfig;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -33,6 +33,23 @@ pub struct WorkerPod<'a> {
     pub volumes: Vec<(Volume, VolumeMount)>,
     /// Labels of the pod.
     pub labels: BTreeMap<String, String>,
+    /// The port the worker serves `/metrics` on while it runs (a training pod's progress),
+    /// declared as the container port `metrics` and in the pod's scrape annotations.
+    pub metrics_port: Option<u16>,
+}
+
+/// The annotations by which a Prometheus that follows the common `kubernetes-pods` convention
+/// (the Prometheus community chart's default job, the test bed's) scrapes a pod's `/metrics`
+/// on `port`. A Prometheus Operator selects the same pods through the chart's PodMonitor.
+pub fn scrape_annotations(port: u16) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), port.to_string()),
+        (
+            "prometheus.io/path".to_owned(),
+            modelops_api::serving::METRICS_PATH.to_owned(),
+        ),
+    ])
 }
 
 /// The runtime's default seccomp profile.
@@ -241,6 +258,13 @@ pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateS
         security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(mounts),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ports: pod.metrics_port.map(|port| {
+            vec![ContainerPort {
+                name: Some("metrics".into()),
+                container_port: i32::from(port),
+                ..Default::default()
+            }]
+        }),
         ..Default::default()
     };
     let spec = PodSpec {
@@ -256,6 +280,7 @@ pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateS
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod.labels),
+            annotations: pod.metrics_port.map(scrape_annotations),
             ..Default::default()
         }),
         spec: Some(with_scheduling(spec, &template)),
@@ -295,6 +320,7 @@ mod tests {
                 template,
                 volumes: Vec::new(),
                 labels: BTreeMap::new(),
+                metrics_port: None,
             },
         )
         .spec

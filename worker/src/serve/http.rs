@@ -15,7 +15,7 @@ use super::protocol::{
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
@@ -309,6 +309,7 @@ impl Server {
         self: &Arc<Self>,
         name: &str,
         version: Option<&str>,
+        request_id: &str,
         body: Body,
     ) -> Result<Value, ApiError> {
         self.check_model(name, version)?;
@@ -353,6 +354,7 @@ impl Server {
                 RowOutput::Class { .. } => None,
             }));
         let server = Arc::clone(self);
+        let request_id = request_id.to_owned();
         blocking(move || {
             let wants_feedback = outputs
                 .as_ref()
@@ -362,7 +364,7 @@ impl Server {
             } else {
                 Vec::new()
             };
-            let id = id.unwrap_or_else(request_id);
+            let id = id.unwrap_or(request_id);
             protocol::infer_response(
                 &served.info,
                 &id,
@@ -611,11 +613,61 @@ fn protocol_classes(classes: &[String]) -> String {
     list
 }
 
-/// A random request id, for requests that bring none.
-fn request_id() -> String {
+/// The header of a request's id, in the request (a client's or a proxy's) and in the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest request id taken from a client; a longer or odd one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request's id: the client's `x-request-id` when it is a plain token (at most
+/// [`MAX_REQUEST_ID`] letters, digits and `-._:`), else a random one. It is the response's
+/// `x-request-id`, the server's log line of the request, and the body's `id` when the request's
+/// body has none.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
+        });
+    if let Some(id) = given {
+        return id.to_owned();
+    }
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the system's random source");
     crate::artifact::hex(&bytes)
+}
+
+/// The response to a request with id `id`: its `x-request-id` header, and one log line with the
+/// id, what was asked, the status, the time taken and, for a refusal, why.
+fn answer(
+    id: &str,
+    what: std::fmt::Arguments<'_>,
+    started: Instant,
+    result: Result<Value, ApiError>,
+) -> Response {
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let mut response = match result {
+        Ok(body) => {
+            println!("request {id}: {what}: 200 in {millis:.1} ms");
+            axum::Json(body).into_response()
+        }
+        Err(error) => {
+            println!(
+                "request {id}: {what}: {} in {millis:.1} ms: {}",
+                error.0.status, error.0.message
+            );
+            error.into_response()
+        }
+    };
+    if let Ok(value) = axum::http::HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// Counts a request when its response is ready, or as 499 when the client went away first.
@@ -655,10 +707,13 @@ fn respond(result: Result<Value, ApiError>) -> Response {
 async fn infer(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
-    let response = respond(server.infer(&name, None, body).await);
+    let id = request_id(&headers);
+    let result = server.infer(&name, None, &id, body).await;
+    let response = answer(&id, format_args!("infer {name}"), timer.started, result);
     timer.code = Some(response.status().as_u16());
     response
 }
@@ -666,10 +721,18 @@ async fn infer(
 async fn infer_version(
     State(server): State<Arc<Server>>,
     Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
-    let response = respond(server.infer(&name, Some(&version), body).await);
+    let id = request_id(&headers);
+    let result = server.infer(&name, Some(&version), &id, body).await;
+    let response = answer(
+        &id,
+        format_args!("infer {name} version {version}"),
+        timer.started,
+        result,
+    );
     timer.code = Some(response.status().as_u16());
     response
 }
@@ -677,9 +740,13 @@ async fn infer_version(
 async fn feedback(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(server.feedback(&name, body).await)
+    let started = Instant::now();
+    let id = request_id(&headers);
+    let result = server.feedback(&name, body).await;
+    answer(&id, format_args!("feedback {name}"), started, result)
 }
 
 fn model_metadata(server: &Server, name: &str, version: Option<&str>) -> Response {
@@ -1161,7 +1228,11 @@ mod tests {
         assert_eq!(exchange(&mut client, &infer(1)).await.0, 200);
         // 429 is the client's to handle: not counted as a server error.
         let text = server.metrics().render();
-        assert!(text.contains(r#"code="429"} 1"#), "{text}");
+        let refused = parse_metrics(&text)
+            .into_iter()
+            .find(|s| s.name == "modelops_requests_total" && s.label("code") == Some("429"))
+            .map(|s| s.value);
+        assert_eq!(refused, Some(1.0), "{text}");
     }
 
     /// A regression server (revision 1 of "toy") whose model predicts the sum of its two
@@ -1232,7 +1303,7 @@ mod tests {
         let request = json!({"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP32",
             "data": [[1, 2], [0.25, 0.25], [20, 0]]}]});
         let response = server
-            .infer("toy", None, Body::from(request.to_string()))
+            .infer("toy", None, "r1", Body::from(request.to_string()))
             .await
             .unwrap();
         assert_eq!(response["outputs"][0]["data"], json!([3.0, 0.5, 20.0]));
@@ -1255,7 +1326,7 @@ mod tests {
         let mut only = request.clone();
         only["outputs"] = json!([{"name": "prediction"}]);
         let response = server
-            .infer("toy", None, Body::from(only.to_string()))
+            .infer("toy", None, "r2", Body::from(only.to_string()))
             .await
             .unwrap();
         assert_eq!(response["outputs"].as_array().unwrap().len(), 1);

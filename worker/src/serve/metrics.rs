@@ -1,47 +1,26 @@
-//! The serving metrics and their Prometheus text rendering (`GET /metrics`).
+//! The serving metrics (`GET /metrics`), kept and written by the `prometheus` crate.
 //!
-//! Plain counters behind one mutex, rendered by hand: the series are few and fixed (their names
-//! are in `modelops_api::serving::metrics`, which the Monitor controller parses), and an update
-//! is a handful of additions. The input histograms count raw feature values into the bins of
-//! the Dataset profile, so the Monitor compares live inputs with the training data bin by bin;
-//! a regression model's predicted values are counted the same way, on the bins of its
-//! predictions on the training split (the served profile's `predictions`).
+//! The series names are in `modelops_api::serving::metrics`, which the Monitor controller
+//! parses. Two registries, written one after the other: the request, readiness, feedback and
+//! batch series first, the bins after them, so a reader that keeps only so many samples
+//! (`modelops_api::serving::MAX_SAMPLES`) loses a wide model's bins, never its feedback. The
+//! input histograms count raw feature values into the bins of the Dataset profile, so the
+//! Monitor compares live inputs with the training data bin by bin; a regression model's
+//! predicted values are counted the same way, on the bins of its predictions on the training
+//! split (the served profile's `predictions`).
 
 use modelops_api::profile::{Histogram, Profile};
 use modelops_api::serving::metrics::*;
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use prometheus::core::Collector;
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 use std::sync::Mutex;
 
-/// A histogram of request durations over [`LATENCY_BUCKETS`].
-#[derive(Debug, Default, Clone)]
-struct Latency {
-    /// Requests at or below each bound (not cumulative; summed when rendered).
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-/// Counts of one feature's raw values on its profile bins.
-#[derive(Debug, Clone)]
-struct FeatureBins {
-    name: String,
-    /// The profile's edges, with counts of this server's inputs.
-    histogram: Histogram,
-}
-
-/// The sums of one revision's regression feedback, from which `mae` and `rmse` (and the spread
-/// of the squared errors) are measured.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct ErrorSums {
-    values: u64,
-    absolute: f64,
-    squared: f64,
-    squared_squares: f64,
-}
-
-/// The regression feedback series with their help, in the order of
-/// [`ErrorSums::in_series_order`].
+/// The regression feedback series with their help, in the order of [`Metrics::errors`]: the
+/// values received, then the sums of |e|, e² and e⁴ (e = true - predicted), from which `mae`,
+/// `rmse` and the spread of the squared errors are measured.
 const ERROR_SERIES: [(&str, &str); 4] = [
     (
         FEEDBACK_VALUES_TOTAL,
@@ -61,100 +40,256 @@ const ERROR_SERIES: [(&str, &str); 4] = [
     ),
 ];
 
-impl ErrorSums {
-    /// The values of [`ERROR_SERIES`].
-    fn in_series_order(&self) -> [f64; 4] {
-        [
-            self.values as f64,
-            self.absolute,
-            self.squared,
-            self.squared_squares,
-        ]
+/// A histogram's bins as counters, in the order of [`Histogram::bins`].
+#[derive(Debug)]
+struct BinCounters {
+    /// The edges (counts unused).
+    histogram: Histogram,
+    counters: Vec<IntCounter>,
+}
+
+impl BinCounters {
+    /// The counters of `histogram`'s bins in `family`, with `labels` before the bin.
+    fn new(family: &IntCounterVec, histogram: &Histogram, labels: &[&str]) -> Self {
+        let histogram = histogram.emptied();
+        let counters = histogram
+            .bins()
+            .map(|(bin, _)| {
+                let bin = bin.to_string();
+                let mut values = labels.to_vec();
+                values.push(&bin);
+                family.with_label_values(&values)
+            })
+            .collect();
+        Self {
+            histogram,
+            counters,
+        }
     }
 
-    fn add(&mut self, error: f64) {
-        let squared = error * error;
-        self.values += 1;
-        self.absolute += error.abs();
-        self.squared += squared;
-        self.squared_squares += squared * squared;
+    fn add(&self, value: f64) {
+        let index = match self.histogram.bin_of(value) {
+            modelops_api::profile::Bin::Underflow => 0,
+            modelops_api::profile::Bin::Inside(i) => i + 1,
+            modelops_api::profile::Bin::Overflow => self.counters.len() - 1,
+        };
+        self.counters[index].inc();
     }
 }
 
+/// The series of a loaded model: its classes and bins.
 #[derive(Debug, Default)]
-struct Counters {
-    requests: BTreeMap<u16, u64>,
-    latency: Latency,
-    in_flight: i64,
-    ready: bool,
-    classes: Vec<String>,
-    predictions: Vec<u64>,
-    inputs: Vec<FeatureBins>,
+struct ModelSeries {
+    /// Whether [`Metrics::set_model`] ran.
+    loaded: bool,
+    predictions: Vec<IntCounter>,
+    inputs: Vec<BinCounters>,
     /// Regression: predicted values on the bins of the training predictions.
-    prediction_bins: Option<Histogram>,
-    /// (correct, incorrect) by revision.
-    feedback: BTreeMap<i32, (u64, u64)>,
-    /// Regression feedback by revision.
-    errors: BTreeMap<i32, ErrorSums>,
-    batches: u64,
-    batch_rows: u64,
+    prediction_bins: Option<BinCounters>,
 }
 
 /// The metrics of one server (one model revision; feedback of any revision).
-#[derive(Debug)]
 pub struct Metrics {
     model: String,
-    revision: i32,
-    counters: Mutex<Counters>,
+    revision: String,
+    /// Readiness, requests, feedback and batches.
+    registry: Registry,
+    /// Classes and bins, once the model is loaded.
+    bins: Registry,
+    ready: IntGauge,
+    requests: IntCounterVec,
+    in_flight: IntGauge,
+    latency: prometheus::Histogram,
+    /// By model, revision and result.
+    feedback: IntCounterVec,
+    /// By model and revision, in the order of [`ERROR_SERIES`].
+    errors: [CounterVec; 4],
+    batches: IntCounter,
+    batch_rows: IntCounter,
+    series: Mutex<ModelSeries>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("model", &self.model)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers `collector` in `registry` and gives it back.
+fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each series is registered once");
+    collector
 }
 
 impl Metrics {
     /// Metrics of `model` revision `revision`, before the model is loaded.
     pub fn new(model: &str, revision: i32) -> Self {
+        let revision = revision.to_string();
+        let own = |name: &str, help: &str| {
+            Opts::new(name, help)
+                .const_label(LABEL_MODEL, model)
+                .const_label(LABEL_REVISION, &revision)
+        };
+        let registry = Registry::new();
+        let ready = registered(
+            &registry,
+            IntGauge::with_opts(own(MODEL_READY, "1 once the model is loaded and verified."))
+                .expect("a valid gauge"),
+        );
+        let requests = registered(
+            &registry,
+            IntCounterVec::new(
+                own(REQUESTS_TOTAL, "Inference requests by HTTP status."),
+                &[LABEL_CODE],
+            )
+            .expect("a valid counter"),
+        );
+        let in_flight = registered(
+            &registry,
+            IntGauge::with_opts(own(
+                REQUESTS_IN_FLIGHT,
+                "Inference requests being answered.",
+            ))
+            .expect("a valid gauge"),
+        );
+        let latency = registered(
+            &registry,
+            prometheus::Histogram::with_opts(
+                HistogramOpts::from(own(
+                    REQUEST_DURATION_SECONDS,
+                    "Seconds to answer an inference request.",
+                ))
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("a valid histogram"),
+        );
+        let feedback = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    FEEDBACK_TOTAL,
+                    "Labelled feedback by result, under the revision that predicted.",
+                ),
+                &[LABEL_MODEL, LABEL_REVISION, LABEL_RESULT],
+            )
+            .expect("a valid counter"),
+        );
+        let errors = ERROR_SERIES.map(|(name, help)| {
+            registered(
+                &registry,
+                CounterVec::new(Opts::new(name, help), &[LABEL_MODEL, LABEL_REVISION])
+                    .expect("a valid counter"),
+            )
+        });
+        let batches = registered(
+            &registry,
+            IntCounter::with_opts(own(BATCHES_TOTAL, "Forward passes run."))
+                .expect("a valid counter"),
+        );
+        let batch_rows = registered(
+            &registry,
+            IntCounter::with_opts(own(BATCH_ROWS_TOTAL, "Rows run through forward passes."))
+                .expect("a valid counter"),
+        );
         Self {
             model: model.to_owned(),
             revision,
-            counters: Mutex::new(Counters::default()),
+            registry,
+            bins: Registry::new(),
+            ready,
+            requests,
+            in_flight,
+            latency,
+            feedback,
+            errors,
+            batches,
+            batch_rows,
+            series: Mutex::new(ModelSeries::default()),
         }
     }
 
-    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        // A panic while holding the lock leaves plain numbers behind: keep counting.
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    fn series(&self) -> std::sync::MutexGuard<'_, ModelSeries> {
+        // A panic while holding the lock leaves plain counters behind: keep counting.
+        self.series.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The options of a series of this server's model and revision.
+    fn own(&self, name: &str, help: &str) -> Opts {
+        Opts::new(name, help)
+            .const_label(LABEL_MODEL, &self.model)
+            .const_label(LABEL_REVISION, &self.revision)
     }
 
     /// Once the model is loaded: its classes (so every class has a series, at 0 until predicted)
     /// and the profile whose bins the input histograms use (the features in the model's order)
-    /// and, for a regression model, the prediction histogram (its `predictions`).
+    /// and, for a regression model, the prediction histogram (its `predictions`). Called once
+    /// per server: a second call leaves the first model's series.
     pub fn set_model(&self, classes: &[String], profile: Option<&Profile>) {
-        let mut counters = self.counters();
-        counters.classes = classes.to_vec();
-        counters.predictions = vec![0; classes.len()];
-        counters.inputs = profile
-            .map(|profile| {
-                profile
-                    .features
-                    .iter()
-                    .map(|feature| FeatureBins {
-                        name: feature.name.clone(),
-                        histogram: feature.histogram.emptied(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        counters.prediction_bins = profile
-            .and_then(|profile| profile.predictions.as_ref())
-            .map(Histogram::emptied);
+        let mut series = self.series();
+        if std::mem::replace(&mut series.loaded, true) {
+            return;
+        }
+        if !classes.is_empty() {
+            let family = registered(
+                &self.bins,
+                IntCounterVec::new(
+                    self.own(PREDICTIONS_TOTAL, "Predicted rows by class."),
+                    &[LABEL_CLASS],
+                )
+                .expect("a valid counter"),
+            );
+            series.predictions = classes
+                .iter()
+                .map(|class| family.with_label_values(&[class.as_str()]))
+                .collect();
+        }
+        if let Some(profile) = profile.filter(|p| !p.features.is_empty()) {
+            let family = registered(
+                &self.bins,
+                IntCounterVec::new(
+                    self.own(
+                        INPUT_FEATURE_BIN_TOTAL,
+                        "Raw input values on the bins of the Dataset profile.",
+                    ),
+                    &[LABEL_FEATURE, LABEL_BIN],
+                )
+                .expect("a valid counter"),
+            );
+            series.inputs = profile
+                .features
+                .iter()
+                .map(|feature| BinCounters::new(&family, &feature.histogram, &[&feature.name]))
+                .collect();
+        }
+        if let Some(predictions) = profile.and_then(|p| p.predictions.as_ref()) {
+            let family = registered(
+                &self.bins,
+                IntCounterVec::new(
+                    self.own(
+                        PREDICTION_BIN_TOTAL,
+                        "Predicted values on the bins of the model's predictions on its training split.",
+                    ),
+                    &[LABEL_BIN],
+                )
+                .expect("a valid counter"),
+            );
+            series.prediction_bins = Some(BinCounters::new(&family, predictions, &[]));
+        }
     }
 
     /// Whether the model takes traffic.
     pub fn set_ready(&self, ready: bool) {
-        self.counters().ready = ready;
+        self.ready.set(i64::from(ready));
     }
 
     /// An inference request begins.
     pub fn request_started(&self) {
-        self.counters().in_flight += 1;
+        self.in_flight.inc();
     }
 
     /// An inference request was answered with `code` after `seconds`. A refusal of the client's
@@ -162,275 +297,96 @@ impl Metrics {
     /// gone, 499) is counted by code but kept out of the latency histogram: it says nothing of the
     /// model's speed, and 30-second 408s or instant 429s would move the p99 a Monitor judges.
     pub fn request_finished(&self, code: u16, seconds: f64) {
-        let mut counters = self.counters();
-        counters.in_flight -= 1;
-        *counters.requests.entry(code).or_default() += 1;
-        if (400..500).contains(&code) {
-            return;
-        }
-        let latency = &mut counters.latency;
-        latency.count += 1;
-        latency.sum += seconds;
-        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|&le| seconds <= le) {
-            latency.buckets[bucket] += 1;
+        self.in_flight.dec();
+        self.requests.with_label_values(&[&code.to_string()]).inc();
+        if !(400..500).contains(&code) {
+            self.latency.observe(seconds);
         }
     }
 
     /// Counts predicted classes (indices into the classes).
     pub fn count_predictions(&self, classes: impl IntoIterator<Item = usize>) {
-        let mut counters = self.counters();
+        let series = self.series();
         for class in classes {
-            if let Some(count) = counters.predictions.get_mut(class) {
-                *count += 1;
+            if let Some(counter) = series.predictions.get(class) {
+                counter.inc();
             }
         }
     }
 
     /// Counts a regression model's predicted values (when there are prediction bins).
     pub fn count_predicted_values(&self, values: impl IntoIterator<Item = f32>) {
-        if let Some(histogram) = &mut self.counters().prediction_bins {
+        if let Some(bins) = &self.series().prediction_bins {
             for value in values {
-                histogram.add(f64::from(value));
+                bins.add(f64::from(value));
             }
         }
     }
 
-    /// Counts input rows: `values(row)` gives a row's value of each profiled feature, in order.
+    /// Counts input rows: each row's value of each profiled feature, in order.
     pub fn count_inputs<'a>(&self, rows: impl IntoIterator<Item = &'a [f64]>) {
-        let mut counters = self.counters();
-        if counters.inputs.is_empty() {
+        let series = self.series();
+        if series.inputs.is_empty() {
             return;
         }
         for row in rows {
-            for (feature, value) in counters.inputs.iter_mut().zip(row) {
-                feature.histogram.add(*value);
+            for (feature, value) in series.inputs.iter().zip(row) {
+                feature.add(*value);
             }
         }
     }
 
-    /// Counts one labelled feedback under `revision`.
+    /// Counts one labelled feedback under `revision`. Both results get a series, so a rate of
+    /// either is defined from the first feedback on.
     pub fn count_feedback(&self, revision: i32, correct: bool) {
-        let mut counters = self.counters();
-        let entry = counters.feedback.entry(revision).or_default();
-        if correct {
-            entry.0 += 1;
+        let revision = revision.to_string();
+        let series = |result| {
+            self.feedback
+                .with_label_values(&[self.model.as_str(), &revision, result])
+        };
+        let (counted, other) = if correct {
+            (RESULT_CORRECT, RESULT_INCORRECT)
         } else {
-            entry.1 += 1;
-        }
+            (RESULT_INCORRECT, RESULT_CORRECT)
+        };
+        series(counted).inc();
+        series(other);
     }
 
     /// Counts one regression feedback under `revision`: `error` is the true value minus the
     /// predicted one.
     pub fn count_regression_feedback(&self, revision: i32, error: f64) {
-        self.counters()
-            .errors
-            .entry(revision)
-            .or_default()
-            .add(error);
+        let revision = revision.to_string();
+        let squared = error * error;
+        for (family, value) in
+            self.errors
+                .iter()
+                .zip([1.0, error.abs(), squared, squared * squared])
+        {
+            family
+                .with_label_values(&[self.model.as_str(), &revision])
+                .inc_by(value);
+        }
     }
 
-    /// Sets the forward-pass counters (kept by the batcher).
+    /// Brings the forward-pass counters up to the batcher's totals.
     pub fn set_batches(&self, batches: u64, rows: u64) {
-        let mut counters = self.counters();
-        counters.batches = batches;
-        counters.batch_rows = rows;
+        for (counter, total) in [(&self.batches, batches), (&self.batch_rows, rows)] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let counters = self.counters();
-        let mut out = String::new();
-        let own = format!(
-            "{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{}\"",
-            escape(&self.model),
-            self.revision
-        );
-        render_requests(&mut out, &counters, &own);
-        // Labels before the bins: a reader that keeps only so many samples
-        // (`modelops_api::serving::MAX_SAMPLES`) loses a wide model's bins, never its feedback.
-        render_feedback(&mut out, &counters, &self.model);
-        render_regression_feedback(&mut out, &counters, &self.model);
-        render_batches(&mut out, &counters, &own);
-        render_predictions(&mut out, &counters, &own);
-        render_prediction_bins(&mut out, &counters, &own);
-        out
-    }
-}
-
-/// Readiness, requests by code, requests in flight and the latency histogram.
-fn render_requests(out: &mut String, counters: &Counters, own: &str) {
-    header(
-        out,
-        MODEL_READY,
-        "gauge",
-        "1 once the model is loaded and verified.",
-    );
-    let _ = writeln!(out, "{MODEL_READY}{{{own}}} {}", u8::from(counters.ready));
-    header(
-        out,
-        REQUESTS_TOTAL,
-        "counter",
-        "Inference requests by HTTP status.",
-    );
-    for (code, count) in &counters.requests {
-        let _ = writeln!(
-            out,
-            "{REQUESTS_TOTAL}{{{own},{LABEL_CODE}=\"{code}\"}} {count}"
-        );
-    }
-    header(
-        out,
-        REQUESTS_IN_FLIGHT,
-        "gauge",
-        "Inference requests being answered.",
-    );
-    let _ = writeln!(out, "{REQUESTS_IN_FLIGHT}{{{own}}} {}", counters.in_flight);
-    header(
-        out,
-        REQUEST_DURATION_SECONDS,
-        "histogram",
-        "Seconds to answer an inference request.",
-    );
-    let latency = &counters.latency;
-    let mut cumulative = 0;
-    for (le, count) in LATENCY_BUCKETS.iter().zip(latency.buckets) {
-        cumulative += count;
-        let _ = writeln!(
-            out,
-            "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"{le}\"}} {cumulative}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{REQUEST_DURATION_SECONDS}_bucket{{{own},{LABEL_LE}=\"+Inf\"}} {}",
-        latency.count
-    );
-    let _ = writeln!(
-        out,
-        "{REQUEST_DURATION_SECONDS}_sum{{{own}}} {}",
-        latency.sum
-    );
-    let _ = writeln!(
-        out,
-        "{REQUEST_DURATION_SECONDS}_count{{{own}}} {}",
-        latency.count
-    );
-}
-
-/// Predicted rows by class and raw inputs on the profile's bins: what drift is measured on.
-fn render_predictions(out: &mut String, counters: &Counters, own: &str) {
-    if !counters.classes.is_empty() {
-        header(
-            out,
-            PREDICTIONS_TOTAL,
-            "counter",
-            "Predicted rows by class.",
-        );
-        for (class, count) in counters.classes.iter().zip(&counters.predictions) {
-            let _ = writeln!(
-                out,
-                "{PREDICTIONS_TOTAL}{{{own},{LABEL_CLASS}=\"{}\"}} {count}",
-                escape(class)
-            );
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        for registry in [&self.registry, &self.bins] {
+            encoder
+                .encode(&registry.gather(), &mut out)
+                .expect("the text encoding does not fail");
         }
+        String::from_utf8(out).expect("the text format is UTF-8")
     }
-    if !counters.inputs.is_empty() {
-        header(
-            out,
-            INPUT_FEATURE_BIN_TOTAL,
-            "counter",
-            "Raw input values on the bins of the Dataset profile.",
-        );
-        for feature in &counters.inputs {
-            for (bin, count) in feature.histogram.bins() {
-                let _ = writeln!(
-                    out,
-                    "{INPUT_FEATURE_BIN_TOTAL}{{{own},{LABEL_FEATURE}=\"{}\",{LABEL_BIN}=\"{bin}\"}} {count}",
-                    escape(&feature.name)
-                );
-            }
-        }
-    }
-}
-
-/// A regression model's predicted values on the bins of its training predictions.
-fn render_prediction_bins(out: &mut String, counters: &Counters, own: &str) {
-    let Some(histogram) = &counters.prediction_bins else {
-        return;
-    };
-    header(
-        out,
-        PREDICTION_BIN_TOTAL,
-        "counter",
-        "Predicted values on the bins of the model's predictions on its training split.",
-    );
-    for (bin, count) in histogram.bins() {
-        let _ = writeln!(
-            out,
-            "{PREDICTION_BIN_TOTAL}{{{own},{LABEL_BIN}=\"{bin}\"}} {count}"
-        );
-    }
-}
-
-/// Labelled feedback by result, under the revision that made the prediction (which may be
-/// another revision than this pod's).
-fn render_feedback(out: &mut String, counters: &Counters, model: &str) {
-    header(
-        out,
-        FEEDBACK_TOTAL,
-        "counter",
-        "Labelled feedback by result, under the revision that predicted.",
-    );
-    for (revision, (correct, incorrect)) in &counters.feedback {
-        for (result, count) in [(RESULT_CORRECT, correct), (RESULT_INCORRECT, incorrect)] {
-            let _ = writeln!(
-                out,
-                "{FEEDBACK_TOTAL}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\",{LABEL_RESULT}=\"{result}\"}} {count}",
-                escape(model)
-            );
-        }
-    }
-}
-
-/// Regression feedback: the values received and the sums of their errors, under the revision
-/// that predicted.
-fn render_regression_feedback(out: &mut String, counters: &Counters, model: &str) {
-    for (index, (name, help)) in ERROR_SERIES.into_iter().enumerate() {
-        header(out, name, "counter", help);
-        for (revision, sums) in &counters.errors {
-            let _ = writeln!(
-                out,
-                "{name}{{{LABEL_MODEL}=\"{}\",{LABEL_REVISION}=\"{revision}\"}} {}",
-                escape(model),
-                sums.in_series_order()[index]
-            );
-        }
-    }
-}
-
-/// Forward passes and the rows they ran (the batcher's work).
-fn render_batches(out: &mut String, counters: &Counters, own: &str) {
-    header(out, BATCHES_TOTAL, "counter", "Forward passes run.");
-    let _ = writeln!(out, "{BATCHES_TOTAL}{{{own}}} {}", counters.batches);
-    header(
-        out,
-        BATCH_ROWS_TOTAL,
-        "counter",
-        "Rows run through forward passes.",
-    );
-    let _ = writeln!(out, "{BATCH_ROWS_TOTAL}{{{own}}} {}", counters.batch_rows);
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A label value as the text format writes it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use modelops_api::monitor::{
     MetricSpec, MonitorSpec, MonitorStatus,
 };
 pub(super) use modelops_api::profile::example_profile as profile;
+use std::collections::BTreeMap;
 
 pub(super) fn now(second: i64) -> Time {
     Time(at(second))
@@ -126,6 +127,7 @@ pub(super) fn window(revisions: impl IntoIterator<Item = (i32, RevisionWindow)>)
     WindowDeltas {
         end: Some(at(300)),
         per_revision: revisions.into_iter().collect(),
+        queries: BTreeMap::new(),
     }
 }
 

@@ -24,6 +24,7 @@ mod drift;
 mod error_rate;
 mod latency;
 mod outcome;
+mod prometheus;
 mod regression;
 mod spec;
 
@@ -35,6 +36,7 @@ pub use outcome::{Judgement, MetricResult, Outcome, RevisionOutcome};
 pub use spec::{due_in, needs_profile, validate};
 
 use super::errors::ErrorKind;
+use super::promql::QueryResult;
 use super::scrape::RevisionTotals;
 use super::sequential::Labels;
 use super::window::{RevisionWindow, WindowDeltas};
@@ -83,6 +85,8 @@ pub mod keys {
     pub const LATENCY: &str = "latency";
     /// Share of requests answered with a server error (5xx).
     pub const ERROR_RATE: &str = "errorRate";
+    /// The number a `prometheus` metric's query gave.
+    pub const PROMETHEUS: &str = "prometheus";
     /// With accuracy in mode `sequential`: the evidence that accuracy is below `min`
     /// (a Fail when it reaches `1 / (1 - confidence)`).
     pub const ACCURACY_EVIDENCE_BELOW: &str = "accuracyEvidenceBelowMin";
@@ -139,16 +143,21 @@ pub fn evaluate(
         .per_revision
         .iter()
         .map(|(&revision, w)| {
-            let outcome = evaluate_revision(spec, Some(revision), Some(w), profile, previous);
+            let query = window.queries.get(&revision);
+            let outcome =
+                evaluate_revision(spec, Some(revision), Some(w), query, profile, previous);
             (revision, outcome)
         })
         .collect();
     let focused = match focus {
         Some(revision) => revisions
             .entry(revision)
-            .or_insert_with(|| evaluate_revision(spec, Some(revision), None, profile, previous))
+            .or_insert_with(|| {
+                let query = window.queries.get(&revision);
+                evaluate_revision(spec, Some(revision), None, query, profile, previous)
+            })
             .clone(),
-        None => evaluate_revision(spec, None, None, profile, previous),
+        None => evaluate_revision(spec, None, None, None, profile, previous),
     };
     Outcome {
         time: now.clone(),
@@ -162,6 +171,7 @@ fn evaluate_revision(
     spec: &MonitorSpec,
     revision: Option<i32>,
     window: Option<&RevisionWindow>,
+    query: Option<&QueryResult>,
     profile: Option<&Profile>,
     previous: Option<&MonitorStatus>,
 ) -> RevisionOutcome {
@@ -171,7 +181,7 @@ fn evaluate_revision(
     let metrics: Vec<MetricResult> = spec
         .metrics
         .iter()
-        .filter_map(|item| Some(measure(item.get()?, totals, window, profile)))
+        .filter_map(|item| Some(measure(item.get()?, totals, window, query, profile)))
         .collect();
     let (previous_failures, previous_verdict) = revision
         .map(|revision| previous_of(previous, revision))
@@ -197,6 +207,7 @@ fn measure(
     metric: Metric<'_>,
     totals: &RevisionTotals,
     window: Option<&RevisionWindow>,
+    query: Option<&QueryResult>,
     profile: Option<&Profile>,
 ) -> MetricResult {
     let labels: Labels = window.map(|w| w.labels_since_start).unwrap_or_default();
@@ -209,6 +220,7 @@ fn measure(
         Metric::PredictionDrift(spec) => drift::measure_prediction(spec, totals, profile),
         Metric::Latency(spec) => latency::measure(spec, totals),
         Metric::ErrorRate(spec) => error_rate::measure(spec, totals),
+        Metric::Prometheus(spec) => prometheus::measure(spec, query),
     }
 }
 
@@ -461,6 +473,7 @@ mod tests {
                 reason: reasons::ACCURACY_BELOW_MINIMUM.into(),
                 message: None,
                 worst_feature: None,
+                worst_metric: None,
             }),
             consecutive_failures: 2,
             ..Default::default()
@@ -576,6 +589,7 @@ mod tests {
                 reason: reasons::ERROR_RATE_ABOVE_MAXIMUM.into(),
                 message: None,
                 worst_feature: None,
+                worst_metric: None,
             }),
             consecutive_failures: 1,
             history: vec![EvaluationSummary {

@@ -41,6 +41,9 @@ pub struct MetricResult {
     /// evaluations: a sequential test's decision is valid at every look, so waiting adds
     /// nothing to its guarantee.
     pub fails_at_once: bool,
+    /// Whether the threshold is a minimum (accuracy, a `prometheus` metric with `min`) rather
+    /// than a maximum.
+    pub minimum: bool,
 }
 
 impl MetricResult {
@@ -53,6 +56,8 @@ impl MetricResult {
             keys::INPUT_DRIFT => reasons::INPUT_DRIFT_ABOVE_MAXIMUM,
             keys::PREDICTION_DRIFT => reasons::PREDICTION_DRIFT_ABOVE_MAXIMUM,
             keys::LATENCY => reasons::LATENCY_ABOVE_MAXIMUM,
+            keys::PROMETHEUS if self.minimum => reasons::PROMETHEUS_BELOW_MINIMUM,
+            keys::PROMETHEUS => reasons::PROMETHEUS_ABOVE_MAXIMUM,
             // keys::ERROR_RATE, the last of the keys: a key is always one of them.
             _ => reasons::ERROR_RATE_ABOVE_MAXIMUM,
         }
@@ -88,6 +93,7 @@ impl MetricResult {
             message,
             evidence: Vec::new(),
             fails_at_once: false,
+            minimum: key == keys::ACCURACY,
         }
     }
 
@@ -107,6 +113,7 @@ impl MetricResult {
             message,
             evidence: Vec::new(),
             fails_at_once: false,
+            minimum: key == keys::ACCURACY,
         }
     }
 
@@ -164,6 +171,34 @@ impl RevisionOutcome {
             .collect()
     }
 
+    /// The measured metric closest to (or furthest past) its threshold, relative to the
+    /// threshold, as `<key> <value> (<min|max> <threshold>)`: the Monitor's worst metric.
+    pub fn worst_metric(&self) -> Option<String> {
+        let headroom = |m: &MetricResult| {
+            let value = m.value?;
+            let margin = if m.minimum {
+                value - m.threshold
+            } else {
+                m.threshold - value
+            };
+            Some(margin / m.threshold.abs().max(1e-9))
+        };
+        let worst = self
+            .metrics
+            .iter()
+            .filter_map(|m| Some((headroom(m)?, m)))
+            .filter(|(h, _)| !h.is_nan())
+            .min_by(|a, b| a.0.total_cmp(&b.0))?
+            .1;
+        Some(format!(
+            "{} {} ({} {})",
+            worst.key,
+            super::number(worst.value?),
+            if worst.minimum { "min" } else { "max" },
+            super::number(worst.threshold)
+        ))
+    }
+
     /// The input feature that drifted most, when input drift was measured.
     pub fn worst_feature(&self) -> Option<&str> {
         self.metrics.iter().find_map(|m| m.worst_feature.as_deref())
@@ -203,6 +238,7 @@ impl Outcome {
             reason: focused.reason.to_owned(),
             message: Some(focused.message.clone()),
             worst_feature: focused.worst_feature().map(str::to_owned),
+            worst_metric: focused.worst_metric(),
         }
     }
 

@@ -28,9 +28,17 @@ pub fn validate(spec: &MonitorSpec) -> Result<WindowBounds, String> {
                 continue;
             }
             Some(Metric::ErrorRate(_)) => continue,
+            Some(Metric::Prometheus(m)) => {
+                if m.min.is_some() == m.max.is_some() {
+                    return Err(format!(
+                        "spec.metrics[{index}].prometheus: set exactly one of min (the value must stay at or above it) or max (at or below it)"
+                    ));
+                }
+                continue;
+            }
             None => {
                 return Err(format!(
-                    "spec.metrics[{index}]: set exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency or errorRate"
+                    "spec.metrics[{index}]: set exactly one of accuracy, rmse, mae, inputDrift, predictionDrift, latency, errorRate or prometheus"
                 ));
             }
         };

@@ -128,6 +128,7 @@ pub fn prepare_job(config: &OperatorConfig, dataset: &Dataset, namespace: &str) 
             template: None,
             volumes: source.into_iter().collect(),
             labels: labels.clone(),
+            metrics_port: None,
         },
     );
     let policy = RunPolicy {

@@ -5,7 +5,8 @@ use crate::config::OperatorConfig;
 use crate::controllers::apply::child_labels;
 use crate::controllers::workerpod::{
     image, image_pull_policy, resource_requirements, restricted_container_security_context,
-    restricted_pod_security_context, scratch_volume, store_access, tmp_volume, with_scheduling,
+    restricted_pod_security_context, scrape_annotations, scratch_volume, store_access, tmp_volume,
+    with_scheduling,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -226,6 +227,7 @@ pub fn deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: Some(scrape_annotations(SERVING_PORT)),
                     ..Default::default()
                 }),
                 spec: Some(serving_pod_spec(config, md, container)),

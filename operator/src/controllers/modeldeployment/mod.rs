@@ -489,7 +489,7 @@ async fn update_status(
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), namespace);
     apply_status(&api, md, current, &new).await?;
     for notice in &plan.notices {
-        ctx.metrics.rollout_event(notice.reason);
+        ctx.metrics.rollout_event(namespace, notice.reason);
         events::publish(
             &ctx.recorder,
             md,

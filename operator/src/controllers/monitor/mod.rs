@@ -202,6 +202,19 @@ async fn profile(
     Ok(None)
 }
 
+/// Whether the operator's policy lets this Monitor's `prometheus` metric query its address.
+fn prometheus_allowed(ctx: &Context, monitor: &Monitor) -> std::result::Result<(), String> {
+    for (index, metric) in monitor.spec.metrics.iter().enumerate() {
+        if let Some(prometheus) = &metric.prometheus {
+            ctx.config.policy.check_prometheus(
+                &format!("spec.metrics[{index}].prometheus.address"),
+                &prometheus.address,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// A status that says the Monitor cannot evaluate, and why.
 fn not_evaluating(
     monitor: &Monitor,
@@ -251,6 +264,16 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
             return Ok(Action::await_change());
         }
     };
+    if let Err(problem) = prometheus_allowed(&ctx, &monitor) {
+        let status = not_evaluating(
+            &monitor,
+            reasons::FORBIDDEN_PROMETHEUS_ADDRESS,
+            problem,
+            true,
+        );
+        apply_status(&api, monitor.as_ref(), current, &status).await?;
+        return Ok(Action::await_change());
+    }
     let interval = modelops_api::common::parse_duration(&monitor.spec.interval)
         .unwrap_or(Duration::from_secs(30));
     let previous = monitor_status::previous_status(&monitor);
@@ -285,7 +308,19 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
     };
 
     // Build: the window and the verdict.
-    let window = observe(&ctx, &monitor, &now, &pods, &bounds);
+    let mut window = observe(&ctx, &monitor, &now, &pods, &bounds);
+    if let Some(metric) = monitor
+        .spec
+        .metrics
+        .iter()
+        .find_map(|m| m.prometheus.as_ref())
+    {
+        // Every revision in the window, and the one `lastEvaluation` describes.
+        let mut revisions: Vec<i32> = window.per_revision.keys().copied().collect();
+        revisions.extend(focus.filter(|f| !revisions.contains(f)));
+        window.queries =
+            crate::promql::query_revisions(metric, &namespace, target_name, &revisions).await;
+    }
     let outcome = stats::evaluate(
         &monitor.spec,
         &window,
@@ -294,11 +329,15 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
         focus,
         &now,
     );
-    ctx.metrics.evaluation(match outcome.focused.verdict {
-        Verdict::Pass => "Pass",
-        Verdict::Fail => "Fail",
-        Verdict::Inconclusive => "Inconclusive",
-    });
+    ctx.metrics.evaluation(
+        &namespace,
+        match outcome.focused.verdict {
+            Verdict::Pass => "Pass",
+            Verdict::Fail => "Fail",
+            Verdict::Inconclusive => "Inconclusive",
+        },
+        outcome.focused.reason,
+    );
     let status = monitor_status::next_status(
         &monitor.spec,
         previous,

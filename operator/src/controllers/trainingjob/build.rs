@@ -7,7 +7,7 @@ use crate::controllers::workerpod::{WorkerPod, pod_template};
 use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource, ResourceExt};
 use modelops_api::TrainingJob;
-use modelops_api::workorder::{TrainOrder, Trial, WorkOrder, layout};
+use modelops_api::workorder::{PROGRESS_PORT, TrainOrder, Trial, WorkOrder, layout};
 use modelops_core::training::search::TrialParameters;
 
 /// The label that tells a trial's Job which trial it runs.
@@ -88,6 +88,7 @@ pub fn train_job(
             template: Some(&job.spec.template),
             volumes: Vec::new(),
             labels: labels.clone(),
+            metrics_port: Some(PROGRESS_PORT),
         },
     );
     let owner = job

@@ -644,6 +644,18 @@ async fn publish_phase_change(
     stage: &Stage,
 ) {
     if previous_phase != new.phase {
+        if let (Some(phase @ (TrainingPhase::Succeeded | TrainingPhase::Failed)), Some(namespace)) =
+            (new.phase, job.metadata.namespace.as_deref())
+        {
+            ctx.metrics.training_finished(
+                namespace,
+                if phase == TrainingPhase::Succeeded {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                },
+            );
+        }
         match stage {
             Stage::Succeeded(model) => {
                 events::publish(

@@ -113,14 +113,29 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
     assert!(status.digest.as_deref().unwrap().starts_with("sha256:"));
     assert_health(&ns.name, "Dataset", "digits", ("Current", "Healthy"));
 
-    // Flux and Argo CD wait while it trains, and call it done once it has.
-    progress_reaches(&ns, "digits", 1).await;
-    assert_health(
-        &ns.name,
-        "TrainingJob",
+    // Flux and Argo CD wait while it trains (the state a watch saw while it ran: a short run may
+    // be done by the time it is read again), and call it done once it has.
+    let running = wait(
+        &ns.api::<TrainingJob>(),
         "digits",
+        Duration::from_secs(300),
+        |j| {
+            j.and_then(|j| j.status.as_ref())
+                .is_some_and(|s| s.phase == Some(TrainingPhase::Running))
+        },
+    )
+    .await
+    .unwrap();
+    let mut object = serde_json::to_value(&running).unwrap();
+    object["apiVersion"] = json!("modelops.dev/v1alpha1");
+    object["kind"] = json!("TrainingJob");
+    let health = health_of("TrainingJob", &object);
+    assert_eq!(
+        (health.kstatus.as_str(), health.argo.as_str()),
         ("InProgress", "Progressing"),
+        "{health:?}"
     );
+    progress_reaches(&ns, "digits", 1).await;
     let job = succeeded(&ns, "digits", Duration::from_secs(300)).await;
     assert_health(&ns.name, "TrainingJob", "digits", ("Current", "Healthy"));
     let status = job.status.unwrap();

@@ -782,9 +782,15 @@ pub fn health(ns: &str, kind: &str, name: &str) -> Health {
         String::from_utf8_lossy(&out.stderr)
     );
     let object: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (argo, message) = argo_health(kind, &object);
+    health_of(kind, &object)
+}
+
+/// The health of `object` (of `kind`) as both tools read it: for a state seen by a watch, which
+/// may have moved on by the time `kubectl get` would read it.
+pub fn health_of(kind: &str, object: &serde_json::Value) -> Health {
+    let (argo, message) = argo_health(kind, object);
     Health {
-        kstatus: kstatus(&object),
+        kstatus: kstatus(object),
         argo,
         message,
     }

@@ -265,3 +265,47 @@ impl Outcome {
             && self.focused.previous_verdict != Some(Verdict::Fail)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(metrics: Vec<MetricResult>) -> RevisionOutcome {
+        RevisionOutcome {
+            revision: Some(2),
+            requests: 100.0,
+            metrics,
+            verdict: Verdict::Pass,
+            reason: reasons::WITHIN_THRESHOLDS,
+            message: String::new(),
+            consecutive_failures: 0,
+            previous_verdict: None,
+        }
+    }
+
+    #[test]
+    fn the_worst_metric_is_the_closest_to_its_threshold_relative_to_it() {
+        let measured = |key, value, threshold| {
+            MetricResult::measured(key, value, threshold, false, String::new())
+        };
+        // Accuracy 0.91 against a minimum of 0.9 has 1% of headroom; drift 0.1 against 0.5,
+        // 80%; latency 0.3 s against 0.25 s is 20% past its maximum.
+        let within = outcome(vec![
+            measured(keys::ACCURACY, 0.91, 0.9),
+            measured(keys::INPUT_DRIFT, 0.1, 0.5),
+        ]);
+        assert_eq!(
+            within.worst_metric().as_deref(),
+            Some("accuracy 0.91 (min 0.9)")
+        );
+        let mut past = within.clone();
+        past.metrics.push(measured(keys::LATENCY, 0.3, 0.25));
+        assert_eq!(
+            past.worst_metric().as_deref(),
+            Some("latency 0.3 (max 0.25)")
+        );
+        // A metric not measured has no place in it; nothing measured, no worst metric.
+        let unjudged = MetricResult::no_traffic(keys::ERROR_RATE, 0.05);
+        assert_eq!(outcome(vec![unjudged]).worst_metric(), None);
+    }
+}

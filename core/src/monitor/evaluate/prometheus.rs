@@ -101,6 +101,41 @@ mod tests {
     }
 
     #[test]
+    fn each_revision_is_judged_on_its_own_query_result() {
+        use crate::monitor::evaluate::evaluate;
+        use crate::monitor::evaluate::fixtures::*;
+        use modelops_api::monitor::{MetricSpec, Verdict};
+        let metric = MetricSpec {
+            prometheus: Some(spec(None, Some(0.5))),
+            ..Default::default()
+        };
+        let spec = monitor_spec(vec![metric], 1);
+        let mut deltas = window([
+            (1, traffic(50.0, 0.0, 0.0, 0.0)),
+            (2, traffic(50.0, 0.0, 0.0, 0.0)),
+        ]);
+        deltas.queries.insert(1, QueryResult::Value(0.1));
+        deltas.queries.insert(2, QueryResult::Value(0.9));
+        let outcome = evaluate(&spec, &deltas, None, None, Some(2), &now(10));
+        assert_eq!(outcome.revisions[&1].verdict, Verdict::Pass);
+        let canary = &outcome.focused;
+        assert_eq!(canary.verdict, Verdict::Fail);
+        assert_eq!(canary.reason, reasons::PROMETHEUS_ABOVE_MAXIMUM);
+        let evaluation = outcome.last_evaluation();
+        assert_eq!(evaluation.values["prometheus"], 0.9);
+        assert_eq!(evaluation.thresholds["prometheus"], 0.5);
+        assert_eq!(
+            evaluation.worst_metric.as_deref(),
+            Some("prometheus 0.9 (max 0.5)")
+        );
+        // A revision the query said nothing about is not judged.
+        deltas.queries.remove(&2);
+        let outcome = evaluate(&spec, &deltas, None, None, Some(2), &now(10));
+        assert_eq!(outcome.focused.verdict, Verdict::Inconclusive);
+        assert_eq!(outcome.focused.reason, reasons::NO_DATA);
+    }
+
+    #[test]
     fn no_number_is_never_a_breach() {
         let at_most = spec(None, Some(1.0));
         let no_data = measure(&at_most, Some(&QueryResult::NoData("no series".into())));

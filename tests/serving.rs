@@ -544,9 +544,12 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy_and_lose_n
             correct += 1;
         }
     }
+    // The status shows the offline accuracy to 3 decimals: on these 179 rows one answer more
+    // or less moves it by 0.0056, so equal rounded values are equal counts.
     let served = correct as f64 / rows.len() as f64;
-    assert!(
-        (served - offline).abs() < 1e-9,
+    assert_eq!(
+        (served * 1000.0).round() / 1000.0,
+        offline,
         "served accuracy {served}, offline {offline}"
     );
 

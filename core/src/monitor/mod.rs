@@ -44,6 +44,53 @@ pub struct MonitorState {
     window: SlidingWindow,
 }
 
+/// Every Monitor's [`MonitorState`], by uid. A Monitor is reconciled once per `spec.interval`, so
+/// a state not observed within three intervals and a minute belongs to a Monitor that is gone
+/// (deleted, or moved to another leader): it is dropped, at most once a minute, so that creating
+/// and deleting Monitors cannot make the operator's memory grow. Dropping a live one costs no
+/// correctness (see [`MonitorState`]).
+#[derive(Debug, Default)]
+pub struct MonitorStates {
+    states: std::collections::HashMap<String, (MonitorState, Timestamp)>,
+    next_prune: Option<Timestamp>,
+}
+
+impl MonitorStates {
+    /// [`MonitorState::observe`] for the Monitor `uid`, evaluated every `interval`, at `time`.
+    pub fn observe(
+        &mut self,
+        uid: &str,
+        interval: std::time::Duration,
+        time: Timestamp,
+        pods: &[PodScrape],
+        bounds: &WindowBounds,
+    ) -> WindowDeltas {
+        if self.next_prune.is_none_or(|next| time >= next) {
+            self.states.retain(|_, (_, expires)| *expires > time);
+            self.next_prune = time
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(60))
+                .ok();
+        }
+        let keep = k8s_openapi::jiff::SignedDuration::try_from(interval.saturating_mul(3))
+            .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX)
+            .saturating_add(k8s_openapi::jiff::SignedDuration::from_secs(60));
+        let expires = time.checked_add(keep).unwrap_or(Timestamp::MAX);
+        let (state, until) = self.states.entry(uid.to_owned()).or_default();
+        *until = expires;
+        state.observe(time, pods, bounds)
+    }
+
+    /// How many Monitors have a state.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether no Monitor has a state.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+}
+
 impl MonitorState {
     /// Folds one scrape of every pod of the target (failed scrapes included, as `samples:
     /// None`) into the window and returns the window every revision has now.
@@ -177,5 +224,34 @@ failureThreshold: 2
             Verdict::Pass,
             "revision 1 still passes"
         );
+    }
+}
+
+#[cfg(test)]
+mod states_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_state_of_a_monitor_no_longer_observed_is_dropped() {
+        let bounds = WindowBounds::from_spec(&modelops_api::monitor::Window::default()).unwrap();
+        let at = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let mut states = MonitorStates::default();
+        states.observe("a", Duration::from_secs(10), at(0), &[], &bounds);
+        states.observe("b", Duration::from_secs(3600), at(0), &[], &bounds);
+        assert_eq!(states.len(), 2);
+        // `a` keeps being observed; `b` (hourly) is not due yet.
+        for s in (10..=600).step_by(10) {
+            states.observe("a", Duration::from_secs(10), at(s), &[], &bounds);
+        }
+        assert_eq!(states.len(), 2);
+        // `a` is deleted: 3 intervals and a minute after its last observation, and the next
+        // prune, it is gone; `b` is kept until its own three hours have passed.
+        states.observe("b", Duration::from_secs(3600), at(3600), &[], &bounds);
+        assert_eq!(states.len(), 1);
+        states.observe("c", Duration::from_secs(1), at(3600 * 4), &[], &bounds);
+        assert_eq!(states.len(), 2, "b is kept for 3 hours and a minute");
+        states.observe("c", Duration::from_secs(1), at(3600 * 5), &[], &bounds);
+        assert_eq!(states.len(), 1, "only c is left");
     }
 }

@@ -35,9 +35,9 @@ pub struct Context {
     pub metrics: Metrics,
     /// The namespaces whose artifact claim exists.
     pub artifacts: artifacts::Claims,
-    /// Each Monitor's window, by uid (rebuilt from the pods' counters after a restart).
-    pub monitor_states:
-        std::sync::Mutex<std::collections::HashMap<String, modelops_core::monitor::MonitorState>>,
+    /// Each Monitor's window, by uid (rebuilt from the pods' counters after a restart; dropped
+    /// once its Monitor is no longer reconciled).
+    pub monitor_states: std::sync::Mutex<modelops_core::monitor::MonitorStates>,
     /// Dataset profiles read so far.
     pub profiles: crate::profile::ProfileCache,
 }

@@ -361,9 +361,16 @@ fn observe(
     pods: &[PodScrape],
     bounds: &stats::WindowBounds,
 ) -> stats::WindowDeltas {
+    let interval = modelops_api::common::parse_duration(&monitor.spec.interval)
+        .unwrap_or(Duration::from_secs(30));
     let mut states = ctx.monitor_states.lock().expect("not poisoned");
-    let state = states.entry(monitor.uid().unwrap_or_default()).or_default();
-    state.observe(now.0, pods, bounds)
+    states.observe(
+        &monitor.uid().unwrap_or_default(),
+        interval,
+        now.0,
+        pods,
+        bounds,
+    )
 }
 
 /// The Event of a revision that just turned Fail: what failed, and what happens next.

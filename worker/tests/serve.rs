@@ -170,8 +170,13 @@ impl Server {
             base: String::new(),
             log,
             lines: Mutex::new(lines),
+            // A fresh connection per request: a pooled one that the server closes as it is
+            // reused (keep-alive's race) would read as a dropped request. Keep-alive itself is
+            // tested on the raw socket (`serve::http` tests).
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .max_idle_connections(0)
+                .max_idle_connections_per_host(0)
                 .build()
                 .into(),
         };

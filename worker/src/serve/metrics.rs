@@ -118,6 +118,13 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// The options of series `name` of `model` revision `revision` (its const labels).
+fn own_opts(model: &str, revision: &str, name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+        .const_label(LABEL_MODEL, model)
+        .const_label(LABEL_REVISION, revision)
+}
+
 /// Registers `collector` in `registry` and gives it back.
 fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
     registry
@@ -130,11 +137,7 @@ impl Metrics {
     /// Metrics of `model` revision `revision`, before the model is loaded.
     pub fn new(model: &str, revision: i32) -> Self {
         let revision = revision.to_string();
-        let own = |name: &str, help: &str| {
-            Opts::new(name, help)
-                .const_label(LABEL_MODEL, model)
-                .const_label(LABEL_REVISION, &revision)
-        };
+        let own = |name: &str, help: &str| own_opts(model, &revision, name, help);
         let registry = Registry::new();
         let ready = registered(
             &registry,
@@ -220,9 +223,7 @@ impl Metrics {
 
     /// The options of a series of this server's model and revision.
     fn own(&self, name: &str, help: &str) -> Opts {
-        Opts::new(name, help)
-            .const_label(LABEL_MODEL, &self.model)
-            .const_label(LABEL_REVISION, &self.revision)
+        own_opts(&self.model, &self.revision, name, help)
     }
 
     /// Once the model is loaded: its classes (so every class has a series, at 0 until predicted)

@@ -309,18 +309,7 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
 
     // Build: the window and the verdict.
     let mut window = observe(&ctx, &monitor, &now, &pods, &bounds);
-    if let Some(metric) = monitor
-        .spec
-        .metrics
-        .iter()
-        .find_map(|m| m.prometheus.as_ref())
-    {
-        // Every revision in the window, and the one `lastEvaluation` describes.
-        let mut revisions: Vec<i32> = window.per_revision.keys().copied().collect();
-        revisions.extend(focus.filter(|f| !revisions.contains(f)));
-        window.queries =
-            crate::promql::query_revisions(metric, &namespace, target_name, &revisions).await;
-    }
+    window.queries = query_prometheus(&monitor, &namespace, &window, focus).await;
     let outcome = stats::evaluate(
         &monitor.spec,
         &window,
@@ -350,6 +339,28 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
         publish_failure(&ctx, &monitor, &outcome).await;
     }
     Ok(Action::requeue(interval))
+}
+
+/// What the Monitor's `prometheus` metric's query gives for every revision in the window and
+/// the one `lastEvaluation` describes (`focus`); nothing without such a metric.
+async fn query_prometheus(
+    monitor: &Monitor,
+    namespace: &str,
+    window: &stats::WindowDeltas,
+    focus: Option<i32>,
+) -> std::collections::BTreeMap<i32, stats::promql::QueryResult> {
+    let Some(metric) = monitor
+        .spec
+        .metrics
+        .iter()
+        .find_map(|m| m.prometheus.as_ref())
+    else {
+        return Default::default();
+    };
+    let mut revisions: Vec<i32> = window.per_revision.keys().copied().collect();
+    revisions.extend(focus.filter(|f| !revisions.contains(f)));
+    let target = &monitor.spec.target_ref.name;
+    crate::promql::query_revisions(metric, namespace, target, &revisions).await
 }
 
 /// Folds the pods' counters into the Monitor's sliding window (kept in the context, by uid) and

@@ -9,8 +9,11 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
+    PostParams,
+};
 use kube::runtime::{WatchStreamExt, watcher};
 use modelops_api::conditions::types;
 use modelops_api::trainingjob::TrainingPhase;
@@ -248,6 +251,33 @@ async fn prometheus_scrapes_a_training_pod_while_it_trains_and_the_operators_rec
     )
     .await;
     println!("Prometheus saw epoch {epoch} of {total}, validation accuracy {accuracy}");
+    // The operator's gauges of the running TrainingJob, read from its cache, and the pod's
+    // throughput.
+    let of_job = |series: &str| {
+        format!(
+            "max({series}{{namespace=\"{}\", trainingjob=\"digits\"}})",
+            ns.name
+        )
+    };
+    let operator_epoch = prometheus_until(&of_job("modelops_trainingjob_epoch"), patience, |e| {
+        e >= 1.0
+    })
+    .await;
+    let throughput = prometheus_until(
+        &of_ns("modelops_training_samples_per_second"),
+        patience,
+        |t| t > 0.0,
+    )
+    .await;
+    let operator_throughput = prometheus_until(
+        &of_job("modelops_trainingjob_samples_per_second"),
+        patience,
+        |t| t > 0.0,
+    )
+    .await;
+    println!(
+        "the operator says epoch {operator_epoch} at {operator_throughput:.0} samples/s (the pod: {throughput:.0})"
+    );
     let job_now = ns.api::<TrainingJob>().get("digits").await.unwrap();
     assert_eq!(
         job_now.status.and_then(|s| s.phase),
@@ -411,55 +441,251 @@ async fn a_suspended_job_reads_as_held_and_a_failed_one_fails_its_model_deployme
     ns.delete().await;
 }
 
+/// One of Kueue's kinds (the test bed runs Kueue v0.17, API `kueue.x-k8s.io/v1beta2`), untyped.
+fn kueue_api(client: &kube::Client, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: "kueue.x-k8s.io".into(),
+        version: "v1beta2".into(),
+        api_version: "kueue.x-k8s.io/v1beta2".into(),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_lowercase()),
+    };
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The status condition `kind` of an untyped object: (status, reason, message).
+fn condition_of(object: &DynamicObject, kind: &str) -> Option<(String, String, String)> {
+    let conditions = object.data["status"]["conditions"].as_array()?;
+    let c = conditions.iter().find(|c| c["type"] == kind)?;
+    let text = |field: &str| c[field].as_str().unwrap_or_default().to_owned();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+/// Kueue's Workload for a worker Job (Kueue names it; its owner is the Job).
+async fn workload_of(workloads: &Api<DynamicObject>, job: &str) -> Option<DynamicObject> {
+    workloads
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|w| {
+            w.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Job" && o.name == job)
+        })
+}
+
 #[tokio::test]
-async fn a_job_queued_with_kueue_waits_for_admission_and_the_operator_leaves_suspend_to_kueue() {
+async fn trainingjobs_queued_with_kueue_are_admitted_by_kueue_one_at_a_time_within_the_quota() {
     if skip_without_cluster() {
         return;
     }
     let client = client().await;
-    let ns = TestNamespace::create(&client, "queued").await;
-    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
-    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
-    let mut queued: TrainingJob = example("examples/iris/trainingjob.yaml");
-    queued.spec.search = None;
-    queued.metadata.labels = Some(BTreeMap::from([(
-        "kueue.x-k8s.io/queue-name".to_owned(),
-        "ml".to_owned(),
-    )]));
-    create(&ns, &queued).await;
-    // The Job carries the queue and waits, suspended, for Kueue to admit it.
-    let jobs = ns.api::<TrainingJob>();
-    wait(&jobs, "iris", Duration::from_secs(120), |j| {
-        j.and_then(|j| j.status.as_ref()?.conditions.get(types::READY).cloned())
-            .is_some_and(|c| c.reason == "WaitingForAdmission")
-    })
-    .await;
-    assert_health(
-        &ns.name,
-        "TrainingJob",
-        "iris",
-        ("InProgress", "Progressing"),
-    );
-    let worker_jobs = ns.api::<k8s_openapi::api::batch::v1::Job>();
-    let job = worker_jobs.get("iris-train").await.unwrap();
-    assert_eq!(
-        job.metadata.labels.unwrap()["kueue.x-k8s.io/queue-name"],
-        "ml"
-    );
-    assert_eq!(job.spec.unwrap().suspend, Some(true));
-    // Kueue admits it by unsuspending the Job; the operator does not take that back.
-    worker_jobs
+    let ns = TestNamespace::create(&client, "kueue").await;
+    // The test bed applies Kueue's Job webhooks to namespaces with this label (tests/cluster/up).
+    Api::<Namespace>::all(client.clone())
         .patch(
-            "iris-train",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"spec": {"suspend": false}})),
+            &ns.name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"testbed.modelops.dev/kueue": "enabled"}}}),
+            ),
         )
         .await
         .unwrap();
-    training_succeeded(&ns, "iris", Duration::from_secs(300)).await;
-    let job = worker_jobs.get("iris-train").await.unwrap();
-    assert_eq!(job.spec.unwrap().suspend, Some(false));
+    // A flavor, a ClusterQueue of this namespace alone with room for one 500m/512Mi job at a
+    // time, and the LocalQueue `ml` in the namespace.
+    let cluster_scoped = ns.name.clone();
+    let flavors = kueue_api(&client, "ResourceFlavor", None);
+    let cluster_queues = kueue_api(&client, "ClusterQueue", None);
+    let post = PostParams::default();
+    flavors
+        .create(
+            &post,
+            &from_json(json!({
+                "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                "metadata": {"name": cluster_scoped},
+            })),
+        )
+        .await
+        .unwrap();
+    cluster_queues
+        .create(
+            &post,
+            &from_json(json!({
+                "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+                "metadata": {"name": cluster_scoped},
+                "spec": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}},
+                    "resourceGroups": [{
+                        "coveredResources": ["cpu", "memory"],
+                        "flavors": [{"name": cluster_scoped, "resources": [
+                            {"name": "cpu", "nominalQuota": "500m"},
+                            {"name": "memory", "nominalQuota": "768Mi"},
+                        ]}],
+                    }],
+                },
+            })),
+        )
+        .await
+        .unwrap();
+    kueue_api(&client, "LocalQueue", Some(&ns.name))
+        .create(
+            &post,
+            &from_json(json!({
+                "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
+                "metadata": {"name": "ml"},
+                "spec": {"clusterQueue": cluster_scoped},
+            })),
+        )
+        .await
+        .unwrap();
+    wait(
+        &cluster_queues,
+        &cluster_scoped,
+        Duration::from_secs(60),
+        |q| {
+            q.and_then(|q| condition_of(q, "Active"))
+                .is_some_and(|(status, ..)| status == "True")
+        },
+    )
+    .await;
+
+    data_config_map(&ns, "iris-data", "iris.csv", "examples/data/iris.csv").await;
+    create(&ns, &example::<Dataset>("examples/iris/dataset.yaml")).await;
+    let names = ["first", "second"];
+    for name in names {
+        let mut queued: TrainingJob = example("examples/iris/trainingjob.yaml");
+        queued.metadata.name = Some(name.to_owned());
+        queued.spec.search = None;
+        // Long enough that the one admitted is seen running while the other waits.
+        queued.spec.hyperparameters.epochs = 300;
+        queued.metadata.labels = Some(BTreeMap::from([(
+            "kueue.x-k8s.io/queue-name".to_owned(),
+            "ml".to_owned(),
+        )]));
+        create(&ns, &queued).await;
+    }
+
+    // Kueue admits one (it unsuspends its Job); the other, over the quota, waits with its Job
+    // suspended and its Workload without a quota reservation, and the TrainingJob says so.
+    let worker_jobs = ns.api::<k8s_openapi::api::batch::v1::Job>();
+    let workloads = kueue_api(&client, "Workload", Some(&ns.name));
+    let trainings = ns.api::<TrainingJob>();
+    let suspended = |job: &k8s_openapi::api::batch::v1::Job| {
+        job.spec.as_ref().and_then(|s| s.suspend) == Some(true)
+    };
+    let training_jobs = ListParams::default().labels("modelops.dev/trainingjob");
+    // Admitted and not finished: at most one at any time.
+    let running = |job: &k8s_openapi::api::batch::v1::Job| {
+        !suspended(job)
+            && job
+                .status
+                .as_ref()
+                .is_none_or(|s| s.completion_time.is_none() && s.failed.unwrap_or(0) == 0)
+    };
+    let seen = tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            let jobs = worker_jobs.list(&training_jobs).await.unwrap().items;
+            let admitted = jobs.iter().filter(|j| running(j)).count();
+            assert!(
+                admitted <= 1,
+                "Kueue admitted both jobs past a quota for one: {jobs:#?}"
+            );
+            if jobs.len() == 2
+                && admitted == 1
+                && let Some(waiting) = jobs.iter().find(|j| suspended(j))
+            {
+                break waiting.metadata.name.clone().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    let waiting = seen.expect("one job running while the other waits for admission");
+    let waiting_training = waiting.trim_end_matches("-train").to_owned();
+    let training = trainings.get(&waiting_training).await.unwrap();
+    let ready = training
+        .status
+        .unwrap()
+        .conditions
+        .get(types::READY)
+        .cloned()
+        .unwrap();
+    assert_eq!(ready.reason, "WaitingForAdmission", "{ready:?}");
+    assert!(ready.message.contains("\"ml\""), "{ready:?}");
+    assert_health(
+        &ns.name,
+        "TrainingJob",
+        &waiting_training,
+        ("InProgress", "Progressing"),
+    );
+    let workload = workload_of(&workloads, &waiting)
+        .await
+        .expect("a Workload for the waiting Job");
+    let (reserved, _, message) = condition_of(&workload, "QuotaReserved").unwrap();
+    assert_eq!(reserved, "False", "{message}");
+    assert!(message.contains("insufficient"), "{message}");
+
+    // Both train to the end, the second admitted only once the first has finished; the operator
+    // never suspends an admitted Job again.
+    for name in names {
+        training_succeeded(&ns, name, Duration::from_secs(600)).await;
+    }
+    let mut jobs = worker_jobs.list(&training_jobs).await.unwrap().items;
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+    jobs.sort_by_key(|j| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.start_time.clone())
+            .map(|t| t.0)
+    });
+    for job in &jobs {
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap()["kueue.x-k8s.io/queue-name"],
+            "ml"
+        );
+        assert!(!suspended(job), "{job:#?}");
+        let name = job.metadata.name.as_deref().unwrap();
+        let workload = workload_of(&workloads, name)
+            .await
+            .expect("a Workload per Job");
+        let (admitted, ..) = condition_of(&workload, "Admitted").unwrap();
+        let (finished, ..) = condition_of(&workload, "Finished").unwrap();
+        assert_eq!(
+            (admitted.as_str(), finished.as_str()),
+            ("True", "True"),
+            "{workload:#?}"
+        );
+    }
+    let finished = jobs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.clone())
+        .unwrap();
+    let started = jobs[1]
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.clone())
+        .unwrap();
+    assert!(
+        started.0 >= finished.0,
+        "the second job started at {started:?}, before the first finished at {finished:?}"
+    );
+
     ns.delete().await;
+    let _ = cluster_queues
+        .delete(&cluster_scoped, &DeleteParams::default())
+        .await;
+    let _ = flavors
+        .delete(&cluster_scoped, &DeleteParams::default())
+        .await;
 }
 
 #[tokio::test]

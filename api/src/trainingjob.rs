@@ -976,6 +976,9 @@ pub struct TrainingProgress {
     /// Accuracy on the validation split after the last epoch (classification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_accuracy: Option<f64>,
+    /// Training throughput of the last epoch, in samples per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_per_second: Option<f64>,
     /// The trial this progress belongs to, when searching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<i32>,

@@ -110,6 +110,8 @@ pub struct OperatorConfig {
     pub worker_gpu_image: String,
     /// `imagePullPolicy` of worker and serving pods.
     pub image_pull_policy: String,
+    /// How worker and serving pods log: `text` or `json` (`MODELOPS_LOG_FORMAT` in their pods).
+    pub worker_log_format: String,
     /// The artifact store.
     pub artifacts: ArtifactsConfig,
     /// The key from which every ModelDeployment's feedback key is derived (see
@@ -129,6 +131,7 @@ impl OperatorConfig {
             worker_image: "modelops/worker:dev".into(),
             worker_gpu_image: "modelops/worker:dev".into(),
             image_pull_policy: "IfNotPresent".into(),
+            worker_log_format: "text".into(),
             policy: modelops_core::policy::WorkloadPolicy {
                 images: vec!["modelops/worker:dev".into()],
                 ..Default::default()

@@ -19,7 +19,7 @@ struct Flags {
     #[arg(long, env = "MODELOPS_LOG", default_value = "info")]
     log: String,
     /// How log lines are written: `text`, or `json` (one object per line, with the reconcile's
-    /// kind, namespace, name and generation as span fields).
+    /// kind, namespace, object name and generation as span fields).
     #[arg(long, env = "MODELOPS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`.
@@ -35,6 +35,10 @@ struct Flags {
     /// The worker image of pods that request GPUs (default: the worker image).
     #[arg(long, env = "MODELOPS_WORKER_GPU_IMAGE")]
     worker_gpu_image: Option<String>,
+    /// How worker and serving pods write their logs: `text`, or `json` (one object per line,
+    /// with the command's and step's spans).
+    #[arg(long, env = "MODELOPS_WORKER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    worker_log_format: String,
     /// `imagePullPolicy` of worker and serving pods.
     #[arg(
         long,
@@ -173,6 +177,7 @@ impl Flags {
             worker_gpu_image,
             worker_image: self.worker_image.clone(),
             image_pull_policy: self.image_pull_policy.clone(),
+            worker_log_format: self.worker_log_format.clone(),
             artifacts: ArtifactsConfig::new(
                 &self.artifacts_root,
                 &self.artifacts_secret,

@@ -1,14 +1,22 @@
 //! The operator's own metrics on `/metrics`, kept in one `prometheus` registry: reconciles,
 //! their durations (a histogram) and failures per kind, whether this replica leads, what the
 //! rollouts did and what the Monitors concluded. One [`Metrics`] lives in the shared context;
-//! each reconcile holds a timer guard that records its duration when dropped. Series carry a
-//! namespace (for alerts routed per team) but no object's name, so nothing here outlives the
-//! objects it counted; the chart's PrometheusRule alerts on them.
+//! each reconcile holds a timer guard that records its duration when dropped. Counters carry a
+//! namespace (for alerts routed per team) but no object's name; the chart's PrometheusRule alerts
+//! on them. Gauges of single objects (a TrainingJob's progress, a ModelDeployment's canary weight)
+//! are read from the controllers' caches when scraped ([`ObjectGauges`]), as kube-state-metrics
+//! does, so a deleted object's series go with it and nothing is kept per object.
 
+use kube::runtime::reflector::Store;
+use modelops_api::trainingjob::TrainingPhase;
+use modelops_api::{ModelDeployment, TrainingJob};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 struct Inner {
@@ -20,6 +28,130 @@ struct Inner {
     rollout_events: IntCounterVec,
     evaluations: IntCounterVec,
     training_ends: IntCounterVec,
+    caches: Arc<Mutex<Caches>>,
+}
+
+/// The controllers' caches the object gauges are read from (one store per watched scope).
+#[derive(Default)]
+struct Caches {
+    trainingjobs: Vec<Store<TrainingJob>>,
+    deployments: Vec<Store<ModelDeployment>>,
+}
+
+/// The gauges of single objects, computed from [`Caches`] at each scrape.
+struct ObjectGauges {
+    caches: Arc<Mutex<Caches>>,
+    descs: Vec<Desc>,
+}
+
+/// Fresh, empty vectors of the object gauges: the progress of running TrainingJobs (epoch,
+/// losses, accuracy and throughput of the last epoch) and the canary weight of ModelDeployments.
+fn object_gauges() -> [GaugeVec; 6] {
+    let gauge = |name: &str, help: &str, object: &str| {
+        GaugeVec::new(Opts::new(name, help), &["namespace", object]).expect("valid metric")
+    };
+    [
+        gauge(
+            "modelops_trainingjob_epoch",
+            "Epochs a running TrainingJob has finished (of its current trial when searching).",
+            "trainingjob",
+        ),
+        gauge(
+            "modelops_trainingjob_train_loss",
+            "Mean training loss of a running TrainingJob's last epoch.",
+            "trainingjob",
+        ),
+        gauge(
+            "modelops_trainingjob_validation_loss",
+            "Validation loss of a running TrainingJob after its last epoch.",
+            "trainingjob",
+        ),
+        gauge(
+            "modelops_trainingjob_validation_accuracy",
+            "Validation accuracy of a running TrainingJob after its last epoch (classification).",
+            "trainingjob",
+        ),
+        gauge(
+            "modelops_trainingjob_samples_per_second",
+            "Training throughput of a running TrainingJob's last epoch, in samples per second.",
+            "trainingjob",
+        ),
+        gauge(
+            "modelops_modeldeployment_canary_weight",
+            "Percent of a ModelDeployment's traffic its canary receives (0 with no canary).",
+            "modeldeployment",
+        ),
+    ]
+}
+
+/// The `namespace` and object-name labels of an object's gauges.
+fn object_labels(meta: &kube::api::ObjectMeta) -> [&str; 2] {
+    [
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    ]
+}
+
+impl Collector for ObjectGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let [
+            epoch,
+            train_loss,
+            validation_loss,
+            accuracy,
+            throughput,
+            canary_weight,
+        ] = object_gauges();
+        let caches = self
+            .caches
+            .lock()
+            .expect("the caches' lock is never poisoned");
+        for job in caches.trainingjobs.iter().flat_map(Store::state) {
+            let Some(status) = &job.status else { continue };
+            let (Some(TrainingPhase::Running), Some(progress)) = (status.phase, &status.progress)
+            else {
+                continue;
+            };
+            let labels = object_labels(&job.metadata);
+            epoch
+                .with_label_values(&labels)
+                .set(f64::from(progress.epoch));
+            for (gauge, value) in [
+                (&train_loss, progress.train_loss),
+                (&validation_loss, progress.validation_loss),
+                (&accuracy, progress.validation_accuracy),
+                (&throughput, progress.samples_per_second),
+            ] {
+                if let Some(value) = value {
+                    gauge.with_label_values(&labels).set(value);
+                }
+            }
+        }
+        for deployment in caches.deployments.iter().flat_map(Store::state) {
+            let Some(weight) = deployment.status.as_ref().and_then(|s| s.canary_weight) else {
+                continue;
+            };
+            let labels = object_labels(&deployment.metadata);
+            canary_weight
+                .with_label_values(&labels)
+                .set(f64::from(weight));
+        }
+        [
+            epoch,
+            train_loss,
+            validation_loss,
+            accuracy,
+            throughput,
+            canary_weight,
+        ]
+        .iter()
+        .flat_map(Collector::collect)
+        .collect()
+    }
 }
 
 /// The operator's metrics, cheap to clone.
@@ -102,6 +234,17 @@ impl Default for Metrics {
         registry
             .register(Box::new(leading.clone()))
             .expect("registered once");
+        let caches = Arc::new(Mutex::new(Caches::default()));
+        let descs = object_gauges()
+            .iter()
+            .flat_map(|gauge| gauge.desc().into_iter().cloned())
+            .collect();
+        registry
+            .register(Box::new(ObjectGauges {
+                caches: caches.clone(),
+                descs,
+            }))
+            .expect("registered once");
         // Every kind's series from the start (at zero), so that a rate over them is defined
         // before the first reconcile.
         for kind in ["Dataset", "TrainingJob", "ModelDeployment", "Monitor"] {
@@ -117,6 +260,7 @@ impl Default for Metrics {
             rollout_events,
             evaluations,
             training_ends,
+            caches,
         }))
     }
 }
@@ -163,6 +307,23 @@ impl Metrics {
             .training_ends
             .with_label_values(&[namespace, phase])
             .inc();
+    }
+
+    /// Publishes the progress of the running TrainingJobs of a controller's cache.
+    pub fn observe_trainingjobs(&self, store: Store<TrainingJob>) {
+        self.caches().trainingjobs.push(store);
+    }
+
+    /// Publishes the canary weights of the ModelDeployments of a controller's cache.
+    pub fn observe_deployments(&self, store: Store<ModelDeployment>) {
+        self.caches().deployments.push(store);
+    }
+
+    fn caches(&self) -> std::sync::MutexGuard<'_, Caches> {
+        self.0
+            .caches
+            .lock()
+            .expect("the caches' lock is never poisoned")
     }
 
     /// The metrics in the Prometheus text format.
@@ -250,5 +411,83 @@ mod tests {
             Some(1.0)
         );
         assert!(text.contains("# TYPE modelops_reconcile_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn object_gauges_follow_the_cached_objects_and_go_with_them() {
+        use kube::runtime::watcher::Event;
+        let metrics = Metrics::default();
+        let (jobs, mut jobs_writer) = kube::runtime::reflector::store::<TrainingJob>();
+        let (deployments, mut deployments_writer) =
+            kube::runtime::reflector::store::<ModelDeployment>();
+        metrics.observe_trainingjobs(jobs);
+        metrics.observe_deployments(deployments);
+        let job = |name: &str, phase: &str| -> TrainingJob {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "modelops.dev/v1alpha1", "kind": "TrainingJob",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {"datasetRef": {"name": "d"}, "task": "classification",
+                         "model": {"architecture": "mlp"}},
+                "status": {"phase": phase, "progress": {"epoch": 7, "totalEpochs": 20,
+                           "trainLoss": 0.25, "validationAccuracy": 0.9,
+                           "samplesPerSecond": 1500.0}},
+            }))
+            .unwrap()
+        };
+        let running = job("running", "Running");
+        jobs_writer.apply_watcher_event(&Event::Apply(running.clone()));
+        jobs_writer.apply_watcher_event(&Event::Apply(job("done", "Succeeded")));
+        let deployment: ModelDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelops.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "digits", "namespace": "team-b"},
+            "spec": {"model": {"trainingJobRef": {"name": "t"}}},
+            "status": {"canaryWeight": 25},
+        }))
+        .unwrap();
+        deployments_writer.apply_watcher_event(&Event::Apply(deployment));
+        let samples = parse_metrics(&metrics.render());
+        let value = |name: &str, object: (&str, &str)| {
+            samples
+                .iter()
+                .find(|s| s.name == name && s.label(object.0) == Some(object.1))
+                .map(|s| s.value)
+        };
+        let running_job = ("trainingjob", "running");
+        assert_eq!(value("modelops_trainingjob_epoch", running_job), Some(7.0));
+        assert_eq!(
+            value("modelops_trainingjob_train_loss", running_job),
+            Some(0.25)
+        );
+        assert_eq!(
+            value("modelops_trainingjob_validation_accuracy", running_job),
+            Some(0.9)
+        );
+        assert_eq!(
+            value("modelops_trainingjob_samples_per_second", running_job),
+            Some(1500.0)
+        );
+        assert_eq!(
+            value("modelops_trainingjob_validation_loss", running_job),
+            None
+        );
+        assert_eq!(
+            value("modelops_trainingjob_epoch", ("trainingjob", "done")),
+            None
+        );
+        assert_eq!(
+            value(
+                "modelops_modeldeployment_canary_weight",
+                ("modeldeployment", "digits")
+            ),
+            Some(25.0)
+        );
+        // Deleted from the cache, its series are gone from the next scrape.
+        jobs_writer.apply_watcher_event(&Event::Delete(running));
+        let samples = parse_metrics(&metrics.render());
+        assert!(
+            !samples
+                .iter()
+                .any(|s| s.name == "modelops_trainingjob_epoch")
+        );
     }
 }

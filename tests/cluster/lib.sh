@@ -37,6 +37,13 @@ S3_ENV=$CLUSTER_DIR/s3.env
 PROMETHEUS_PORT=${MODELOPS_PROMETHEUS_PORT:-9090}
 # prometheus_address: host:port of the test bed's Prometheus, as `up` wrote it.
 prometheus_address() { sed -n 's|^PROMETHEUS_URL=http://||p' "$CLUSTER_DIR/prometheus.env"; }
+# Kueue serves its admission and conversion webhooks on the node's address, its health locally.
+KUEUE_WEBHOOK_PORT=${MODELOPS_KUEUE_WEBHOOK_PORT:-9443}
+KUEUE_HEALTH_PORT=${MODELOPS_KUEUE_HEALTH_PORT:-9444}
+# Where Kueue reads its metrics certificate, a fixed path (up writes it, down removes it).
+KUEUE_METRICS_CERTS=/etc/kueue/metrics/certs
+# The label that puts a namespace's Jobs under Kueue's Job webhooks (tests/training.rs sets it).
+KUEUE_NAMESPACE_LABEL=testbed.modelops.dev/kueue
 export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 export PATH=$CLUSTER_DIR/bin:$PATH
 

@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod data;
 pub mod failure;
+pub mod logging;
 pub mod model;
 pub mod order;
 pub mod rng;

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
     // TLS to the artifact store uses ring, as the operator's does; a second install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    modelops_worker::logging::init();
     // Load CUDA support before libtorch picks a device.
     let cuda = cuda::load_if_gpu_visible();
     let outcome = match cli.command {
@@ -143,6 +144,13 @@ fn run(args: &OrderArgs, command: &str) -> Result<Option<String>> {
     let work_order = args
         .read()
         .map_err(|e| Failure::error("InvalidWorkOrder", false, format!("{e:#}")))?;
+    // `object`, not `name`: a span's JSON has its own `name`.
+    let (namespace, object) = match &work_order {
+        WorkOrder::Prepare(o) => (o.namespace.clone(), o.name.clone()),
+        WorkOrder::Train(o) => (o.namespace.clone(), o.name.clone()),
+        WorkOrder::Serve(o) => (o.namespace.clone(), o.name.clone()),
+    };
+    let _command = tracing::info_span!("worker", command, %namespace, %object).entered();
     match (command, work_order) {
         ("prepare", WorkOrder::Prepare(prepare)) => {
             Ok(Some(order::prepare(&prepare)?.to_termination_message()))

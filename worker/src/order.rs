@@ -107,13 +107,15 @@ pub const LISTEN_ADDRESS_ENV: &str = "MODELOPS_LISTEN_ADDRESS";
 pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
     let local = scratch("prepare")?;
     let downloaded = local.join("source");
+    let fetch = tracing::info_span!("fetch");
     let source_path = match order.spec.source.get() {
         Some(Source::Http(http)) => {
-            source::download(&http.url, http.sha256.as_deref(), &downloaded)?;
+            fetch.in_scope(|| source::download(&http.url, http.sha256.as_deref(), &downloaded))?;
             downloaded
         }
         Some(Source::S3(s3)) => {
-            source::download_object(&s3.uri, s3.sha256.as_deref(), &downloaded)?;
+            fetch
+                .in_scope(|| source::download_object(&s3.uri, s3.sha256.as_deref(), &downloaded))?;
             downloaded
         }
         Some(Source::ConfigMap(_) | Source::Volume(_)) => match &order.source_path {
@@ -137,10 +139,11 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
     let source = source::open(&source_path)?;
     let output = Location::open(&order.output_uri)?;
     let config = prepare_config(&order.spec);
-    let outcome =
-        data::prepare(&source, &config, &local.join("out")).reason("InvalidData", false)?;
+    let outcome = tracing::info_span!("validate")
+        .in_scope(|| data::prepare(&source, &config, &local.join("out")))
+        .reason("InvalidData", false)?;
     if let Some(first) = &outcome.first_rejection {
-        println!(
+        tracing::info!(
             "dropped {} invalid rows; the first: {first}",
             outcome.manifest.rows.rejected
         );
@@ -150,9 +153,10 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
     let folder = output.child(&outcome.digest)?;
     let complete = folder.child(layout::DATASET_JSON)?.exists()?;
     if !complete {
-        folder.upload_folder(&outcome.dir, layout::DATASET_JSON)?;
+        tracing::info_span!("publish")
+            .in_scope(|| folder.upload_folder(&outcome.dir, layout::DATASET_JSON))?;
     }
-    println!(
+    tracing::info!(
         "{} data set {}/{} as {}",
         if complete {
             "found already prepared"
@@ -386,7 +390,7 @@ pub fn fetch_training_inputs(order: &TrainOrder, scratch: &Path) -> Result<Train
         MAX_CHECKPOINT_FILE_BYTES,
     )?;
     if copied > 0 {
-        println!(
+        tracing::info!(
             "copied {copied} checkpoint files from {}",
             checkpoints.uri()
         );
@@ -440,6 +444,7 @@ struct ProgressGauges {
     train_loss: prometheus::Gauge,
     validation_loss: prometheus::Gauge,
     validation_accuracy: prometheus::Gauge,
+    samples_per_second: prometheus::Gauge,
 }
 
 impl ProgressGauges {
@@ -470,6 +475,10 @@ impl ProgressGauges {
                 "modelops_training_validation_accuracy",
                 "Validation accuracy of the last epoch (classification).",
             ),
+            samples_per_second: gauge(
+                "modelops_training_samples_per_second",
+                "Training throughput of the last epoch, in samples per second.",
+            ),
             registry,
         }
     }
@@ -486,6 +495,8 @@ impl ProgressGauges {
             .set(value(progress.and_then(|p| p.validation_loss)));
         self.validation_accuracy
             .set(value(progress.and_then(|p| p.validation_accuracy)));
+        self.samples_per_second
+            .set(value(progress.and_then(|p| p.samples_per_second)));
         let mut out = Vec::new();
         prometheus::Encoder::encode(
             &prometheus::TextEncoder::new(),
@@ -511,7 +522,7 @@ fn serve_progress(checkpoints: &Path) {
     let listener = match bound {
         Ok(listener) => listener,
         Err(error) => {
-            println!("progress is not served: port {port}: {error}");
+            tracing::info!("progress is not served: port {port}: {error}");
             return;
         }
     };
@@ -568,10 +579,10 @@ fn publish_model(order: &TrainOrder, local: &Path, digest: &str) -> Result<Strin
 /// Runs a train order: train (or resume), evaluate, publish, describe.
 pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
     let local = scratch("train")?;
-    let folders = fetch_training_inputs(order, &local)?;
+    let folders = tracing::info_span!("fetch").in_scope(|| fetch_training_inputs(order, &local))?;
     serve_progress(&folders.checkpoints);
     let config = train_config(order, &folders, device)?;
-    println!(
+    tracing::info!(
         "training {}/{}: {} on {} for {} epochs (device {}, {} threads)",
         order.namespace,
         order.name,
@@ -583,10 +594,13 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
             .threads
             .map_or_else(|| tch::get_num_threads().to_string(), |t| t.to_string()),
     );
-    let outcome = train::run(&config).reason("TrainingFailed", false)?;
-    let model_uri = publish_model(order, &outcome.dir, &outcome.digest)?;
+    let outcome = tracing::info_span!("train", epochs = config.hyperparameters.epochs)
+        .in_scope(|| train::run(&config))
+        .reason("TrainingFailed", false)?;
+    let model_uri = tracing::info_span!("publish")
+        .in_scope(|| publish_model(order, &outcome.dir, &outcome.digest))?;
     if let Some(samples_per_second) = outcome.samples_per_second {
-        println!("trained at {samples_per_second:.0} samples/s");
+        tracing::info!("trained at {samples_per_second:.0} samples/s");
     }
     let card = &outcome.card;
     let spec = order
@@ -642,7 +656,7 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
             )
         })?,
         Err(_) => {
-            println!(
+            tracing::info!(
                 "{FEEDBACK_KEY_ENV} is not set: feedback ids are signed with a key of this process only, so other replicas refuse them"
             );
             FeedbackKey::random()
@@ -681,7 +695,7 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
 /// Runs a serve order until SIGTERM.
 pub fn serve(order: &ServeOrder, device: tch::Device) -> Result<()> {
     let config = serve_config(order, device)?;
-    println!(
+    tracing::info!(
         "serving {}/{} revision {} from {} (device {}, {} threads)",
         order.namespace,
         order.name,
@@ -707,12 +721,14 @@ mod tests {
             total_epochs: 20,
             train_loss: Some(0.5),
             validation_accuracy: Some(0.9),
+            samples_per_second: Some(1500.0),
             ..Default::default()
         };
         let samples = modelops_api::serving::parse_metrics(&gauges.render(Some(&progress)));
         let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
         assert_eq!(value("modelops_training_epoch"), Some(3.0));
         assert_eq!(value("modelops_training_total_epochs"), Some(20.0));
+        assert_eq!(value("modelops_training_samples_per_second"), Some(1500.0));
         assert_eq!(value("modelops_training_train_loss"), Some(0.5));
         assert_eq!(value("modelops_training_validation_accuracy"), Some(0.9));
         assert!(value("modelops_training_validation_loss").is_some_and(f64::is_nan));

@@ -230,3 +230,55 @@ fn a_work_order_for_another_command_is_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn json_logs_carry_the_command_and_step_spans() {
+    let dir = temp_dir("prepare-json-logs");
+    let order = digits_dataset();
+    let output = worker("prepare", &order, &dir)
+        .env("MODELOPS_LOG_FORMAT", "json")
+        .output()
+        .expect("run modelops-worker");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    // The step that publishes the folder says so, inside the command's span and its own.
+    let published = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("prepared data set default/digits as "))
+        })
+        .unwrap_or_else(|| panic!("no line says the data set was prepared:\n{stdout}"));
+    assert_eq!(published["level"], "INFO", "{published}");
+    let command = &published["spans"][0];
+    assert_eq!(
+        (
+            &command["name"],
+            &command["command"],
+            &command["namespace"],
+            &command["object"]
+        ),
+        (
+            &json!("worker"),
+            &json!("prepare"),
+            &json!("default"),
+            &json!("digits")
+        ),
+        "{published}"
+    );
+
+    // Text (the default) is the messages alone.
+    let text_dir = temp_dir("prepare-text-logs");
+    let text = worker("prepare", &order, &text_dir).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("prepared data set default/digits as ")),
+        "{text}"
+    );
+}

@@ -90,6 +90,11 @@ impl<K: Reconciled> Runner<K> {
         }
     }
 
+    /// The cache of every `K` this controller watches.
+    pub fn store(&self) -> kube::runtime::reflector::Store<K> {
+        self.controller.store()
+    }
+
     /// Reconciles the owner when a `Child` it controls changes. Only children labelled with
     /// their owner's kind are watched (see [`owner_label_key`]), so the operator does not cache
     /// every Job or Deployment in the cluster.
@@ -143,13 +148,14 @@ impl<K: Reconciled> Runner<K> {
     {
         let kind = K::kind(&()).into_owned();
         let timed = move |object: Arc<K>, ctx: Arc<Context>| {
-            // Every log line of the reconcile carries what it reconciles.
+            // Every log line of the reconcile carries what it reconciles (as `object`: a span's
+            // JSON has a `name` of its own, the span's, which would hide a field of that name).
             let meta = object.meta();
             let span = tracing::info_span!(
                 "reconcile",
                 kind = %kind,
                 namespace = meta.namespace.as_deref().unwrap_or_default(),
-                name = meta.name.as_deref().unwrap_or_default(),
+                object = meta.name.as_deref().unwrap_or_default(),
                 generation = meta.generation.unwrap_or_default(),
             );
             // Started before the reconcile and dropped after it: the timer sees all of it.

@@ -235,24 +235,34 @@ pub fn pod_template(config: &OperatorConfig, pod: WorkerPod<'_>) -> PodTemplateS
         image: Some(image(config, &template, pod.resources)),
         image_pull_policy: Some(image_pull_policy(config, &template)),
         args: Some(vec![pod.command.to_owned()]),
-        env: Some(vec![
-            EnvVar {
-                name: WORK_ORDER_ENV.into(),
-                value: Some(pod.order.to_env_value()),
-                ..Default::default()
-            },
-            EnvVar {
-                name: "POD_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
+        env: Some(
+            [
+                EnvVar {
+                    name: WORK_ORDER_ENV.into(),
+                    value: Some(pod.order.to_env_value()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "POD_NAME".into(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
-                }),
+                },
+            ]
+            .into_iter()
+            // Text is the worker's default: pods of a text-logging operator stay as they were.
+            .chain((config.worker_log_format != "text").then(|| EnvVar {
+                name: "MODELOPS_LOG_FORMAT".into(),
+                value: Some(config.worker_log_format.clone()),
                 ..Default::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         env_from: access.env_from,
         resources: Some(resource_requirements(pod.resources)),
         security_context: Some(restricted_container_security_context()),

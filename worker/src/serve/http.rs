@@ -653,13 +653,14 @@ fn answer(
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let mut response = match result {
         Ok(body) => {
-            println!("request {id}: {what}: 200 in {millis:.1} ms");
+            tracing::info!("request {id}: {what}: 200 in {millis:.1} ms");
             axum::Json(body).into_response()
         }
         Err(error) => {
-            println!(
+            tracing::info!(
                 "request {id}: {what}: {} in {millis:.1} ms: {}",
-                error.0.status, error.0.message
+                error.0.status,
+                error.0.message
             );
             error.into_response()
         }
@@ -704,6 +705,22 @@ fn respond(result: Result<Value, ApiError>) -> Response {
     }
 }
 
+/// The header of the binary tensor extension (a JSON header of that many bytes, then raw
+/// tensors), which this server does not read: refused by name rather than as JSON that does not
+/// parse.
+const BINARY_HEADER_LENGTH: &str = "inference-header-content-length";
+
+fn binary_body(headers: &HeaderMap) -> Option<ApiError> {
+    headers.contains_key(BINARY_HEADER_LENGTH).then(|| {
+        error(
+            400,
+            format!(
+                "{BINARY_HEADER_LENGTH}: the binary tensor extension is not supported: send the tensors as JSON (for tritonclient, binary_data=False on inputs and outputs)"
+            ),
+        )
+    })
+}
+
 async fn infer(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,
@@ -712,7 +729,10 @@ async fn infer(
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
     let id = request_id(&headers);
-    let result = server.infer(&name, None, &id, body).await;
+    let result = match binary_body(&headers) {
+        Some(refused) => Err(refused),
+        None => server.infer(&name, None, &id, body).await,
+    };
     let response = answer(&id, format_args!("infer {name}"), timer.started, result);
     timer.code = Some(response.status().as_u16());
     response
@@ -726,7 +746,10 @@ async fn infer_version(
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
     let id = request_id(&headers);
-    let result = server.infer(&name, Some(&version), &id, body).await;
+    let result = match binary_body(&headers) {
+        Some(refused) => Err(refused),
+        None => server.infer(&name, Some(&version), &id, body).await,
+    };
     let response = answer(
         &id,
         format_args!("infer {name} version {version}"),
@@ -900,7 +923,7 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors, say: give the open connections a moment to end.
-                    eprintln!("accepting a connection: {e}");
+                    tracing::warn!("accepting a connection: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

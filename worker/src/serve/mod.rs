@@ -107,39 +107,45 @@ async fn serve(config: ServeConfig) -> Result<()> {
         config.feedback_key.clone(),
         config.settings.clone(),
     ));
-    println!(
+    tracing::info!(
         "serving model {} revision {} on http://{address} (batches of up to {} rows, {:?} timeout)",
-        config.name, config.revision, config.batch.max_rows, config.batch.timeout
+        config.name,
+        config.revision,
+        config.batch.max_rows,
+        config.batch.timeout
     );
     // Loading may take a while (a large model on a slow volume): liveness answers meanwhile.
     let loading = Arc::clone(&server);
+    let span = tracing::info_span!("load");
     std::thread::Builder::new()
         .name("load".into())
-        .spawn(move || match load(&config, loading.metrics()) {
-            Ok(served) => {
-                let line = format!(
-                    "ready: model {} revision {} ({}, digest {})",
-                    served.info.name,
-                    served.info.revision,
-                    served.info.platform,
-                    served.info.digest
-                );
-                // Ready first, so that whoever reads the line finds the server ready.
-                loading.set_ready(served);
-                println!("{line}");
-            }
-            Err(error) => {
-                let message = format!("{error:#}");
-                println!("NOT READY: the model is not served: {message}");
-                loading.set_failed(message);
-            }
-        })
+        .spawn(
+            move || match span.in_scope(|| load(&config, loading.metrics())) {
+                Ok(served) => {
+                    let line = format!(
+                        "ready: model {} revision {} ({}, digest {})",
+                        served.info.name,
+                        served.info.revision,
+                        served.info.platform,
+                        served.info.digest
+                    );
+                    // Ready first, so that whoever reads the line finds the server ready.
+                    loading.set_ready(served);
+                    tracing::info!("{line}");
+                }
+                Err(error) => {
+                    let message = format!("{error:#}");
+                    tracing::warn!("NOT READY: the model is not served: {message}");
+                    loading.set_failed(message);
+                }
+            },
+        )
         .context("starting the loader thread")?;
     http::serve(listener, Arc::clone(&server), shutdown_signal()).await?;
     // Every request is answered; end the model thread (joining it is blocking work).
     let served = server.stop();
     tokio::task::spawn_blocking(move || drop(served)).await?;
-    println!("stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -155,7 +161,9 @@ async fn shutdown_signal() {
             "SIGINT"
         }
     };
-    println!("{signal_name}: not ready any more; answering the requests in flight, then stopping");
+    tracing::info!(
+        "{signal_name}: not ready any more; answering the requests in flight, then stopping"
+    );
 }
 
 /// Copies the model folder from the store into `dir`: its card, weights and module, nothing
@@ -221,16 +229,16 @@ fn served_profile(config: &ServeConfig, card: &ModelCard, info: &ModelInfo) -> O
     let mut profile = match find_profile(&config.store_root, &card.dataset_digest) {
         Ok(Some((uri, bytes))) => match read_profile(&uri, &bytes, info) {
             Ok(profile) => {
-                println!("input histograms on the bins of {uri}");
+                tracing::info!("input histograms on the bins of {uri}");
                 profile
             }
             Err(error) => {
-                println!("no input histograms: {error:#}");
+                tracing::warn!("no input histograms: {error:#}");
                 return None;
             }
         },
         Ok(None) => {
-            println!(
+            tracing::info!(
                 "no input histograms: no profile of data set {} found in {}",
                 card.dataset_digest,
                 config.store_root.uri()
@@ -238,18 +246,22 @@ fn served_profile(config: &ServeConfig, card: &ModelCard, info: &ModelInfo) -> O
             return None;
         }
         Err(error) => {
-            println!("no input histograms: {error:#}");
+            tracing::warn!("no input histograms: {error:#}");
             return None;
         }
     };
     profile.predictions = match &card.predictions {
         Some(predictions) => match predictions.check() {
             Ok(()) => {
-                println!("predicted values on the bins of the model card's training predictions");
+                tracing::info!(
+                    "predicted values on the bins of the model card's training predictions"
+                );
                 Some(predictions.clone())
             }
             Err(reason) => {
-                println!("no prediction histogram: the model card's predictions have {reason}");
+                tracing::info!(
+                    "no prediction histogram: the model card's predictions have {reason}"
+                );
                 None
             }
         },

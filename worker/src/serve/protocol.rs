@@ -172,8 +172,11 @@ pub struct InferRequest {
     pub outputs: Option<Vec<String>>,
 }
 
+/// The body of an inference request. Fields the protocol's clients add that the server does not
+/// use (`model_name`, `model_version` of KServe's client, a tensor's extra keys) are ignored, as
+/// the Open Inference Protocol's servers do; parameters that would change the answer and are not
+/// supported are refused by name ([`unsupported_parameter`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRequest {
     #[serde(default)]
     id: Option<String>,
@@ -181,19 +184,16 @@ struct RawRequest {
     #[serde(default)]
     outputs: Option<Vec<RawOutput>>,
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: Option<Value>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     data: Element,
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: Option<Value>,
 }
 
@@ -282,6 +282,49 @@ impl<'de> Deserialize<'de> for Element {
 #[derive(Deserialize)]
 struct RawOutput {
     name: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// The first parameter of the request that asks for what the server does not do, with the fix:
+/// the binary tensor extension (`binary_data_output`, `binary_data`, `binary_data_size`) and the
+/// classification extension (`classification`). A parameter set to `false` or 0 asks for nothing.
+fn unsupported_parameter(request: &RawRequest) -> Option<String> {
+    let set = |parameters: &Option<Value>, key: &str| {
+        parameters
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .is_some_and(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
+    };
+    let binary = "the binary tensor extension is not supported: send and ask for JSON tensors";
+    if set(&request.parameters, "binary_data_output") {
+        return Some(format!(
+            "parameters.binary_data_output: {binary} (binary_data_output false)"
+        ));
+    }
+    for input in &request.inputs {
+        if set(&input.parameters, "binary_data_size") {
+            return Some(format!(
+                "input {:?}: parameters.binary_data_size: {binary} (the tensor in `data`)",
+                input.name
+            ));
+        }
+    }
+    for output in request.outputs.iter().flatten() {
+        if set(&output.parameters, "binary_data") {
+            return Some(format!(
+                "output {:?}: parameters.binary_data: {binary} (binary_data false)",
+                output.name
+            ));
+        }
+        if set(&output.parameters, "classification") {
+            return Some(format!(
+                "output {:?}: parameters.classification: the classification extension is not supported; the `{OUTPUT_LABEL}` and `{OUTPUT_PROBABILITIES}` outputs give each row's class and its probabilities",
+                output.name
+            ));
+        }
+    }
+    None
 }
 
 /// The numeric datatypes a table model accepts, with the range of values each can hold.
@@ -315,6 +358,9 @@ pub fn parse_infer(body: &[u8], model: &ModelInfo) -> Result<InferRequest, Reque
             )),
         }
     })?;
+    if let Some(message) = unsupported_parameter(&request) {
+        return Err(RequestError::bad(message));
+    }
     let input = match request.inputs.as_slice() {
         [input] => input,
         [] => {
@@ -710,10 +756,7 @@ mod tests {
         for (body, expected) in [
             (json!([1, 2]), "not an inference request"),
             (json!({}), "missing field `inputs`"),
-            (
-                json!({"input": []}),
-                "unknown field `input`, expected one of",
-            ),
+            (json!({"input": []}), "missing field `inputs`"),
             (
                 json!({"inputs": [{"name": "x", "datatype": "FP32", "data": []}]}),
                 "missing field `shape`",
@@ -730,11 +773,54 @@ mod tests {
                 json!({"inputs": [{"name": "x", "shape": ["1", 3], "datatype": "FP32", "data": []}]}),
                 "invalid type",
             ),
-            (json!({"inputs": [], "extra": 1}), "unknown field `extra`"),
         ] {
             let message = error(body.clone(), &table());
             assert!(message.contains(expected), "{body}: {message}");
         }
+    }
+
+    #[test]
+    fn what_the_protocols_clients_add_is_ignored_and_unsupported_extensions_are_named() {
+        // KServe's InferenceRESTClient sends model_name (and model_version); others add keys
+        // to tensors and parameters the server has no use for.
+        let mut body = input(json!([1, 3]), "FP32", json!([1, 2, 3]));
+        body["model_name"] = json!("iris");
+        body["model_version"] = json!("1");
+        body["inputs"][0]["parameters"] = json!({"content_type": "np", "binary_data_size": 0});
+        body["inputs"][0]["tags"] = json!(["x"]);
+        body["parameters"] = json!({"binary_data_output": false, "priority": 1});
+        body["outputs"] = json!([{"name": "label", "parameters": {"binary_data": false}, "x": 1}]);
+        let request = parse(body.clone(), &table()).expect("a request with extra fields");
+        assert_eq!(request.rows.len(), 1);
+        assert_eq!(request.outputs, Some(vec!["label".to_owned()]));
+        for (change, expected) in [
+            (
+                json!({"parameters": {"binary_data_output": true}}),
+                "parameters.binary_data_output: the binary tensor extension is not supported",
+            ),
+            (
+                json!({"outputs": [{"name": "label", "parameters": {"binary_data": true}}]}),
+                "output \"label\": parameters.binary_data",
+            ),
+            (
+                json!({"outputs": [{"name": "label", "parameters": {"classification": 2}}]}),
+                "output \"label\": parameters.classification: the classification extension is not supported",
+            ),
+        ] {
+            let mut refused = body.clone();
+            for (key, value) in change.as_object().unwrap() {
+                refused[key] = value.clone();
+            }
+            let message = error(refused, &table());
+            assert!(message.contains(expected), "{change}: {message}");
+        }
+        let mut binary_input = body.clone();
+        binary_input["inputs"][0]["parameters"] = json!({"binary_data_size": 12});
+        let message = error(binary_input, &table());
+        assert!(
+            message.contains("input \"input-0\": parameters.binary_data_size"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Checkpoints {
         let state: CheckpointState = serde_json::from_slice(&bytes)
             .with_context(|| format!("parsing {}", pointer.display()))?;
         if state.fingerprint != fingerprint {
-            println!(
+            tracing::info!(
                 "checkpoint in {} is for a different training configuration; starting from epoch 0",
                 self.dir.display()
             );

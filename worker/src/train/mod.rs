@@ -256,7 +256,7 @@ impl<'a> Session<'a> {
             "optimizer.",
             restored.state.optimizer_steps,
         );
-        println!("resuming from epoch {}", restored.state.epoch);
+        tracing::info!("resuming from epoch {}", restored.state.epoch);
         let epoch = restored.state.epoch;
         Ok((restored.state, Some(epoch)))
     }
@@ -295,9 +295,9 @@ impl<'a> Session<'a> {
         let progress = self.progress(epoch, train_loss, learning_rate, samples_per_second)?;
         self.watch_early_stopping(state, &progress)?;
         self.checkpoint(state, &progress)?;
-        println!("{}", progress_line(&progress));
+        tracing::info!("{}", progress_line(&progress));
         if state.stopped {
-            println!(
+            tracing::info!(
                 "early stopping after epoch {epoch}: no improvement since epoch {}",
                 state.early_stopping.best_epoch
             );

@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 /// Runs the ModelDeployment controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
+    let metrics = ctx.metrics.clone();
     in_each_scope(ctx, |runner: Runner<ModelDeployment>| {
+        metrics.observe_deployments(runner.store());
         runner
             .owns::<Deployment>()
             // A new model: the TrainingJob it names succeeded.

@@ -36,7 +36,9 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
+    let metrics = ctx.metrics.clone();
     in_each_scope(ctx, |runner: Runner<TrainingJob>| {
+        metrics.observe_trainingjobs(runner.store());
         runner
             .owns::<Job>()
             // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
@@ -147,6 +149,7 @@ fn final_progress(job: &TrainingJob, result: &TrainResult) -> Option<TrainingPro
         train_loss: None,
         validation_loss: result.metrics.validation_loss,
         validation_accuracy: result.metrics.validation_accuracy,
+        samples_per_second: None,
         trial: None,
         updated_at: None,
     })

@@ -3,13 +3,14 @@
 //! rollouts did and what the Monitors concluded. One [`Metrics`] lives in the shared context;
 //! each reconcile holds a timer guard that records its duration when dropped. Counters carry a
 //! namespace (for alerts routed per team) but no object's name; the chart's PrometheusRule alerts
-//! on them. Gauges of single objects (a TrainingJob's progress, a ModelDeployment's canary weight)
+//! on them. Gauges of single objects (a TrainingJob's progress, a ModelDeployment's canary weight,
+//! a Monitor's last values and verdict)
 //! are read from the controllers' caches when scraped ([`ObjectGauges`]), as kube-state-metrics
 //! does, so a deleted object's series go with it and nothing is kept per object.
 
 use kube::runtime::reflector::Store;
 use modelops_api::trainingjob::TrainingPhase;
-use modelops_api::{ModelDeployment, TrainingJob};
+use modelops_api::{ModelDeployment, Monitor, TrainingJob};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -36,6 +37,7 @@ struct Inner {
 struct Caches {
     trainingjobs: Vec<Store<TrainingJob>>,
     deployments: Vec<Store<ModelDeployment>>,
+    monitors: Vec<Store<Monitor>>,
 }
 
 /// The gauges of single objects, computed from [`Caches`] at each scrape.
@@ -80,6 +82,31 @@ fn object_gauges() -> [GaugeVec; 6] {
             "modelops_modeldeployment_canary_weight",
             "Percent of a ModelDeployment's traffic its canary receives (0 with no canary).",
             "modeldeployment",
+        ),
+    ]
+}
+
+/// Fresh, empty vectors of a Monitor's gauges, from its last evaluation: each metric's value and
+/// threshold, and its verdict (a series at 1 for the verdict it gave).
+fn monitor_gauges() -> [GaugeVec; 3] {
+    let gauge = |name: &str, help: &str, last: &str| {
+        GaugeVec::new(Opts::new(name, help), &["namespace", "monitor", last]).expect("valid metric")
+    };
+    [
+        gauge(
+            "modelops_monitor_metric_value",
+            "A Monitor metric's value at its last evaluation (latency in seconds), by metric kind.",
+            "metric",
+        ),
+        gauge(
+            "modelops_monitor_metric_threshold",
+            "A Monitor metric's threshold, as its spec sets it, by metric kind.",
+            "metric",
+        ),
+        gauge(
+            "modelops_monitor_verdict",
+            "1 for the verdict of a Monitor's last evaluation (Pass, Fail, Inconclusive).",
+            "verdict",
         ),
     ]
 }
@@ -131,6 +158,26 @@ impl Collector for ObjectGauges {
                 }
             }
         }
+        let [value, threshold, verdict] = monitor_gauges();
+        for monitor in caches.monitors.iter().flat_map(Store::state) {
+            let Some(last) = monitor
+                .status
+                .as_ref()
+                .and_then(|s| s.last_evaluation.as_ref())
+            else {
+                continue;
+            };
+            let [namespace, name] = object_labels(&monitor.metadata);
+            for (gauge, values) in [(&value, &last.values), (&threshold, &last.thresholds)] {
+                for (metric, v) in values {
+                    gauge.with_label_values(&[namespace, name, metric]).set(*v);
+                }
+            }
+            let given = format!("{:?}", last.verdict);
+            verdict
+                .with_label_values(&[namespace, name, &given])
+                .set(1.0);
+        }
         for deployment in caches.deployments.iter().flat_map(Store::state) {
             let Some(weight) = deployment.status.as_ref().and_then(|s| s.canary_weight) else {
                 continue;
@@ -147,6 +194,9 @@ impl Collector for ObjectGauges {
             accuracy,
             throughput,
             canary_weight,
+            value,
+            threshold,
+            verdict,
         ]
         .iter()
         .flat_map(Collector::collect)
@@ -237,6 +287,7 @@ impl Default for Metrics {
         let caches = Arc::new(Mutex::new(Caches::default()));
         let descs = object_gauges()
             .iter()
+            .chain(monitor_gauges().iter())
             .flat_map(|gauge| gauge.desc().into_iter().cloned())
             .collect();
         registry
@@ -317,6 +368,11 @@ impl Metrics {
     /// Publishes the canary weights of the ModelDeployments of a controller's cache.
     pub fn observe_deployments(&self, store: Store<ModelDeployment>) {
         self.caches().deployments.push(store);
+    }
+
+    /// Publishes the last evaluation of the Monitors of a controller's cache.
+    pub fn observe_monitors(&self, store: Store<Monitor>) {
+        self.caches().monitors.push(store);
     }
 
     fn caches(&self) -> std::sync::MutexGuard<'_, Caches> {
@@ -445,6 +501,19 @@ mod tests {
         }))
         .unwrap();
         deployments_writer.apply_watcher_event(&Event::Apply(deployment));
+        let (monitors, mut monitors_writer) = kube::runtime::reflector::store::<Monitor>();
+        metrics.observe_monitors(monitors);
+        let monitor: Monitor = serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelops.dev/v1alpha1", "kind": "Monitor",
+            "metadata": {"name": "guard", "namespace": "team-b"},
+            "spec": {"targetRef": {"name": "digits"}, "metrics": [
+                {"accuracy": {"min": 0.8}}]},
+            "status": {"lastEvaluation": {"time": "2026-12-03T10:00:00Z", "verdict": "Fail",
+                "reason": "AccuracyBelowMinimum", "values": {"accuracy": 0.71},
+                "thresholds": {"accuracy": 0.8}}},
+        }))
+        .unwrap();
+        monitors_writer.apply_watcher_event(&Event::Apply(monitor));
         let samples = parse_metrics(&metrics.render());
         let value = |name: &str, object: (&str, &str)| {
             samples
@@ -480,6 +549,28 @@ mod tests {
                 ("modeldeployment", "digits")
             ),
             Some(25.0)
+        );
+        let of_guard = |name: &str, label: (&str, &str)| {
+            samples
+                .iter()
+                .find(|s| {
+                    s.name == name
+                        && s.label("monitor") == Some("guard")
+                        && s.label(label.0) == Some(label.1)
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(
+            of_guard("modelops_monitor_metric_value", ("metric", "accuracy")),
+            Some(0.71)
+        );
+        assert_eq!(
+            of_guard("modelops_monitor_metric_threshold", ("metric", "accuracy")),
+            Some(0.8)
+        );
+        assert_eq!(
+            of_guard("modelops_monitor_verdict", ("verdict", "Fail")),
+            Some(1.0)
         );
         // Deleted from the cache, its series are gone from the next scrape.
         jobs_writer.apply_watcher_event(&Event::Delete(running));

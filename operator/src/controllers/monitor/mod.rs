@@ -38,7 +38,12 @@ const PROFILE_LIMIT: usize = 16 << 20;
 /// Runs the Monitor controller until shutdown. Nothing but its own changes wakes it: it
 /// requeues itself every `spec.interval`.
 pub async fn run(ctx: Arc<Context>) {
-    in_each_scope(ctx, |runner: Runner<Monitor>| runner.run(reconcile)).await;
+    let metrics = ctx.metrics.clone();
+    in_each_scope(ctx, |runner: Runner<Monitor>| {
+        metrics.observe_monitors(runner.store());
+        runner.run(reconcile)
+    })
+    .await;
 }
 
 /// GET `/metrics` of one pod (at most [`METRICS_LIMIT`] bytes).

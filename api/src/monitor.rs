@@ -440,6 +440,17 @@ pub enum Verdict {
     Inconclusive,
 }
 
+impl Verdict {
+    /// The verdict as the API writes it (`Pass`, `Fail`, `Inconclusive`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "Pass",
+            Verdict::Fail => "Fail",
+            Verdict::Inconclusive => "Inconclusive",
+        }
+    }
+}
+
 /// One evaluation.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

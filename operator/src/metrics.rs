@@ -125,6 +125,7 @@ impl Collector for ObjectGauges {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        let objects = object_gauges();
         let [
             epoch,
             train_loss,
@@ -132,7 +133,7 @@ impl Collector for ObjectGauges {
             accuracy,
             throughput,
             canary_weight,
-        ] = object_gauges();
+        ] = &objects;
         let caches = self
             .caches
             .lock()
@@ -148,17 +149,18 @@ impl Collector for ObjectGauges {
                 .with_label_values(&labels)
                 .set(f64::from(progress.epoch));
             for (gauge, value) in [
-                (&train_loss, progress.train_loss),
-                (&validation_loss, progress.validation_loss),
-                (&accuracy, progress.validation_accuracy),
-                (&throughput, progress.samples_per_second),
+                (train_loss, progress.train_loss),
+                (validation_loss, progress.validation_loss),
+                (accuracy, progress.validation_accuracy),
+                (throughput, progress.samples_per_second),
             ] {
                 if let Some(value) = value {
                     gauge.with_label_values(&labels).set(value);
                 }
             }
         }
-        let [value, threshold, verdict] = monitor_gauges();
+        let monitors = monitor_gauges();
+        let [value, threshold, verdict] = &monitors;
         for monitor in caches.monitors.iter().flat_map(Store::state) {
             let Some(last) = monitor
                 .status
@@ -168,14 +170,13 @@ impl Collector for ObjectGauges {
                 continue;
             };
             let [namespace, name] = object_labels(&monitor.metadata);
-            for (gauge, values) in [(&value, &last.values), (&threshold, &last.thresholds)] {
+            for (gauge, values) in [(value, &last.values), (threshold, &last.thresholds)] {
                 for (metric, v) in values {
                     gauge.with_label_values(&[namespace, name, metric]).set(*v);
                 }
             }
-            let given = format!("{:?}", last.verdict);
             verdict
-                .with_label_values(&[namespace, name, &given])
+                .with_label_values(&[namespace, name, last.verdict.as_str()])
                 .set(1.0);
         }
         for deployment in caches.deployments.iter().flat_map(Store::state) {
@@ -187,20 +188,12 @@ impl Collector for ObjectGauges {
                 .with_label_values(&labels)
                 .set(f64::from(weight));
         }
-        [
-            epoch,
-            train_loss,
-            validation_loss,
-            accuracy,
-            throughput,
-            canary_weight,
-            value,
-            threshold,
-            verdict,
-        ]
-        .iter()
-        .flat_map(Collector::collect)
-        .collect()
+        drop(caches);
+        objects
+            .iter()
+            .chain(&monitors)
+            .flat_map(Collector::collect)
+            .collect()
     }
 }
 

@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use modelops_api::ModelDeployment;
 use modelops_api::conditions::{new_condition, reasons, types};
-use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus, Verdict};
+use modelops_api::monitor::{Monitor, MonitorAction, MonitorStatus};
 use modelops_api::profile::Profile;
 use modelops_api::serving::{METRICS_PATH, PROFILE_PATH, parse_metrics};
 use modelops_api::workorder::SERVING_PORT;
@@ -325,11 +325,7 @@ async fn reconcile(monitor: Arc<Monitor>, ctx: Arc<Context>) -> Result<Action> {
     );
     ctx.metrics.evaluation(
         &namespace,
-        match outcome.focused.verdict {
-            Verdict::Pass => "Pass",
-            Verdict::Fail => "Fail",
-            Verdict::Inconclusive => "Inconclusive",
-        },
+        outcome.focused.verdict.as_str(),
         outcome.focused.reason,
     );
     let status = monitor_status::next_status(

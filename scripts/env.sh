@@ -24,3 +24,19 @@ ensure_torch() {
   TORCH_LIB_DIR=$("$MODELOPS_VENV/bin/python" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   export TORCH_LIB_DIR
 }
+
+# The Open Inference Protocol's own clients, for the black-box tests (tests/clients.rs) and the
+# serving benchmark's KServe server. Pinned, so that a fresh machine tests against what was tested.
+TRITONCLIENT_VERSION=2.73.0
+KSERVE_VERSION=0.21.0
+ensure_clients() {
+  ensure_torch
+  if ! "$MODELOPS_VENV/bin/python" - <<EOF 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(m.version("tritonclient") != "$TRITONCLIENT_VERSION" or m.version("kserve") != "$KSERVE_VERSION" or not m.version("grpcio"))
+EOF
+  then
+    echo "installing tritonclient $TRITONCLIENT_VERSION and kserve $KSERVE_VERSION from PyPI into $MODELOPS_VENV" >&2
+    "$MODELOPS_VENV/bin/pip" install -q "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION"
+  fi
+}

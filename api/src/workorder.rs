@@ -61,6 +61,10 @@ pub const SOURCE_MOUNT_PATH: &str = "/source";
 /// The port a serving pod listens on (inference API and `/metrics`).
 pub const SERVING_PORT: u16 = 8080;
 
+/// The port a serving pod answers the Open Inference Protocol's gRPC service on
+/// (`inference.GRPCInferenceService`), KServe's.
+pub const SERVING_GRPC_PORT: u16 = 8081;
+
 /// The layout of a namespace's artifact store, relative to its root ([`crate::store`]): the
 /// prepared versions of its Datasets, the checkpoints of its TrainingJobs and its models.
 pub mod layout {
@@ -258,6 +262,9 @@ pub struct ServeOrder {
     /// Port to listen on.
     #[serde(default = "default_serving_port")]
     pub port: u16,
+    /// Port to serve gRPC on (`inference.GRPCInferenceService`); none: HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_port: Option<u16>,
     /// The namespace's root. The server takes the Dataset profile whose bins its input
     /// histograms use from `<root>/datasets/*/<hex of the card's datasetDigest>/profile.json`,
     /// and serves without input histograms when there is none.

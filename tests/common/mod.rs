@@ -303,6 +303,46 @@ pub fn digits_rows() -> Vec<(Vec<f64>, String)> {
         .collect()
 }
 
+/// The prepared test split of a Dataset, back to raw feature values: the prepared features are
+/// `(raw - offset) / scale` (dataset.json), and digits are whole grey levels, so rounding the
+/// inverse gives the raw values exactly. Returns rows and class indices.
+pub fn raw_test_split(dataset_json: &[u8], data: &[u8]) -> (Vec<Vec<f64>>, Vec<i64>) {
+    let card: serde_json::Value = serde_json::from_slice(dataset_json).unwrap();
+    let offset: Vec<f64> = serde_json::from_value(card["normalization"]["offset"].clone()).unwrap();
+    let scale: Vec<f64> = serde_json::from_value(card["normalization"]["scale"].clone()).unwrap();
+    // safetensors: an 8-byte little-endian header length, a JSON header, then the tensors.
+    let bytes = data;
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let data = &bytes[8 + header_len..];
+    let tensor = |name: &str| {
+        let entry = &header[name];
+        let [begin, end] = [0, 1].map(|i| entry["data_offsets"][i].as_u64().unwrap() as usize);
+        (&data[begin..end], entry["shape"].clone())
+    };
+    let (features, shape) = tensor("test.features");
+    let columns = shape[1].as_u64().unwrap() as usize;
+    let values: Vec<f64> = features
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+        .collect();
+    let rows = values
+        .chunks(columns)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| (v * scale[j] + offset[j]).round())
+                .collect()
+        })
+        .collect();
+    let (labels, _) = tensor("test.labels");
+    let labels = labels
+        .chunks(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (rows, labels)
+}
+
 /// Waits for a TrainingJob to finish and returns it; panics with its status unless it succeeded.
 pub async fn training_succeeded(
     ns: &TestNamespace,

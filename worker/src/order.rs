@@ -675,6 +675,9 @@ pub fn serve_config(order: &ServeOrder, device: tch::Device) -> Result<ServeConf
             queue: QUEUE_LENGTH,
         },
         address: std::net::SocketAddr::new(ip, order.port),
+        grpc_address: order
+            .grpc_port
+            .map(|port| std::net::SocketAddr::new(ip, port)),
         settings: Settings {
             max_request_bytes: order
                 .max_request_bytes

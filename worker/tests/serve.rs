@@ -116,6 +116,7 @@ fn serve_order(trained: &Trained, revision: i32, serving: Serving) -> ServeOrder
         serving,
         // The kernel picks a free port; the server prints it.
         port: 0,
+        grpc_port: Some(0),
         store_uri: ROOT.into(),
         max_request_bytes: Some(256 * 1024),
         feedback_max_age: None,
@@ -250,6 +251,25 @@ impl Server {
         (status, json)
     }
 
+    /// Posts an inference body with the binary tensor extension's header (when given); returns
+    /// the status, the answer's header and its bytes.
+    fn post_raw(&self, body: &[u8], header_length: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+        let mut request = self
+            .agent
+            .post(&format!("{}/v2/models/digits/infer", self.base))
+            .header("content-type", "application/octet-stream");
+        if let Some(length) = header_length {
+            request = request.header("inference-header-content-length", length);
+        }
+        let mut response = request.send(body).unwrap();
+        let status = response.status().as_u16();
+        let length = response
+            .headers()
+            .get("inference-header-content-length")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, length, response.body_mut().read_to_vec().unwrap())
+    }
+
     fn infer(&self, body: &Value) -> (u16, Value) {
         self.post("/v2/models/digits/infer", body.to_string())
     }
@@ -342,6 +362,9 @@ fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
     assert_eq!(metadata["parameters"]["digest"], trained.digest.as_str());
     assert_eq!(server.get_json("/v2").1["name"], "modelops-worker");
     assert_eq!(server.get_json("/v2/models/digits/versions/3").0, 200);
+    assert_eq!(server.get_json("/v2/models/digits/ready").0, 200);
+    assert_eq!(server.get_json("/v2/models/digits/versions/3/ready").0, 200);
+    assert_eq!(server.get_json("/v2/models/digits/versions/2/ready").0, 404);
 
     // The test split, in requests of 1 to 4 rows from 6 clients at once: batches mix clients.
     let rows = &trained.test_rows;
@@ -566,6 +589,305 @@ fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
     drop(other);
 
     every_bad_request_is_refused_and_the_server_keeps_serving(&server, &feedback_ids, &predicted);
+    raw_tensors_answer_as_json_ones_and_malformed_ones_are_refused(&server, rows, &predicted);
+    grpc_answers_as_http_does_and_refuses_malformed_messages(&server, rows, &predicted);
+}
+
+/// The Open Inference Protocol over gRPC, with the generated client: health, metadata, and
+/// inferences with raw and typed contents answering the labels HTTP did; malformed messages are
+/// INVALID_ARGUMENT (oversized: past the server's message limit), an unknown model NOT_FOUND, and
+/// the server keeps serving, counting gRPC requests with the HTTP ones.
+fn grpc_answers_as_http_does_and_refuses_malformed_messages(
+    server: &Server,
+    rows: &[(Value, String)],
+    predicted: &[String],
+) {
+    use modelops_worker::serve::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use modelops_worker::serve::grpc::inference::model_infer_request::{
+        InferInputTensor, InferRequestedOutputTensor,
+    };
+    use modelops_worker::serve::grpc::inference::*;
+    use tonic::Code;
+
+    let line = server.wait_for_line("gRPC (inference.GRPCInferenceService) on ");
+    let address = line.rsplit(' ').next().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let requests_before = sum(&server.metrics(), m::REQUESTS_TOTAL, &[]);
+    runtime.block_on(async {
+        let mut client = GrpcInferenceServiceClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+        let live = client.server_live(ServerLiveRequest {}).await.unwrap();
+        assert!(live.into_inner().live);
+        let ready = client.server_ready(ServerReadyRequest {}).await.unwrap();
+        assert!(ready.into_inner().ready);
+        let ready = client
+            .model_ready(ModelReadyRequest {
+                name: "digits".into(),
+                version: "3".into(),
+            })
+            .await
+            .unwrap();
+        assert!(ready.into_inner().ready);
+        let metadata = client
+            .model_metadata(ModelMetadataRequest {
+                name: "digits".into(),
+                version: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(metadata.versions, ["3"]);
+        assert_eq!(metadata.inputs[0].shape, [-1, 64]);
+        assert_eq!(metadata.outputs[0].name, "label");
+        let server_metadata = client
+            .server_metadata(ServerMetadataRequest {})
+            .await
+            .unwrap();
+        assert_eq!(server_metadata.into_inner().name, "modelops-worker");
+
+        let rows = &rows[..32];
+        let values: Vec<f32> = rows
+            .iter()
+            .flat_map(|(row, _)| row.as_array().unwrap().iter())
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let input = |shape: Vec<i64>, datatype: &str| InferInputTensor {
+            name: "input-0".into(),
+            datatype: datatype.into(),
+            shape,
+            ..Default::default()
+        };
+        let request = |inputs, raw_input_contents| ModelInferRequest {
+            model_name: "digits".into(),
+            id: "grpc-1".into(),
+            inputs,
+            raw_input_contents,
+            ..Default::default()
+        };
+        let labels_of = |response: &ModelInferResponse| {
+            let index = response
+                .outputs
+                .iter()
+                .position(|o| o.name == "label")
+                .unwrap();
+            let mut bytes = &response.raw_output_contents[index][..];
+            let mut labels = Vec::new();
+            while let Some((length, rest)) = bytes.split_first_chunk::<4>() {
+                let (text, rest) = rest.split_at(u32::from_le_bytes(*length) as usize);
+                labels.push(String::from_utf8(text.to_vec()).unwrap());
+                bytes = rest;
+            }
+            labels
+        };
+        // Raw contents.
+        let answer = client
+            .model_infer(request(
+                vec![input(vec![32, 64], "FP32")],
+                vec![raw.clone()],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (answer.id.as_str(), answer.model_version.as_str()),
+            ("grpc-1", "3")
+        );
+        assert_eq!(labels_of(&answer), predicted[..32]);
+        let probabilities = answer
+            .outputs
+            .iter()
+            .position(|o| o.name == "probabilities")
+            .unwrap();
+        assert_eq!(answer.outputs[probabilities].shape, [32, 10]);
+        assert_eq!(answer.raw_output_contents[probabilities].len(), 32 * 10 * 4);
+        // Typed contents, one output asked for.
+        let mut typed = input(vec![32, 64], "FP32");
+        typed.contents = Some(InferTensorContents {
+            fp32_contents: values.clone(),
+            ..Default::default()
+        });
+        let mut asked = request(vec![typed], Vec::new());
+        asked.outputs = vec![InferRequestedOutputTensor {
+            name: "label".into(),
+            ..Default::default()
+        }];
+        let answer = client.model_infer(asked).await.unwrap().into_inner();
+        assert_eq!(answer.outputs.len(), 1);
+        assert_eq!(labels_of(&answer), predicted[..32]);
+
+        // Malformed messages.
+        let refused = [
+            (
+                "a raw tensor cut short",
+                request(vec![input(vec![32, 64], "FP32")], vec![raw[4..].to_vec()]),
+                Code::InvalidArgument,
+                "the raw tensor has 8188 bytes; shape [32, 64] of FP32 takes 8192 bytes",
+            ),
+            (
+                "a shape that does not fit",
+                request(
+                    vec![input(vec![32, 63], "FP32")],
+                    vec![raw[..32 * 63 * 4].to_vec()],
+                ),
+                Code::InvalidArgument,
+                "expects [n, 64]",
+            ),
+            (
+                "a wrong datatype",
+                request(vec![input(vec![2048], "BYTES")], vec![raw.clone()]),
+                Code::InvalidArgument,
+                "input \"input-0\"",
+            ),
+            (
+                "raw contents for no input",
+                request(vec![], vec![raw.clone()]),
+                Code::InvalidArgument,
+                "1 raw_input_contents for 0 inputs",
+            ),
+            (
+                "no values at all",
+                request(vec![input(vec![1, 64], "FP32")], vec![]),
+                Code::InvalidArgument,
+                "has no values",
+            ),
+            (
+                "too many rows",
+                request(
+                    vec![input(vec![65536, 64], "UINT8")],
+                    vec![vec![0; 65536 * 64]],
+                ),
+                Code::OutOfRange,
+                "message length too large",
+            ),
+        ];
+        for (what, message, code, expected) in refused {
+            let status = client.model_infer(message).await.unwrap_err();
+            assert_eq!(status.code(), code, "{what}: {status:?}");
+            assert!(status.message().contains(expected), "{what}: {status:?}");
+        }
+        let mut unknown = request(vec![input(vec![32, 64], "FP32")], vec![raw.clone()]);
+        unknown.model_name = "iris".into();
+        let status = client.model_infer(unknown).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        // Still serving.
+        let answer = client
+            .model_infer(request(
+                vec![input(vec![32, 64], "FP32")],
+                vec![raw.clone()],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(labels_of(&answer), predicted[..32]);
+    });
+    // Counted as HTTP requests are: three answered, six refused (the oversized one is refused by
+    // the transport before it is a request).
+    let requests = sum(&server.metrics(), m::REQUESTS_TOTAL, &[]) - requests_before;
+    assert_eq!(requests, 3.0 + 6.0);
+}
+
+/// The binary tensor extension: 32 rows as raw FP32 after the JSON, every output asked for raw,
+/// answer the labels the JSON requests did; bodies whose lengths do not add up are 400s, and
+/// the server keeps serving.
+fn raw_tensors_answer_as_json_ones_and_malformed_ones_are_refused(
+    server: &Server,
+    rows: &[(Value, String)],
+    predicted: &[String],
+) {
+    let rows = &rows[..32];
+    let raw: Vec<u8> = rows
+        .iter()
+        .flat_map(|(row, _)| row.as_array().unwrap().iter())
+        .flat_map(|v| (v.as_f64().unwrap() as f32).to_le_bytes())
+        .collect();
+    let header = json!({
+        "id": "raw",
+        "inputs": [{"name": "input-0", "shape": [32, 64], "datatype": "FP32", "parameters": {"binary_data_size": raw.len()}}],
+        "parameters": {"binary_data_output": true},
+    })
+    .to_string();
+    let body = [header.as_bytes(), &raw].concat();
+    let (status, length, answer) = server.post_raw(&body, Some(&header.len().to_string()));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let length: usize = length.expect("the answer's json length").parse().unwrap();
+    let json: Value = serde_json::from_slice(&answer[..length]).unwrap();
+    assert_eq!(json["id"], "raw");
+    // The outputs in order, each with its size: label (BYTES), probabilities (FP32), ids.
+    let mut tail = &answer[length..];
+    let mut take = |name: &str| {
+        let size = output(&json, name)["parameters"]["binary_data_size"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} is not raw: {json}")) as usize;
+        let (bytes, rest) = tail.split_at(size);
+        tail = rest;
+        bytes
+    };
+    let mut labels = Vec::new();
+    let mut bytes = take("label");
+    while let Some((length, rest)) = bytes.split_first_chunk::<4>() {
+        let (text, rest) = rest.split_at(u32::from_le_bytes(*length) as usize);
+        labels.push(String::from_utf8(text.to_vec()).unwrap());
+        bytes = rest;
+    }
+    assert_eq!(labels, predicted[..32]);
+    let probabilities = take("probabilities");
+    assert_eq!(probabilities.len(), 32 * 10 * 4);
+    let first: f32 = probabilities
+        .chunks(4)
+        .take(10)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .sum();
+    assert!((first - 1.0).abs() < 1e-4, "{first}");
+    assert!(take("feedback_id").len() > 32 * 4);
+    assert!(tail.is_empty());
+
+    for (what, body, length, expected) in [
+        (
+            "a header longer than the body",
+            body.clone(),
+            (body.len() + 1).to_string(),
+            "but the body has",
+        ),
+        (
+            "a header that is no number",
+            body.clone(),
+            "twelve".to_owned(),
+            "is not a length",
+        ),
+        (
+            "a tensor cut short",
+            body[..body.len() - 4].to_vec(),
+            header.len().to_string(),
+            "bytes of raw tensors remain",
+        ),
+        (
+            "bytes no input claims",
+            [&body[..], &[0; 8]].concat(),
+            header.len().to_string(),
+            "8 bytes follow the JSON header",
+        ),
+        (
+            "the header inside the JSON",
+            body.clone(),
+            "7".to_owned(),
+            "not valid JSON",
+        ),
+    ] {
+        let (status, _, answer) = server.post_raw(&body, Some(&length));
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(expected),
+            "{what}: {answer}"
+        );
+    }
+    let (status, answer) = server.infer(&rows_request(&[&rows[0].0]));
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// Each bad request gets its 4xx and a JSON error that names the problem.

@@ -104,7 +104,7 @@ pub struct Server {
 
 /// A refusal, as a JSON response.
 #[derive(Debug)]
-struct ApiError(RequestError);
+pub(super) struct ApiError(pub(super) RequestError);
 
 impl From<RequestError> for ApiError {
     fn from(error: RequestError) -> Self {
@@ -159,6 +159,11 @@ impl Server {
         }
     }
 
+    /// The server's limits and settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// The server's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -201,7 +206,7 @@ impl Server {
     }
 
     /// The model, or why there is none to answer with (503).
-    fn served(&self) -> Result<Arc<Served>, ApiError> {
+    pub(super) fn served(&self) -> Result<Arc<Served>, ApiError> {
         match &*self.model.read().unwrap_or_else(|e| e.into_inner()) {
             ModelState::Ready(served) => Ok(Arc::clone(served)),
             ModelState::Loading => Err(error(503, format!("model {:?} is loading", self.name))),
@@ -215,7 +220,7 @@ impl Server {
 
     /// Readiness, and why not: the state (`loading`, `failed` for a model that will not load,
     /// `stopping`) and a message.
-    fn readiness(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn readiness(&self) -> Result<(), (&'static str, String)> {
         if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(("stopping", "the server is shutting down".to_owned()));
         }
@@ -227,7 +232,7 @@ impl Server {
         self.served().map(|_| ()).map_err(|e| (state, e.0.message))
     }
 
-    fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+    pub(super) fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
         if name != self.name {
             return Err(error(
                 404,
@@ -301,19 +306,61 @@ impl Server {
         Ok(bytes)
     }
 
-    /// An inference: the body read (within its limits), then, holding one of the
-    /// `max_concurrent` permits (else 429), the request parsed and the answer signed and written
-    /// on the blocking threads, so that the async threads keep answering probes and the forward
-    /// pass runs on the model's thread.
+    /// An inference over HTTP: the body read (within its limits), then [`Server::predict`]; the
+    /// answer is JSON, or JSON then raw tensors for outputs asked for raw (the binary tensor
+    /// extension).
     async fn infer(
         self: &Arc<Self>,
         name: &str,
         version: Option<&str>,
         request_id: &str,
+        headers: &HeaderMap,
         body: Body,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Response, ApiError> {
         self.check_model(name, version)?;
+        let header_length = binary_header_length(headers)?;
         let body = self.body(body).await?;
+        self.predict(
+            request_id,
+            move |info| protocol::parse_infer(&body, header_length, info),
+            |mut response, binary_outputs| {
+                if binary_outputs.is_empty() {
+                    return axum::Json(response).into_response();
+                }
+                let raw = protocol::split_binary_outputs(&mut response, binary_outputs);
+                let mut body = serde_json::to_vec(&response).expect("a JSON value serialises");
+                let header_length = body.len();
+                body.extend_from_slice(&raw);
+                (
+                    [
+                        (
+                            axum::http::header::CONTENT_TYPE,
+                            "application/octet-stream".to_owned(),
+                        ),
+                        (
+                            axum::http::HeaderName::from_static(protocol::BINARY_HEADER_LENGTH),
+                            header_length.to_string(),
+                        ),
+                    ],
+                    body,
+                )
+                    .into_response()
+            },
+        )
+        .await
+    }
+
+    /// An inference, whichever transport brought it: holding one of the `max_concurrent`
+    /// permits (else 429), the request parsed by `parse` and the answer signed and written by
+    /// `finish` (given the response's JSON and the outputs asked for raw) on the blocking
+    /// threads, so that the async threads keep answering probes and the forward pass runs on
+    /// the model's thread. The limits, metrics and feedback ids are the same for every transport.
+    pub(super) async fn predict<T: Send + 'static>(
+        self: &Arc<Self>,
+        request_id: &str,
+        parse: impl FnOnce(&ModelInfo) -> Result<InferRequest, RequestError> + Send + 'static,
+        finish: impl FnOnce(Value, &[String]) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let _permit = self.inferring.try_acquire().map_err(|_| {
             error(
                 429,
@@ -325,8 +372,12 @@ impl Server {
         })?;
         let served = self.served()?;
         let parsing = Arc::clone(&served);
-        let InferRequest { id, rows, outputs } =
-            blocking(move || protocol::parse_infer(&body, &parsing.info)).await??;
+        let InferRequest {
+            id,
+            rows,
+            outputs,
+            binary_outputs,
+        } = blocking(move || parse(&parsing.info)).await??;
         if rows.len() > self.settings.max_rows {
             return Err(error(
                 413,
@@ -365,13 +416,14 @@ impl Server {
                 Vec::new()
             };
             let id = id.unwrap_or(request_id);
-            protocol::infer_response(
+            let response = protocol::infer_response(
                 &served.info,
                 &id,
                 &results,
                 &feedback_ids,
                 outputs.as_deref(),
-            )
+            );
+            finish(response, &binary_outputs)
         })
         .await
     }
@@ -623,7 +675,7 @@ const MAX_REQUEST_ID: usize = 128;
 /// [`MAX_REQUEST_ID`] letters, digits and `-._:`), else a random one. It is the response's
 /// `x-request-id`, the server's log line of the request, and the body's `id` when the request's
 /// body has none.
-fn request_id(headers: &HeaderMap) -> String {
+pub(super) fn request_id(headers: &HeaderMap) -> String {
     let given = headers
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -648,13 +700,13 @@ fn answer(
     id: &str,
     what: std::fmt::Arguments<'_>,
     started: Instant,
-    result: Result<Value, ApiError>,
+    result: Result<Response, ApiError>,
 ) -> Response {
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let mut response = match result {
-        Ok(body) => {
+        Ok(response) => {
             tracing::info!("request {id}: {what}: 200 in {millis:.1} ms");
-            axum::Json(body).into_response()
+            response
         }
         Err(error) => {
             tracing::info!(
@@ -672,14 +724,14 @@ fn answer(
 }
 
 /// Counts a request when its response is ready, or as 499 when the client went away first.
-struct RequestTimer<'a> {
+pub(super) struct RequestTimer<'a> {
     metrics: &'a Metrics,
-    started: Instant,
-    code: Option<u16>,
+    pub(super) started: Instant,
+    pub(super) code: Option<u16>,
 }
 
 impl<'a> RequestTimer<'a> {
-    fn start(metrics: &'a Metrics) -> Self {
+    pub(super) fn start(metrics: &'a Metrics) -> Self {
         metrics.request_started();
         Self {
             metrics,
@@ -705,20 +757,27 @@ fn respond(result: Result<Value, ApiError>) -> Response {
     }
 }
 
-/// The header of the binary tensor extension (a JSON header of that many bytes, then raw
-/// tensors), which this server does not read: refused by name rather than as JSON that does not
-/// parse.
-const BINARY_HEADER_LENGTH: &str = "inference-header-content-length";
-
-fn binary_body(headers: &HeaderMap) -> Option<ApiError> {
-    headers.contains_key(BINARY_HEADER_LENGTH).then(|| {
-        error(
-            400,
-            format!(
-                "{BINARY_HEADER_LENGTH}: the binary tensor extension is not supported: send the tensors as JSON (for tritonclient, binary_data=False on inputs and outputs)"
-            ),
-        )
-    })
+/// The length of the JSON at the start of a body of the binary tensor extension, from its
+/// `Inference-Header-Content-Length` header; `None` for a JSON body.
+fn binary_header_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    let Some(value) = headers.get(protocol::BINARY_HEADER_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                400,
+                format!(
+                    "{}: {:?} is not a length: it is the number of bytes of JSON at the start of the body",
+                    protocol::BINARY_HEADER_LENGTH,
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })
 }
 
 async fn infer(
@@ -729,10 +788,7 @@ async fn infer(
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
     let id = request_id(&headers);
-    let result = match binary_body(&headers) {
-        Some(refused) => Err(refused),
-        None => server.infer(&name, None, &id, body).await,
-    };
+    let result = server.infer(&name, None, &id, &headers, body).await;
     let response = answer(&id, format_args!("infer {name}"), timer.started, result);
     timer.code = Some(response.status().as_u16());
     response
@@ -746,10 +802,9 @@ async fn infer_version(
 ) -> Response {
     let mut timer = RequestTimer::start(&server.metrics);
     let id = request_id(&headers);
-    let result = match binary_body(&headers) {
-        Some(refused) => Err(refused),
-        None => server.infer(&name, Some(&version), &id, body).await,
-    };
+    let result = server
+        .infer(&name, Some(&version), &id, &headers, body)
+        .await;
     let response = answer(
         &id,
         format_args!("infer {name} version {version}"),
@@ -768,7 +823,10 @@ async fn feedback(
 ) -> Response {
     let started = Instant::now();
     let id = request_id(&headers);
-    let result = server.feedback(&name, body).await;
+    let result = server
+        .feedback(&name, body)
+        .await
+        .map(|body| axum::Json(body).into_response());
     answer(&id, format_args!("feedback {name}"), started, result)
 }
 
@@ -809,6 +867,16 @@ async fn ready(State(server): State<Arc<Server>>) -> Response {
 
 async fn model_ready(State(server): State<Arc<Server>>, Path(name): Path<String>) -> Response {
     match server.check_model(&name, None) {
+        Ok(()) => ready_response(server.readiness()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn model_version_ready(
+    State(server): State<Arc<Server>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    match server.check_model(&name, Some(&version)) {
         Ok(()) => ready_response(server.readiness()),
         Err(error) => error.into_response(),
     }
@@ -881,6 +949,10 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/feedback", post(feedback))
         .route("/v2/models/{name}/versions/{version}", get(model_version))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_version_ready),
+        )
         .route(
             "/v2/models/{name}/versions/{version}/infer",
             post(infer_version),
@@ -1302,6 +1374,19 @@ mod tests {
         server
     }
 
+    /// An inference of the model "toy" with a JSON body, its answer's JSON.
+    async fn infer_json(server: &Arc<Server>, id: &str, body: Body) -> Value {
+        let response = server
+            .infer("toy", None, id, &HeaderMap::new(), body)
+            .await
+            .map_err(|e| e.0)
+            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     fn key() -> FeedbackKey {
         FeedbackKey::from_hex(&"0f".repeat(32), 16).unwrap()
     }
@@ -1325,10 +1410,7 @@ mod tests {
         let server = Arc::new(regression_server());
         let request = json!({"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP32",
             "data": [[1, 2], [0.25, 0.25], [20, 0]]}]});
-        let response = server
-            .infer("toy", None, "r1", Body::from(request.to_string()))
-            .await
-            .unwrap();
+        let response = infer_json(&server, "r1", Body::from(request.to_string())).await;
         assert_eq!(response["outputs"][0]["data"], json!([3.0, 0.5, 20.0]));
         assert_eq!(response["outputs"][1]["name"], OUTPUT_FEEDBACK_ID);
         let ids: Vec<String> =
@@ -1348,10 +1430,7 @@ mod tests {
         // The outputs asked for: no ids unless asked.
         let mut only = request.clone();
         only["outputs"] = json!([{"name": "prediction"}]);
-        let response = server
-            .infer("toy", None, "r2", Body::from(only.to_string()))
-            .await
-            .unwrap();
+        let response = infer_json(&server, "r2", Body::from(only.to_string())).await;
         assert_eq!(response["outputs"].as_array().unwrap().len(), 1);
 
         // A number, and a decimal string: errors -0.5 and 1.

@@ -1,4 +1,4 @@
-//! `serve`: one revision of a model over HTTP, Open Inference Protocol v2.
+//! `serve`: one revision of a model over HTTP and gRPC, Open Inference Protocol v2.
 //!
 //! The server listens at once (liveness answers while the model loads) and becomes ready once
 //! the model is loaded, its digest verified and a warm-up forward pass done. A model that fails
@@ -7,13 +7,14 @@
 //! accepting connections, answers the requests it holds and exits.
 //!
 //! The parts: [`protocol`] (the JSON of requests and responses), [`batcher`] (dynamic batching
-//! on the model thread), [`feedback`] (authenticated feedback ids), [`metrics`] (Prometheus) and
-//! [`http`] (the routes).
+//! on the model thread), [`feedback`] (authenticated feedback ids), [`metrics`] (Prometheus),
+//! [`http`] (the routes) and [`grpc`] (the `inference.GRPCInferenceService`).
 
 pub mod batcher;
 pub mod feedback;
 #[cfg(test)]
 mod fuzz;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
@@ -66,6 +67,8 @@ pub struct ServeConfig {
     pub batch: BatchConfig,
     /// Where to listen.
     pub address: SocketAddr,
+    /// Where to listen for gRPC (`None`: no gRPC).
+    pub grpc_address: Option<SocketAddr>,
     /// The namespace's root in the store, where the Dataset profile is looked for.
     pub store_root: Location,
     /// Where the model is copied before it loads.
@@ -101,6 +104,14 @@ async fn serve(config: ServeConfig) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.address))?;
     let address = listener.local_addr()?;
+    let grpc_listener = match config.grpc_address {
+        Some(grpc) => Some(
+            tokio::net::TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("listening for gRPC on {grpc}"))?,
+        ),
+        None => None,
+    };
     let server = Arc::new(Server::new(
         &config.name,
         config.revision,
@@ -114,6 +125,12 @@ async fn serve(config: ServeConfig) -> Result<()> {
         config.batch.max_rows,
         config.batch.timeout
     );
+    if let Some(grpc) = &grpc_listener {
+        tracing::info!(
+            "gRPC (inference.GRPCInferenceService) on {}",
+            grpc.local_addr()?
+        );
+    }
     // Loading may take a while (a large model on a slow volume): liveness answers meanwhile.
     let loading = Arc::clone(&server);
     let span = tracing::info_span!("load");
@@ -141,7 +158,24 @@ async fn serve(config: ServeConfig) -> Result<()> {
             },
         )
         .context("starting the loader thread")?;
-    http::serve(listener, Arc::clone(&server), shutdown_signal()).await?;
+    // One signal stops both transports.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let grpc = grpc_listener
+        .map(|listener| tokio::spawn(grpc::serve(listener, Arc::clone(&server), stopped())));
+    http::serve(listener, Arc::clone(&server), stopped()).await?;
+    if let Some(grpc) = grpc {
+        grpc.await?.context("serving gRPC")?;
+    }
     // Every request is answered; end the model thread (joining it is blocking work).
     let served = server.stop();
     tokio::task::spawn_blocking(move || drop(served)).await?;

@@ -170,6 +170,8 @@ pub struct InferRequest {
     pub rows: Vec<Row>,
     /// The outputs asked for (all when `None`).
     pub outputs: Option<Vec<String>>,
+    /// The outputs asked for as raw tensors after the JSON (the binary tensor extension).
+    pub binary_outputs: Vec<String>,
 }
 
 /// The body of an inference request. Fields the protocol's clients add that the server does not
@@ -177,30 +179,32 @@ pub struct InferRequest {
 /// the Open Inference Protocol's servers do; parameters that would change the answer and are not
 /// supported are refused by name ([`unsupported_parameter`]).
 #[derive(Deserialize)]
-struct RawRequest {
+pub(super) struct RawRequest {
     #[serde(default)]
-    id: Option<String>,
-    inputs: Vec<RawInput>,
+    pub(super) id: Option<String>,
+    pub(super) inputs: Vec<RawInput>,
     #[serde(default)]
-    outputs: Option<Vec<RawOutput>>,
+    pub(super) outputs: Option<Vec<RawOutput>>,
     #[serde(default)]
-    parameters: Option<Value>,
+    pub(super) parameters: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct RawInput {
-    name: String,
-    shape: Vec<i64>,
-    datatype: String,
-    data: Element,
+pub(super) struct RawInput {
+    pub(super) name: String,
+    pub(super) shape: Vec<i64>,
+    pub(super) datatype: String,
+    /// The values; `None` when they follow the JSON as raw bytes (`binary_data_size`).
     #[serde(default)]
-    parameters: Option<Value>,
+    pub(super) data: Option<Element>,
+    #[serde(default)]
+    pub(super) parameters: Option<Value>,
 }
 
 /// One element of an input's `data`, read straight from the JSON: building a `serde_json::Value`
 /// for every number would cost more than the forward pass of a small model.
 #[derive(Debug, Clone, PartialEq)]
-enum Element {
+pub(super) enum Element {
     Number(f64),
     Text(String),
     Array(Vec<Element>),
@@ -280,44 +284,25 @@ impl<'de> Deserialize<'de> for Element {
 }
 
 #[derive(Deserialize)]
-struct RawOutput {
-    name: String,
+pub(super) struct RawOutput {
+    pub(super) name: String,
     #[serde(default)]
-    parameters: Option<Value>,
+    pub(super) parameters: Option<Value>,
+}
+
+/// A parameter that is set: present and neither `false`, 0 nor `null`.
+fn is_set(parameters: &Option<Value>, key: &str) -> bool {
+    parameters
+        .as_ref()
+        .and_then(|p| p.get(key))
+        .is_some_and(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
 }
 
 /// The first parameter of the request that asks for what the server does not do, with the fix:
-/// the binary tensor extension (`binary_data_output`, `binary_data`, `binary_data_size`) and the
-/// classification extension (`classification`). A parameter set to `false` or 0 asks for nothing.
+/// the classification extension (`classification`).
 fn unsupported_parameter(request: &RawRequest) -> Option<String> {
-    let set = |parameters: &Option<Value>, key: &str| {
-        parameters
-            .as_ref()
-            .and_then(|p| p.get(key))
-            .is_some_and(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
-    };
-    let binary = "the binary tensor extension is not supported: send and ask for JSON tensors";
-    if set(&request.parameters, "binary_data_output") {
-        return Some(format!(
-            "parameters.binary_data_output: {binary} (binary_data_output false)"
-        ));
-    }
-    for input in &request.inputs {
-        if set(&input.parameters, "binary_data_size") {
-            return Some(format!(
-                "input {:?}: parameters.binary_data_size: {binary} (the tensor in `data`)",
-                input.name
-            ));
-        }
-    }
     for output in request.outputs.iter().flatten() {
-        if set(&output.parameters, "binary_data") {
-            return Some(format!(
-                "output {:?}: parameters.binary_data: {binary} (binary_data false)",
-                output.name
-            ));
-        }
-        if set(&output.parameters, "classification") {
+        if is_set(&output.parameters, "classification") {
             return Some(format!(
                 "output {:?}: parameters.classification: the classification extension is not supported; the `{OUTPUT_LABEL}` and `{OUTPUT_PROBABILITIES}` outputs give each row's class and its probabilities",
                 output.name
@@ -325,6 +310,175 @@ fn unsupported_parameter(request: &RawRequest) -> Option<String> {
         }
     }
     None
+}
+
+/// The header of the binary tensor extension: the length of the JSON that starts the body, raw
+/// tensors following it.
+pub const BINARY_HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// The size in bytes of one element of a fixed-size datatype.
+fn element_size(datatype: &str) -> Option<usize> {
+    Some(match datatype {
+        "INT8" | "UINT8" | "BOOL" => 1,
+        "INT16" | "UINT16" | "FP16" | "BF16" => 2,
+        "INT32" | "UINT32" | "FP32" => 4,
+        "INT64" | "UINT64" | "FP64" => 8,
+        _ => return None,
+    })
+}
+
+/// The number of elements of a shape, when it is a valid one (no negative dimension, no
+/// overflow).
+fn elements_of(shape: &[i64]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| {
+        usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+    })
+}
+
+/// The values of a raw tensor (the binary tensor extension's bytes after the JSON, or a gRPC
+/// request's `raw_input_contents`): little-endian numbers of the datatype's size, or for BYTES
+/// each element as a 4-byte little-endian length and that many bytes (UTF-8 text here). The
+/// number of values is checked against the shape by the caller; the byte count of a fixed-size
+/// datatype is checked here.
+pub(super) fn decode_raw(
+    input: &str,
+    datatype: &str,
+    shape: &[i64],
+    bytes: &[u8],
+) -> Result<Element, RequestError> {
+    fn le<const N: usize>(chunk: &[u8]) -> [u8; N] {
+        chunk.try_into().expect("chunks of the element size")
+    }
+    if datatype == "BYTES" {
+        let mut values = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let index = values.len();
+            let Some((length, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(RequestError::bad(format!(
+                    "input {input:?}: element {index} of the raw BYTES tensor is cut short: each element is a 4-byte little-endian length, then that many bytes"
+                )));
+            };
+            let length = u32::from_le_bytes(*length) as usize;
+            if length > tail.len() {
+                return Err(RequestError::bad(format!(
+                    "input {input:?}: element {index} of the raw BYTES tensor says {length} bytes but {} remain",
+                    tail.len()
+                )));
+            }
+            let (text, tail) = tail.split_at(length);
+            let text = std::str::from_utf8(text).map_err(|e| {
+                RequestError::bad(format!(
+                    "input {input:?}: element {index} is not UTF-8 text: {e}"
+                ))
+            })?;
+            values.push(Element::Text(text.to_owned()));
+            rest = tail;
+        }
+        return Ok(Element::Array(values));
+    }
+    let Some(size) = element_size(datatype) else {
+        return Err(RequestError::bad(format!(
+            "input {input:?} has datatype {datatype:?}, which has no raw form; send a numeric datatype (FP32, FP64, INT*, UINT*) or BYTES"
+        )));
+    };
+    let expected = elements_of(shape).and_then(|n| n.checked_mul(size));
+    if expected != Some(bytes.len()) {
+        let wanted = expected.map_or("an impossible number of".to_owned(), |n| n.to_string());
+        return Err(RequestError::bad(format!(
+            "input {input:?}: the raw tensor has {} bytes; shape {shape:?} of {datatype} takes {wanted} bytes",
+            bytes.len()
+        )));
+    }
+    let number = |chunk: &[u8]| -> f64 {
+        match datatype {
+            "FP32" => f32::from_le_bytes(le(chunk)) as f64,
+            "FP64" => f64::from_le_bytes(le(chunk)),
+            "INT8" => i8::from_le_bytes(le(chunk)) as f64,
+            "INT16" => i16::from_le_bytes(le(chunk)) as f64,
+            "INT32" => i32::from_le_bytes(le(chunk)) as f64,
+            "INT64" => i64::from_le_bytes(le(chunk)) as f64,
+            "UINT8" => chunk[0] as f64,
+            "UINT16" => u16::from_le_bytes(le(chunk)) as f64,
+            "UINT32" => u32::from_le_bytes(le(chunk)) as f64,
+            "UINT64" => u64::from_le_bytes(le(chunk)) as f64,
+            // BOOL, FP16 and BF16 have a size but no table model reads them: `table_rows`
+            // refuses the datatype by name.
+            _ => f64::NAN,
+        }
+    };
+    Ok(Element::Array(
+        bytes
+            .chunks_exact(size)
+            .map(|c| Element::Number(number(c)))
+            .collect(),
+    ))
+}
+
+/// Encodes an output tensor's JSON `data` in its raw form (see [`decode_raw`]): BYTES as
+/// length-prefixed strings, FP32 as little-endian floats.
+pub(super) fn encode_raw(datatype: &str, data: &Value, out: &mut Vec<u8>) {
+    for value in data.as_array().into_iter().flatten() {
+        match datatype {
+            "BYTES" => {
+                let text = value.as_str().unwrap_or_default();
+                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            _ => {
+                let number = value.as_f64().map_or(f32::NAN, |v| v as f32);
+                out.extend_from_slice(&number.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Reads the raw tensors of the binary tensor extension into the inputs that declare
+/// `binary_data_size`, in order; every byte after the JSON must belong to one.
+fn read_binary_inputs(request: &mut RawRequest, mut binary: &[u8]) -> Result<(), RequestError> {
+    for input in &mut request.inputs {
+        let Some(size) = input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+        else {
+            continue;
+        };
+        let Some(size) = size.as_u64().and_then(|s| usize::try_from(s).ok()) else {
+            return Err(RequestError::bad(format!(
+                "input {:?}: parameters.binary_data_size is {size}; it is the tensor's size in bytes, a whole number",
+                input.name
+            )));
+        };
+        if input.data.is_some() {
+            return Err(RequestError::bad(format!(
+                "input {:?} has both data and parameters.binary_data_size: send its values in one place",
+                input.name
+            )));
+        }
+        if size > binary.len() {
+            return Err(RequestError::bad(format!(
+                "input {:?}: parameters.binary_data_size is {size} bytes but {} bytes of raw tensors remain after the JSON header",
+                input.name,
+                binary.len()
+            )));
+        }
+        let (bytes, rest) = binary.split_at(size);
+        input.data = Some(decode_raw(
+            &input.name,
+            &input.datatype,
+            &input.shape,
+            bytes,
+        )?);
+        binary = rest;
+    }
+    if !binary.is_empty() {
+        return Err(RequestError::bad(format!(
+            "{} bytes follow the JSON header that no input claims: the inputs' parameters.binary_data_size must add up to the body's length less {BINARY_HEADER_LENGTH}",
+            binary.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The numeric datatypes a table model accepts, with the range of values each can hold.
@@ -345,9 +499,25 @@ fn numeric_range(datatype: &str) -> Option<(f64, f64, bool)> {
     })
 }
 
-/// Reads the body of `POST /v2/models/{name}/infer` for `model`.
-pub fn parse_infer(body: &[u8], model: &ModelInfo) -> Result<InferRequest, RequestError> {
-    let request: RawRequest = serde_json::from_slice(body).map_err(|e| {
+/// Reads the body of `POST /v2/models/{name}/infer` for `model`. With the binary tensor
+/// extension, `header_length` (the `Inference-Header-Content-Length` header) says how much of the
+/// body is JSON; raw tensors follow it.
+pub fn parse_infer(
+    body: &[u8],
+    header_length: Option<usize>,
+    model: &ModelInfo,
+) -> Result<InferRequest, RequestError> {
+    let (json_part, binary) = match header_length {
+        Some(length) if length > body.len() => {
+            return Err(RequestError::bad(format!(
+                "{BINARY_HEADER_LENGTH} is {length} but the body has {} bytes",
+                body.len()
+            )));
+        }
+        Some(length) => body.split_at(length),
+        None => (body, &[][..]),
+    };
+    let mut request: RawRequest = serde_json::from_slice(json_part).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
@@ -358,6 +528,55 @@ pub fn parse_infer(body: &[u8], model: &ModelInfo) -> Result<InferRequest, Reque
             )),
         }
     })?;
+    if header_length.is_some() {
+        read_binary_inputs(&mut request, binary)?;
+    } else if let Some(input) = request
+        .inputs
+        .iter()
+        .find(|i| is_set(&i.parameters, "binary_data_size"))
+    {
+        return Err(RequestError::bad(format!(
+            "input {:?}: parameters.binary_data_size without the {BINARY_HEADER_LENGTH} header: send the header with the JSON's length, or the values in `data`",
+            input.name
+        )));
+    }
+    let binary_outputs = binary_outputs(&request, model);
+    let mut parsed = validate(request, model)?;
+    parsed.binary_outputs = binary_outputs;
+    Ok(parsed)
+}
+
+/// The outputs to send raw: all when the request's `binary_data_output` is set (except those
+/// whose own `binary_data` is false), else those whose `binary_data` is set.
+fn binary_outputs(request: &RawRequest, model: &ModelInfo) -> Vec<String> {
+    let all = is_set(&request.parameters, "binary_data_output");
+    let own = |output: &RawOutput| {
+        output
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data"))
+            .map(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
+    };
+    match &request.outputs {
+        Some(outputs) => outputs
+            .iter()
+            .filter(|o| own(o).unwrap_or(all))
+            .map(|o| o.name.clone())
+            .collect(),
+        None if all => model
+            .output_names()
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Checks a request read from JSON (or from a gRPC message) against `model`.
+pub(super) fn validate(
+    request: RawRequest,
+    model: &ModelInfo,
+) -> Result<InferRequest, RequestError> {
     if let Some(message) = unsupported_parameter(&request) {
         return Err(RequestError::bad(message));
     }
@@ -409,6 +628,7 @@ pub fn parse_infer(body: &[u8], model: &ModelInfo) -> Result<InferRequest, Reque
         id: request.id,
         rows,
         outputs,
+        binary_outputs: Vec::new(),
     })
 }
 
@@ -476,11 +696,20 @@ fn rows_of_shape(
 
 /// The elements of `data`, flat or nested one level (one array per row of `row_width`).
 fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Element>, RequestError> {
-    let Element::Array(items) = &input.data else {
-        return Err(RequestError::bad(format!(
-            "input {:?}: data must be an array (flat, or one array per row)",
-            input.name
-        )));
+    let items = match &input.data {
+        Some(Element::Array(items)) => items,
+        Some(_) => {
+            return Err(RequestError::bad(format!(
+                "input {:?}: data must be an array (flat, or one array per row)",
+                input.name
+            )));
+        }
+        None => {
+            return Err(RequestError::bad(format!(
+                "input {:?} has no data: send its values in `data`, or raw after the JSON with parameters.binary_data_size",
+                input.name
+            )));
+        }
     };
     let expected = rows
         .checked_mul(row_width)
@@ -664,6 +893,26 @@ pub fn infer_response(
     })
 }
 
+/// Moves the outputs named in `binary` out of `response` into raw tensors after the JSON (the
+/// binary tensor extension): each such output loses its `data` and gains
+/// `parameters.binary_data_size`. Returns the raw bytes, in output order.
+pub fn split_binary_outputs(response: &mut Value, binary: &[String]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for output in response["outputs"].as_array_mut().into_iter().flatten() {
+        let named = output["name"].as_str().unwrap_or_default();
+        if !binary.iter().any(|b| b == named) {
+            continue;
+        }
+        let before = raw.len();
+        let datatype = output["datatype"].as_str().unwrap_or_default().to_owned();
+        if let Some(data) = output.as_object_mut().and_then(|o| o.remove("data")) {
+            encode_raw(&datatype, &data, &mut raw);
+        }
+        output["parameters"] = json!({"binary_data_size": raw.len() - before});
+    }
+    raw
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,7 +938,7 @@ mod tests {
     }
 
     fn parse(body: Value, model: &ModelInfo) -> Result<InferRequest, RequestError> {
-        parse_infer(body.to_string().as_bytes(), model)
+        parse_infer(body.to_string().as_bytes(), None, model)
     }
 
     fn error(body: Value, model: &ModelInfo) -> String {
@@ -741,7 +990,7 @@ mod tests {
     #[test]
     fn malformed_json_is_named() {
         for body in ["", "{", "{\"inputs\": [}", "not json"] {
-            let error = parse_infer(body.as_bytes(), &table()).unwrap_err();
+            let error = parse_infer(body.as_bytes(), None, &table()).unwrap_err();
             assert_eq!(error.status, 400);
             assert!(
                 error.message.starts_with("the body is not valid JSON"),
@@ -767,7 +1016,7 @@ mod tests {
             ),
             (
                 json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}),
-                "missing field `data`",
+                "input \"x\" has no data",
             ),
             (
                 json!({"inputs": [{"name": "x", "shape": ["1", 3], "datatype": "FP32", "data": []}]}),
@@ -793,33 +1042,208 @@ mod tests {
         let request = parse(body.clone(), &table()).expect("a request with extra fields");
         assert_eq!(request.rows.len(), 1);
         assert_eq!(request.outputs, Some(vec!["label".to_owned()]));
-        for (change, expected) in [
+        let mut refused = body.clone();
+        refused["outputs"] = json!([{"name": "label", "parameters": {"classification": 2}}]);
+        let message = error(refused, &table());
+        assert!(
+            message.contains("output \"label\": parameters.classification: the classification extension is not supported"),
+            "{message}"
+        );
+    }
+
+    /// A body of the binary tensor extension: the JSON header, then each raw input in order.
+    fn binary_body(mut header: Value, raw: &[&[u8]]) -> (Vec<u8>, usize) {
+        for (input, raw) in header["inputs"].as_array_mut().unwrap().iter_mut().zip(raw) {
+            input["parameters"] = json!({"binary_data_size": raw.len()});
+        }
+        let mut body = header.to_string().into_bytes();
+        let length = body.len();
+        for raw in raw {
+            body.extend_from_slice(raw);
+        }
+        (body, length)
+    }
+
+    fn le_bytes<T: Copy, const N: usize>(values: &[T], to: fn(T) -> [u8; N]) -> Vec<u8> {
+        values.iter().flat_map(|v| to(*v)).collect()
+    }
+
+    #[test]
+    fn raw_tensors_after_the_json_read_as_their_json_forms_do() {
+        let json_form = parse(
+            input(json!([2, 3]), "FP32", json!([1, 2, 3, 4, 5, 6])),
+            &table(),
+        )
+        .unwrap();
+        let values = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        for (datatype, raw) in [
+            ("FP32", le_bytes(&values, f32::to_le_bytes)),
+            ("FP64", le_bytes(&values.map(f64::from), f64::to_le_bytes)),
             (
-                json!({"parameters": {"binary_data_output": true}}),
-                "parameters.binary_data_output: the binary tensor extension is not supported",
+                "INT64",
+                le_bytes(&values.map(|v| v as i64), i64::to_le_bytes),
             ),
+            ("UINT8", values.map(|v| v as u8).to_vec()),
             (
-                json!({"outputs": [{"name": "label", "parameters": {"binary_data": true}}]}),
-                "output \"label\": parameters.binary_data",
-            ),
-            (
-                json!({"outputs": [{"name": "label", "parameters": {"classification": 2}}]}),
-                "output \"label\": parameters.classification: the classification extension is not supported",
+                "INT16",
+                le_bytes(&values.map(|v| v as i16), i16::to_le_bytes),
             ),
         ] {
-            let mut refused = body.clone();
-            for (key, value) in change.as_object().unwrap() {
-                refused[key] = value.clone();
-            }
-            let message = error(refused, &table());
-            assert!(message.contains(expected), "{change}: {message}");
+            let header = json!({"inputs": [{"name": "x", "shape": [2, 3], "datatype": datatype}]});
+            let (body, length) = binary_body(header, &[&raw]);
+            let request = parse_infer(&body, Some(length), &table()).unwrap();
+            assert_eq!(request.rows, json_form.rows, "{datatype}");
+            assert!(request.binary_outputs.is_empty());
         }
-        let mut binary_input = body.clone();
-        binary_input["inputs"][0]["parameters"] = json!({"binary_data_size": 12});
-        let message = error(binary_input, &table());
+        // BYTES: each element a 4-byte little-endian length, then its UTF-8.
+        let mut raw = Vec::new();
+        for text in ["héllo", "", "world"] {
+            raw.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            raw.extend_from_slice(text.as_bytes());
+        }
+        let header = json!({"inputs": [{"name": "t", "shape": [3, 1], "datatype": "BYTES"}]});
+        let (body, length) = binary_body(header, &[&raw]);
+        let request = parse_infer(&body, Some(length), &text()).unwrap();
+        assert_eq!(
+            request.rows,
+            ["héllo", "", "world"].map(|t| Row::Text(t.into())).to_vec()
+        );
+    }
+
+    #[test]
+    fn raw_tensors_that_do_not_fit_their_header_are_named() {
+        let header = || json!({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32"}]});
+        let six = le_bytes(&[1.0f32; 6], f32::to_le_bytes);
+        let error_of = |body: &[u8], length: usize, model: &ModelInfo| {
+            parse_infer(body, Some(length), model).unwrap_err().message
+        };
+        // Fewer or more bytes than the shape takes.
+        let (body, length) = binary_body(header(), &[&six[..20]]);
+        let message = error_of(&body, length, &table());
         assert!(
-            message.contains("input \"input-0\": parameters.binary_data_size"),
+            message.contains("the raw tensor has 20 bytes; shape [2, 3] of FP32 takes 24 bytes"),
             "{message}"
+        );
+        // A size past the end of the body.
+        let (mut body, length) = binary_body(header(), &[&six]);
+        body.truncate(body.len() - 4);
+        let message = error_of(&body, length, &table());
+        assert!(
+            message.contains("binary_data_size is 24 bytes but 20 bytes"),
+            "{message}"
+        );
+        // Bytes no input claims.
+        let (mut body, length) = binary_body(header(), &[&six]);
+        body.extend_from_slice(&[0; 3]);
+        let message = error_of(&body, length, &table());
+        assert!(
+            message.contains("3 bytes follow the JSON header that no input claims"),
+            "{message}"
+        );
+        // A header length past the body, or inside the JSON.
+        let (body, _) = binary_body(header(), &[&six]);
+        let message = error_of(&body, body.len() + 1, &table());
+        assert!(
+            message.contains(&format!("{BINARY_HEADER_LENGTH} is {}", body.len() + 1)),
+            "{message}"
+        );
+        let message = error_of(&body, 10, &table());
+        assert!(message.contains("not valid JSON"), "{message}");
+        // A size that is not a byte count, data given twice, a size without the header.
+        let mut twice = header();
+        twice["inputs"][0]["data"] = json!([1, 2, 3, 4, 5, 6]);
+        let (body, length) = binary_body(twice.clone(), &[&six]);
+        let message = error_of(&body, length, &table());
+        assert!(
+            message.contains("has both data and parameters.binary_data_size"),
+            "{message}"
+        );
+        let mut negative = header();
+        negative["inputs"][0]["parameters"] = json!({"binary_data_size": -1});
+        let body = negative.to_string();
+        let message = error_of(body.as_bytes(), body.len(), &table());
+        assert!(message.contains("binary_data_size is -1"), "{message}");
+        let message = error(negative.clone(), &table());
+        assert!(
+            message.contains("without the inference-header-content-length header"),
+            "{message}"
+        );
+        // No data at all.
+        let message = error(header(), &table());
+        assert!(message.contains("input \"x\" has no data"), "{message}");
+        // A raw form of a datatype with none (BYTES elements cut short, not UTF-8).
+        for (raw, expected) in [
+            (vec![5, 0, 0, 0, b'a'], "says 5 bytes but 1 remain"),
+            (vec![1, 0], "element 0 of the raw BYTES tensor is cut short"),
+            (vec![1, 0, 0, 0, 0xff], "element 0 is not UTF-8"),
+        ] {
+            let header = json!({"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES"}]});
+            let (body, length) = binary_body(header, &[&raw]);
+            let message = error_of(&body, length, &text());
+            assert!(message.contains(expected), "{message}");
+        }
+        let header = json!({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "BOOL"}]});
+        let (body, length) = binary_body(header, &[&[1u8; 6]]);
+        let message = error_of(&body, length, &table());
+        assert!(
+            message.contains("datatype \"BOOL\" is not supported"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn outputs_asked_for_raw_follow_the_json_with_their_sizes() {
+        let body = |extra: Value| {
+            let mut body = input(json!([1, 3]), "FP32", json!([1, 2, 3]));
+            for (key, value) in extra.as_object().unwrap() {
+                body[key] = value.clone();
+            }
+            parse(body, &table()).unwrap().binary_outputs
+        };
+        assert!(body(json!({})).is_empty());
+        assert_eq!(
+            body(json!({"parameters": {"binary_data_output": true}})),
+            table().output_names().to_vec()
+        );
+        assert_eq!(
+            body(
+                json!({"parameters": {"binary_data_output": true}, "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": false}}]})
+            ),
+            vec!["label"]
+        );
+        assert_eq!(
+            body(
+                json!({"outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": true}}]})
+            ),
+            vec!["probabilities"]
+        );
+
+        let outputs = [RowOutput::Class {
+            index: 1,
+            probabilities: vec![0.25, 0.75],
+        }];
+        let mut response = infer_response(&table(), "r", &outputs, &["id-1".into()], None);
+        let json_form = response.clone();
+        let raw = split_binary_outputs(&mut response, &["label".into(), "probabilities".into()]);
+        let label = json_form["outputs"][0]["data"][0].as_str().unwrap();
+        let mut expected = (label.len() as u32).to_le_bytes().to_vec();
+        expected.extend_from_slice(label.as_bytes());
+        expected.extend(le_bytes(&[0.25f32, 0.75], f32::to_le_bytes));
+        assert_eq!(raw, expected);
+        assert_eq!(
+            response["outputs"][0]["parameters"]["binary_data_size"],
+            json!(4 + label.len())
+        );
+        assert!(response["outputs"][0].get("data").is_none());
+        assert_eq!(
+            response["outputs"][1]["parameters"]["binary_data_size"],
+            json!(8)
+        );
+        // The feedback id stays JSON; shapes and datatypes are kept.
+        assert_eq!(response["outputs"][2], json_form["outputs"][2]);
+        assert_eq!(
+            response["outputs"][1]["shape"],
+            json_form["outputs"][1]["shape"]
         );
     }
 
@@ -1020,8 +1444,34 @@ mod tests {
             /// Any bytes at all: a 4xx, never a panic.
             #[test]
             fn any_bytes_parse_or_are_a_4xx(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-                if let Err(e) = parse_infer(&bytes, &table()) {
+                if let Err(e) = parse_infer(&bytes, None, &table()) {
                     prop_assert!((400..500).contains(&e.status), "{} {}", e.status, e.message);
+                }
+            }
+
+            /// A binary body whose header, sizes and raw bytes are arbitrary: rows of the
+            /// declared shape, or a 4xx; never a panic or a read past the body.
+            #[test]
+            fn any_binary_body_parses_or_is_a_4xx(
+                rows in -1i64..4,
+                size in prop_oneof![Just(None), (0u64..64).prop_map(Some), Just(Some(u64::MAX))],
+                datatype in prop::sample::select(vec!["FP32", "FP64", "INT8", "UINT64", "BYTES", "BOOL", "FP16"]),
+                raw in prop::collection::vec(any::<u8>(), 0..64),
+                header_delta in -3i64..3,
+            ) {
+                let mut input = json!({"name": "x", "shape": [rows, 3], "datatype": datatype});
+                if let Some(size) = size {
+                    input["parameters"] = json!({"binary_data_size": size});
+                }
+                let header = json!({"inputs": [input]}).to_string();
+                let mut body = header.clone().into_bytes();
+                body.extend_from_slice(&raw);
+                let length = (header.len() as i64 + header_delta).max(0) as usize;
+                for model in [table(), text()] {
+                    match parse_infer(&body, Some(length), &model) {
+                        Ok(request) => prop_assert_eq!(request.rows.len() as i64, rows),
+                        Err(e) => prop_assert!((400..500).contains(&e.status), "{} {}", e.status, e.message),
+                    }
                 }
             }
         }

@@ -20,7 +20,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use modelops_api::ModelDeployment;
 use modelops_api::serving::{FEEDBACK_KEY_ENV, LIVE_PATH, READY_PATH};
-use modelops_api::workorder::{SERVING_PORT, ServeOrder, WORK_ORDER_ENV, WorkOrder};
+use modelops_api::workorder::{
+    SERVING_GRPC_PORT, SERVING_PORT, ServeOrder, WORK_ORDER_ENV, WorkOrder,
+};
 use std::collections::BTreeMap;
 
 /// The label naming a serving pod's revision.
@@ -28,6 +30,9 @@ pub const REVISION_LABEL: &str = "modelops.dev/revision";
 
 /// The port of the Service.
 pub const SERVICE_PORT: u16 = 80;
+
+/// The port of a ModelDeployment's Service for the Open Inference Protocol over gRPC.
+pub const SERVICE_GRPC_PORT: u16 = SERVING_GRPC_PORT;
 
 /// Seconds a revision's pods may take to become ready before the revision counts as Failed.
 pub const PROGRESS_DEADLINE_SECONDS: i32 = 180;
@@ -75,6 +80,7 @@ fn serve_order(
         model_digest: model_digest.to_owned(),
         serving: md.spec.serving.clone(),
         port: SERVING_PORT,
+        grpc_port: Some(SERVING_GRPC_PORT),
         store_uri: config.artifacts.root_for(namespace).to_string(),
         max_request_bytes: None,
         feedback_max_age: None,
@@ -133,11 +139,18 @@ fn serve_container(config: &OperatorConfig, md: &ModelDeployment, order: &WorkOr
                 ..Default::default()
             },
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: i32::from(SERVING_PORT),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: i32::from(SERVING_PORT),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: i32::from(SERVING_GRPC_PORT),
+                ..Default::default()
+            },
+        ]),
         readiness_probe: Some(http_probe(READY_PATH, 1, Some(2))),
         liveness_probe: Some(http_probe(LIVE_PATH, 10, None)),
         // Leave the Service's endpoints before the server stops accepting.
@@ -266,12 +279,22 @@ pub fn service(md: &ModelDeployment, namespace: &str) -> Service {
         metadata: child_metadata(md, md.name_any(), namespace, labels.clone()),
         spec: Some(ServiceSpec {
             selector: Some(labels),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: i32::from(SERVICE_PORT),
-                target_port: Some(IntOrString::String("http".into())),
-                ..Default::default()
-            }]),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("http".into()),
+                    port: i32::from(SERVICE_PORT),
+                    target_port: Some(IntOrString::String("http".into())),
+                    ..Default::default()
+                },
+                // HTTP/2 without TLS: `appProtocol` tells meshes and gateways so.
+                ServicePort {
+                    name: Some("grpc".into()),
+                    port: i32::from(SERVICE_GRPC_PORT),
+                    target_port: Some(IntOrString::String("grpc".into())),
+                    app_protocol: Some("kubernetes.io/h2c".into()),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         }),
         ..Default::default()

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Serving throughput and latency of `modelops-worker serve` against KServe's Python model server
 (kserve.ModelServer) serving the same weights with PyTorch, and the overhead of each over a raw
-forward pass of the same batch.
+forward pass of the same batch; over HTTP with JSON, over HTTP with binary tensors, and over gRPC.
 
 The worker prepares the digits and trains the mlp 64-32; both servers load its model.safetensors
 and model card (normalisation, classes) and answer the Open Inference Protocol v2 JSON with the
 labels and probabilities. Each server runs alone, pinned to the same cores, with the same libtorch
-thread count; the same load generator (worker/examples/loadgen.rs: kept-alive HTTP/1.1
-connections on loopback, a bounded time and request count) drives both, pinned to other cores.
+thread count; the same load generators (worker/examples/loadgen.rs: kept-alive HTTP/1.1
+connections on loopback, a bounded time and request count; worker/examples/grpcload.rs: the same
+over gRPC with raw_input_contents, tonic's client) drive both, pinned to other cores.
 The raw forward pass is LoadedModel::predict_rows in Rust (worker/examples/forward.rs) for the
 worker, and the same normalise-forward-softmax in PyTorch for KServe. Run it with bench/serving/run.
 """
@@ -62,7 +63,7 @@ class TorchDigits:
         return [self.classes[i] for i in best], probabilities.numpy()
 
 
-def kserve_server(model_dir, port, threads):
+def kserve_server(model_dir, port, grpc_port, threads):
     """Runs KServe's model server with the model (in this process, until killed)."""
     # kserve parses the command line when imported: leave it nothing of ours to misread.
     sys.argv = sys.argv[:1]
@@ -88,7 +89,7 @@ def kserve_server(model_dir, port, threads):
                     InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
                 ])
 
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, max_threads=threads,
+    kserve.ModelServer(http_port=port, grpc_port=grpc_port, enable_grpc=True, workers=1, max_threads=threads,
                        enable_latency_logging=False).start([Digits()])
 
 
@@ -115,38 +116,49 @@ def wait_ready(base, process, log):
 
 
 def start_worker(args, work, model_dir, digest, batch_timeout):
-    order = {"kind": "serve", "namespace": "bench", "name": "digits", "revision": 1, "modelDir": model_dir,
+    order = {"kind": "serve", "namespace": "bench", "name": "digits", "revision": 1,
+             "modelUri": f"pvc://bench/models/{os.path.basename(model_dir)}", "storeUri": "pvc://bench",
              "modelDigest": digest, "serving": {"maxBatchSize": args.max_batch_size, "batchTimeout": batch_timeout},
-             "port": free_port()}
-    env = dict(os.environ, MODELOPS_WORK_ORDER=json.dumps(order), MODELOPS_THREADS=str(args.threads),
-               MODELOPS_LISTEN_ADDRESS="127.0.0.1", MODELOPS_FEEDBACK_KEY="ab" * 32, MODELOPS_ARTIFACTS_DIR=work)
+             "port": free_port(), "grpcPort": free_port()}
+    env = dict(training.worker_env(work, order, args.threads), MODELOPS_LISTEN_ADDRESS="127.0.0.1",
+               MODELOPS_FEEDBACK_KEY="ab" * 32)
     log = f"{work}/worker-serve.log"
     process = subprocess.Popen(pin(args.server_cores) + [args.worker, "serve"], env=env,
                                stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{order['port']}"
     wait_ready(base, process, log)
-    return process, base
+    return process, base, f"127.0.0.1:{order['grpcPort']}"
 
 
 def start_kserve(args, work, model_dir):
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     log = f"{work}/kserve.log"
     process = subprocess.Popen(pin(args.server_cores) + [sys.executable, __file__, "--kserve-server", model_dir,
-                                                        "--port", str(port), "--threads", str(args.threads)],
+                                                        "--port", str(port), "--grpc-port", str(grpc_port),
+                                                        "--threads", str(args.threads)],
                                stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, process, log)
-    return process, base
+    return process, base, f"127.0.0.1:{grpc_port}"
 
 
 def pin(cores):
     return ["taskset", "-c", cores] if cores and shutil.which("taskset") else []
 
 
-def load(args, base, body_file, connections):
-    out = subprocess.run(pin(args.client_cores) + [args.loadgen, f"{base}/v2/models/digits/infer", body_file,
-                                                   str(connections), str(args.seconds), str(args.requests)],
-                         capture_output=True, text=True, check=True)
+def load(args, server, case, bodies, rows_file, seconds=None, requests=None):
+    """One load run of a case (name, batch, connections, transport) against a server's
+    (base URL, gRPC address)."""
+    (base, grpc), (_, batch, connections, transport) = server, case
+    limits = [str(seconds or args.seconds), str(requests or args.requests)]
+    if transport == "grpc":
+        command = [args.grpcload, grpc, "digits", rows_file, str(batch), str(connections)] + limits
+    else:
+        body, json_length = bodies[(batch, transport)]
+        command = [args.loadgen, f"{base}/v2/models/digits/infer", body, str(connections)] + limits
+        if json_length is not None:
+            command.append(str(json_length))
+    out = subprocess.run(pin(args.client_cores) + command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -168,6 +180,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker")
     parser.add_argument("--loadgen")
+    parser.add_argument("--grpcload")
     parser.add_argument("--forward")
     parser.add_argument("--threads", type=int, default=1, help="libtorch threads of each server")
     parser.add_argument("--seconds", type=float, default=5, help="length of each load run")
@@ -179,9 +192,10 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--kserve-server", metavar="MODEL_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--grpc-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kserve_server:
-        return kserve_server(args.kserve_server, args.port, args.threads)
+        return kserve_server(args.kserve_server, args.port, args.grpc_port, args.threads)
 
     # Fail early, before training, when kserve is missing (importing it would parse our arguments).
     if importlib.util.find_spec("kserve") is None:
@@ -206,11 +220,19 @@ def main():
     with open(f"{ROOT}/examples/data/digits.csv") as f:
         rows = [[float(v) for v in line.strip().split(",")[:-1]] for line in list(f)[1:257]]
     json.dump(rows, open(f"{work}/rows.json", "w"))
+    # The bodies: JSON, and the binary tensor extension (the rows raw after the JSON, every output
+    # asked for raw).
     bodies = {}
     for batch in (1, 32):
-        bodies[batch] = f"{work}/body-{batch}.json"
+        bodies[(batch, "json")] = (f"{work}/body-{batch}.json", None)
         json.dump({"inputs": [{"name": "input-0", "shape": [batch, 64], "datatype": "FP32",
-                               "data": rows[:batch]}]}, open(bodies[batch], "w"))
+                               "data": rows[:batch]}]}, open(bodies[(batch, "json")][0], "w"))
+        raw = np.array(rows[:batch], dtype="<f4").tobytes()
+        header = json.dumps({"inputs": [{"name": "input-0", "shape": [batch, 64], "datatype": "FP32",
+                                         "parameters": {"binary_data_size": len(raw)}}],
+                             "parameters": {"binary_data_output": True}}).encode()
+        bodies[(batch, "binary")] = (f"{work}/body-{batch}.bin", len(header))
+        open(bodies[(batch, "binary")][0], "wb").write(header + raw)
 
     # The two servers must agree before they are timed.
     digits = TorchDigits(model_dir)
@@ -231,26 +253,34 @@ def main():
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(os.cpu_count())))
 
-    cases = [("1 row, 1 connection", 1, 1), ("1 row, 32 connections", 1, 32), ("32 rows, 1 connection", 32, 1),
-             ("32 rows, 4 connections", 32, 4)]
+    cases = [("1 row, 1 connection", 1, 1, "json"), ("1 row, 32 connections", 1, 32, "json"),
+             ("32 rows, 1 connection", 32, 1, "json"), ("32 rows, 4 connections", 32, 4, "json"),
+             ("32 rows binary, 1 conn.", 32, 1, "binary"), ("32 rows binary, 4 conn.", 32, 4, "binary"),
+             ("32 rows gRPC, 1 conn.", 32, 1, "grpc"), ("32 rows gRPC, 4 conn.", 32, 4, "grpc")]
     # The worker with the ModelDeployment's batchTimeout, and without waiting (batches then hold
     # what queued while the previous forward pass ran).
     servers = [(f"worker {args.batch_timeout}", "worker", args.batch_timeout), ("worker 0s", "worker", "0s"),
                ("kserve", "kserve", None)]
     results = {}
     for server, kind, batch_timeout in servers:
-        process, base = (start_worker(args, work, model_dir, digest, batch_timeout) if kind == "worker"
-                         else start_kserve(args, work, model_dir))
+        process, base, grpc = (start_worker(args, work, model_dir, digest, batch_timeout) if kind == "worker"
+                               else start_kserve(args, work, model_dir))
         try:
-            request = urllib.request.Request(f"{base}/v2/models/digits/infer", data=open(bodies[32], "rb").read(),
+            request = urllib.request.Request(f"{base}/v2/models/digits/infer", data=open(bodies[(32, "json")][0], "rb").read(),
                                              headers={"Content-Type": "application/json"})
             answer = json.load(urllib.request.urlopen(request))
             labels = next(o for o in answer["outputs"] if o["name"] == "label")["data"]
             if labels != expected:
                 sys.exit(f"{server} predicts {labels}, PyTorch {expected}")
-            for name, batch, connections in cases:
-                load(args, base, bodies[batch], connections)  # warm-up run, not counted
-                results[(server, name)] = load(args, base, bodies[batch], connections)
+            for case in cases:
+                # Each transport answers, before it is timed.
+                check = load(args, (base, grpc), case, bodies, f"{work}/rows.json", 1, 3)
+                if check["errors"] or check["requests"] != 3:
+                    log = f"{work}/kserve.log" if kind == "kserve" else f"{work}/worker-serve.log"
+                    sys.exit(f"{server} {case[0]}: {check}\n" + "".join(open(log).readlines()[-20:]))
+                name = case[0]
+                load(args, (base, grpc), case, bodies, f"{work}/rows.json")  # warm-up run, not counted
+                results[(server, name)] = load(args, (base, grpc), case, bodies, f"{work}/rows.json")
                 r = results[(server, name)]
                 if r["errors"]:
                     print(f"  {server} {name}: {r['errors']} errors")
@@ -259,7 +289,7 @@ def main():
             process.wait()
 
     print(f"\n{'case':24} {'server':12} {'requests/s':>11} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, batch, _ in cases:
+    for name, batch, _, _ in cases:
         k = results[("kserve", name)]
         for server, _, _ in servers:
             r = results[(server, name)]
@@ -270,7 +300,7 @@ def main():
                   f"{r['p50Ms']:8.3f} {r['p99Ms']:8.3f}{ratio}")
 
     print(f"\n{'overhead on one connection':26} {'server':12} {'forward p50 ms':>15} {'served p50 ms':>14} {'overhead ms':>12}")
-    for name, batch, connections in cases:
+    for name, batch, connections, _ in cases:
         if connections != 1:
             continue
         for server, kind, _ in servers:

@@ -43,8 +43,16 @@ def read_safetensors(path):
     return arrays
 
 
-def run_worker(worker, command, order, threads):
-    env = dict(os.environ, MODELOPS_WORK_ORDER=json.dumps(order), MODELOPS_THREADS=str(threads))
+def worker_env(work, order, threads):
+    """The environment of a worker process: the order, its threads, and the work folder as the
+    artifact claim (`pvc://bench/...` is `<work>/...`), its scratch folder and termination log."""
+    return dict(os.environ, MODELOPS_WORK_ORDER=json.dumps(order), MODELOPS_THREADS=str(threads),
+                MODELOPS_ARTIFACTS_DIR=work, MODELOPS_SCRATCH_DIR=f"{work}/scratch",
+                MODELOPS_TERMINATION_LOG=f"{work}/termination-log", MODELOPS_PROGRESS_PORT="0")
+
+
+def run_worker(worker, work, command, order, threads):
+    env = worker_env(work, order, threads)
     out = subprocess.run([worker, command], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"modelops-worker {command} failed:\n{out.stdout}\n{out.stderr}")
@@ -53,18 +61,19 @@ def run_worker(worker, command, order, threads):
 
 def prepare(worker, work, name, source, spec):
     order = {"kind": "prepare", "namespace": "bench", "name": name, "spec": spec, "sourcePath": source,
-             "outputDir": f"{work}/datasets/{name}", "outputUriPrefix": f"pvc://bench/datasets/{name}"}
-    result = json.loads(run_worker(worker, "prepare", order, 1).strip().splitlines()[-1])
+             "outputUri": f"pvc://bench/datasets/{name}"}
+    result = json.loads(run_worker(worker, work, "prepare", order, 1).strip().splitlines()[-1])
     digest = result["digest"]
-    return f"{work}/datasets/{name}/{digest.removeprefix('sha256:')}", digest
+    hex_digest = digest.removeprefix("sha256:")
+    return f"{work}/datasets/{name}/{hex_digest}", digest, f"pvc://bench/datasets/{name}/{hex_digest}"
 
 
 def train_worker(worker, work, dataset, spec, threads):
+    checkpoints = os.path.basename(tempfile.mkdtemp(dir=work, prefix="checkpoints-"))
     order = {"kind": "train", "namespace": "bench", "name": "bench", "uid": "bench", "spec": spec,
-             "datasetDir": dataset[0], "datasetDigest": dataset[1],
-             "checkpointDir": tempfile.mkdtemp(dir=work), "modelsDir": f"{work}/models",
-             "modelsUriPrefix": "pvc://bench/models"}
-    stdout = run_worker(worker, "train", order, threads)
+             "datasetUri": dataset[2], "datasetDigest": dataset[1],
+             "checkpointUri": f"pvc://bench/{checkpoints}", "modelsUri": "pvc://bench/models"}
+    stdout = run_worker(worker, work, "train", order, threads)
     rates = [float(m) for m in re.findall(r"^epoch \d+/\d+ .*samplesPerSecond=([0-9.]+)", stdout, re.M)]
     return rates, json.loads(stdout.strip().splitlines()[-1])
 

@@ -3,10 +3,16 @@
 //! or `seconds` passed. Prints one JSON line: requests, errors, requests per second, and latency
 //! percentiles in milliseconds.
 //!
-//! `cargo run -p modelops-worker --example loadgen -- URL BODY_FILE CONNECTIONS SECONDS REQUESTS`
+//! `cargo run -p modelops-worker --example loadgen -- URL BODY_FILE CONNECTIONS SECONDS REQUESTS [JSON_LENGTH]`
+//!
+//! With JSON_LENGTH the body is of the binary tensor extension: its first JSON_LENGTH bytes are
+//! JSON (sent as `Inference-Header-Content-Length`), raw tensors follow.
 //!
 //! The same client measures every server of the benchmark, so it is written to cost little:
 //! one thread, no allocation per request beyond the response buffer.
+
+#[path = "common/report.rs"]
+mod report;
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,14 +25,20 @@ struct Tally {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen URL BODY_FILE CONNECTIONS SECONDS REQUESTS");
+    eprintln!("usage: loadgen URL BODY_FILE CONNECTIONS SECONDS REQUESTS [JSON_LENGTH]");
     std::process::exit(2)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, body_file, connections, seconds, requests] = args.as_slice() else {
-        usage()
+    let (url, body_file, connections, seconds, requests, json_length) = match args.as_slice() {
+        [url, body, connections, seconds, requests] => {
+            (url, body, connections, seconds, requests, None)
+        }
+        [url, body, connections, seconds, requests, length] => {
+            (url, body, connections, seconds, requests, Some(length))
+        }
+        _ => usage(),
     };
     let (connections, seconds, requests): (usize, f64, usize) =
         match (connections.parse(), seconds.parse(), requests.parse()) {
@@ -36,8 +48,14 @@ fn main() {
     let rest = url.strip_prefix("http://").unwrap_or_else(|| usage());
     let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
     let body = std::fs::read(body_file).expect("read the body file");
+    let binary = match json_length {
+        Some(length) => format!(
+            "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {length}\r\n"
+        ),
+        None => "Content-Type: application/json\r\n".to_owned(),
+    };
     let mut request = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /{path} HTTP/1.1\r\nHost: {address}\r\n{binary}Content-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -94,24 +112,9 @@ fn main() {
             .await
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let mut latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.clone()).collect();
+    let latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.clone()).collect();
     let errors: u64 = tallies.iter().map(|t| t.errors).sum();
-    latencies.sort();
-    let percentile = |p: f64| {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1000.0
-    };
-    println!(
-        "{{\"requests\": {}, \"errors\": {errors}, \"seconds\": {elapsed:.3}, \"requestsPerSecond\": {:.1}, \"p50Ms\": {:.4}, \"p90Ms\": {:.4}, \"p99Ms\": {:.4}}}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        percentile(0.50),
-        percentile(0.90),
-        percentile(0.99),
-    );
+    report::print(latencies, errors, elapsed);
 }
 
 /// Sends one request and reads one response; returns its status.

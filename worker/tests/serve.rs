@@ -595,8 +595,8 @@ fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
 
 /// The Open Inference Protocol over gRPC, with the generated client: health, metadata, and
 /// inferences with raw and typed contents answering the labels HTTP did; malformed messages are
-/// INVALID_ARGUMENT (oversized: past the server's message limit), an unknown model NOT_FOUND, and
-/// the server keeps serving, counting gRPC requests with the HTTP ones.
+/// INVALID_ARGUMENT (an oversized one too, which tonic refuses before decoding), an unknown model
+/// NOT_FOUND, and the server keeps serving, counting gRPC requests with the HTTP ones.
 fn grpc_answers_as_http_does_and_refuses_malformed_messages(
     server: &Server,
     rows: &[(Value, String)],
@@ -761,8 +761,8 @@ fn grpc_answers_as_http_does_and_refuses_malformed_messages(
                     vec![input(vec![65536, 64], "UINT8")],
                     vec![vec![0; 65536 * 64]],
                 ),
-                Code::OutOfRange,
-                "message length too large",
+                Code::InvalidArgument,
+                "larger than this server's limit of 262144 bytes",
             ),
         ];
         for (what, message, code, expected) in refused {

@@ -11,7 +11,9 @@
 //!
 //! Refusals are gRPC statuses: a bad request (400, too many rows 413) `INVALID_ARGUMENT`, an
 //! unknown model or version `NOT_FOUND`, too many requests at once `RESOURCE_EXHAUSTED`, a model
-//! not ready `UNAVAILABLE`; the message is the HTTP error's, naming the field and the fix.
+//! not ready `UNAVAILABLE`; the message is the HTTP error's, naming the field and the fix. A
+//! message over `maxRequestBytes`, which tonic refuses before decoding it, is `INVALID_ARGUMENT`
+//! too.
 
 use super::http::{ApiError, RequestTimer, Server, request_id};
 use super::protocol::{self, Element, RawInput, RawOutput, RawRequest, RequestError};
@@ -343,7 +345,8 @@ impl GrpcInferenceService for Service {
 }
 
 /// Serves the gRPC service on `listener` until `shutdown` resolves, then answers the requests in
-/// flight and returns. The message size limit is the HTTP body's (`max_request_bytes`); at most
+/// flight and returns. The message size limit is the HTTP body's (`max_request_bytes`,
+/// [`oversized_is_invalid_argument`]); at most
 /// `max_connections` connections are open at once (one more is closed on accept); a peer that
 /// stops answering HTTP/2 pings is dropped.
 pub async fn serve(
@@ -384,13 +387,42 @@ pub async fn serve(
     let service = GrpcInferenceServiceServer::new(Service(server))
         .max_decoding_message_size(settings.max_request_bytes)
         .max_encoding_message_size(usize::MAX);
+    let limit = settings.max_request_bytes;
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            move |response: axum::http::Response<tonic::body::Body>| {
+                oversized_is_invalid_argument(response, limit)
+            },
+        ))
         .http2_keepalive_interval(Some(limits.header_timeout))
         .http2_keepalive_timeout(Some(limits.header_timeout))
         .timeout(limits.body_timeout)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// tonic refuses a message over the size limit with OUT_OF_RANGE before the service sees it (it
+/// reads the length prefix, not the message); to the protocol's callers that is a request the
+/// server will not take, so INVALID_ARGUMENT, as every other refused request, with the limit and
+/// the fix named.
+fn oversized_is_invalid_argument(
+    mut response: axum::http::Response<tonic::body::Body>,
+    limit: usize,
+) -> axum::http::Response<tonic::body::Body> {
+    let oversized = response.extensions().get::<Status>().is_some_and(|status| {
+        status.code() == Code::OutOfRange && status.message().contains("message length too large")
+    });
+    if oversized {
+        let status = Status::invalid_argument(format!(
+            "the message is larger than this server's limit of {limit} bytes (spec.serving maxRequestBytes of the serve order); send fewer rows per request"
+        ));
+        let headers = response.headers_mut();
+        headers.remove("grpc-message");
+        let _ = status.add_header(headers);
+        response.extensions_mut().insert(status);
+    }
+    response
 }
 
 /// A connection holding one of the `max_connections` permits until it closes.

@@ -100,17 +100,7 @@ async fn tritons_and_kserves_clients_get_the_offline_labels_over_json_binary_and
     let client = client().await;
     let ns = TestNamespace::create(&client, "oip-clients").await;
     for example in ["examples/digits", "examples/text"] {
-        let out = std::process::Command::new("kubectl")
-            .args(["apply", "--server-side", "-k"])
-            .arg(repo_root().join(example))
-            .args(["-n", &ns.name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kubectl apply -k {example}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply_kustomization(&ns.name, example);
     }
     let text_md: ModelDeployment = from_json(json!({
         "metadata": {"name": "news-or-blog"},
@@ -131,11 +121,7 @@ async fn tritons_and_kserves_clients_get_the_offline_labels_over_json_binary_and
         .unwrap()
         .status
         .unwrap();
-    let prepared = dataset.artifact.unwrap().uri;
-    let (rows, classes) = raw_test_split(
-        &read_artifact(&format!("{prepared}/dataset.json")).await,
-        &read_artifact(&format!("{prepared}/data.safetensors")).await,
-    );
+    let (rows, classes) = raw_test_split(&dataset).await;
     let ip = service_ip(&ns, "digits").await;
     let expected = json_labels(
         &ip,

@@ -84,17 +84,7 @@ async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "kustomize").await;
-    let out = std::process::Command::new("kubectl")
-        .args(["apply", "--server-side", "-k"])
-        .arg(repo_root().join("examples/digits"))
-        .args(["-n", &ns.name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply -k: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_kustomization(&ns.name, "examples/digits");
     serving_stable(&ns, "digits", 1).await;
     // Healthy once every replica the spec asks for serves; in progress until then.
     replicas_ready(&ns, "digits", 2).await;
@@ -476,11 +466,7 @@ async fn two_replicas_answer_the_test_split_with_the_offline_accuracy_and_lose_n
         .status
         .unwrap();
     let offline = job.model.unwrap().metrics.test_accuracy.unwrap();
-    let prepared = dataset.artifact.unwrap().uri;
-    let (rows, labels) = raw_test_split(
-        &read_artifact(&format!("{prepared}/dataset.json")).await,
-        &read_artifact(&format!("{prepared}/data.safetensors")).await,
-    );
+    let (rows, labels) = raw_test_split(&dataset).await;
     assert_eq!(rows.len(), 179);
 
     // One request per row, spread by the Service over both replicas.

@@ -303,10 +303,16 @@ pub fn digits_rows() -> Vec<(Vec<f64>, String)> {
         .collect()
 }
 
-/// The prepared test split of a Dataset, back to raw feature values: the prepared features are
-/// `(raw - offset) / scale` (dataset.json), and digits are whole grey levels, so rounding the
-/// inverse gives the raw values exactly. Returns rows and class indices.
-pub fn raw_test_split(dataset_json: &[u8], data: &[u8]) -> (Vec<Vec<f64>>, Vec<i64>) {
+/// The prepared test split of a Ready Dataset, back to raw feature values: the prepared
+/// features are `(raw - offset) / scale` (dataset.json), and digits are whole grey levels, so
+/// rounding the inverse gives the raw values exactly. Returns rows and class indices.
+pub async fn raw_test_split(
+    dataset: &modelops_api::dataset::DatasetStatus,
+) -> (Vec<Vec<f64>>, Vec<i64>) {
+    let prepared = &dataset.artifact.as_ref().expect("a prepared Dataset").uri;
+    let dataset_json = read_artifact(&format!("{prepared}/dataset.json")).await;
+    let data = read_artifact(&format!("{prepared}/data.safetensors")).await;
+    let (dataset_json, data) = (dataset_json.as_slice(), data.as_slice());
     let card: serde_json::Value = serde_json::from_slice(dataset_json).unwrap();
     let offset: Vec<f64> = serde_json::from_value(card["normalization"]["offset"].clone()).unwrap();
     let scale: Vec<f64> = serde_json::from_value(card["normalization"]["scale"].clone()).unwrap();
@@ -341,6 +347,21 @@ pub fn raw_test_split(dataset_json: &[u8], data: &[u8]) -> (Vec<Vec<f64>>, Vec<i
         .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
         .collect();
     (rows, labels)
+}
+
+/// `kubectl apply --server-side -k <folder of the repository>` into namespace `ns`.
+pub fn apply_kustomization(ns: &str, folder: &str) {
+    let out = std::process::Command::new("kubectl")
+        .args(["apply", "--server-side", "-k"])
+        .arg(repo_root().join(folder))
+        .args(["-n", ns])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply -k {folder}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Waits for a TrainingJob to finish and returns it; panics with its status unless it succeeded.

@@ -290,12 +290,17 @@ pub(super) struct RawOutput {
     pub(super) parameters: Option<Value>,
 }
 
-/// A parameter that is set: present and neither `false`, 0 nor `null`.
-fn is_set(parameters: &Option<Value>, key: &str) -> bool {
+/// Whether a parameter, when present, is set: neither `false`, 0 nor `null`.
+fn parameter(parameters: &Option<Value>, key: &str) -> Option<bool> {
     parameters
         .as_ref()
         .and_then(|p| p.get(key))
-        .is_some_and(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
+        .map(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
+}
+
+/// A parameter that is present and set.
+fn is_set(parameters: &Option<Value>, key: &str) -> bool {
+    parameter(parameters, key).unwrap_or(false)
 }
 
 /// The first parameter of the request that asks for what the server does not do, with the fix:
@@ -550,17 +555,10 @@ pub fn parse_infer(
 /// whose own `binary_data` is false), else those whose `binary_data` is set.
 fn binary_outputs(request: &RawRequest, model: &ModelInfo) -> Vec<String> {
     let all = is_set(&request.parameters, "binary_data_output");
-    let own = |output: &RawOutput| {
-        output
-            .parameters
-            .as_ref()
-            .and_then(|p| p.get("binary_data"))
-            .map(|v| !matches!(v, Value::Bool(false) | Value::Null) && v != &json!(0))
-    };
     match &request.outputs {
         Some(outputs) => outputs
             .iter()
-            .filter(|o| own(o).unwrap_or(all))
+            .filter(|o| parameter(&o.parameters, "binary_data").unwrap_or(all))
             .map(|o| o.name.clone())
             .collect(),
         None if all => model

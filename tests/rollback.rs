@@ -296,6 +296,22 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         ("Current", "Healthy"),
     );
 
+    // `kubectl modelops get --watch` follows the pipeline through what comes next.
+    let watched = Shared::default();
+    let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watching = {
+        let cli = plugin_cli(&["get", "mdep/digits", "-n", &ns.name, "--watch"]);
+        let mut sink = watched.clone();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = watch_stopped.await;
+            };
+            kubectl_modelops::run(cli, &mut sink, false, stop)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+    };
+
     // The user deploys the bad model (as a GitOps tool would apply a changed manifest).
     let mds = ns.api::<ModelDeployment>();
     point_at(&ns, "bad").await;
@@ -378,9 +394,184 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
         .status
         .unwrap();
     assert_eq!(monitor.actions.len(), 1, "{:#?}", monitor.actions);
+
+    // What `kubectl modelops` shows of it.
+    let r2_reason = status
+        .revisions
+        .iter()
+        .find(|r| r.revision == 2)
+        .and_then(|r| r.reason.clone())
+        .expect("revision 2 says why it was rolled back");
+    plugin_shows_the_rollback(&ns.name, &r2_reason).await;
+    let frames = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let text = watched.text();
+            let frames: Vec<String> = text
+                .split("Namespace:  ")
+                .skip(1)
+                .map(str::to_owned)
+                .collect();
+            if frames
+                .last()
+                .is_some_and(|f| r2_row(f).is_some_and(|r| r.contains("✖ RolledBack")))
+            {
+                break frames;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the watch never showed revision 2 rolled back:\n{}",
+            watched.text()
+        )
+    });
+    // It printed the tree as it went: revision 2 serving before it was rolled back.
+    assert!(
+        frames
+            .iter()
+            .any(|f| r2_row(f).is_some_and(|r| r.contains("✔ Stable") || r.contains("◌ Canary"))),
+        "{frames:#?}"
+    );
+    stop_watch.send(()).unwrap();
+    watching.await.unwrap().unwrap();
+
     // The whole loop ran with its artifacts in the object store alone.
     assert_no_artifact_volumes(&ns).await;
     ns.delete().await;
+}
+
+/// `kubectl modelops ARGS`, read as the binary reads its command line.
+fn plugin_cli(args: &[&str]) -> kubectl_modelops::Cli {
+    use clap::Parser;
+    kubectl_modelops::Cli::try_parse_from(
+        std::iter::once("kubectl-modelops").chain(args.iter().copied()),
+    )
+    .unwrap()
+}
+
+/// What `kubectl modelops ARGS` prints, or its error.
+async fn plugin(args: &[&str]) -> Result<String, String> {
+    let mut out = Vec::new();
+    kubectl_modelops::run(plugin_cli(args), &mut out, false, std::future::pending())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// A buffer the watch writes to while the test reads it.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// The row of revision 2 in a tree.
+fn r2_row(tree: &str) -> Option<&str> {
+    tree.lines().find(|l| l.contains("─r2 "))
+}
+
+/// `kubectl modelops get`, `history` and `logs` on the rollback test's namespace: the rolled-back
+/// revision with its reason (in full), the verdicts, the action, the training log; every line
+/// within 100 columns.
+async fn plugin_shows_the_rollback(ns: &str, r2_reason: &str) {
+    let fits = |text: &str| {
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "too wide: {line}");
+        }
+    };
+    let tree = plugin(&["get", "-n", ns]).await.unwrap();
+    println!("kubectl modelops get -n {ns}\n{tree}");
+    fits(&tree);
+    let r2 = r2_row(&tree).unwrap_or_else(|| panic!("no revision 2 in\n{tree}"));
+    assert!(
+        r2.contains("Revision") && r2.contains("✖ RolledBack") && r2.contains("from bad"),
+        "{r2}"
+    );
+    let r1 = tree.lines().find(|l| l.contains("─r1 ")).unwrap();
+    assert!(r1.contains("✔ Stable") && r1.contains("from good"), "{r1}");
+    let md = tree
+        .lines()
+        .find(|l| l.contains("ModelDeployment"))
+        .unwrap();
+    assert!(
+        md.contains("✖ RolledBack") && md.contains("stable r1"),
+        "{md}"
+    );
+    for name in ["digits", "shuffled", "good", "bad", "guard"] {
+        assert!(
+            tree.lines()
+                .any(|l| l.contains(&format!("─{name} ")) || l.starts_with(&format!("{name} "))),
+            "{name} missing:\n{tree}"
+        );
+    }
+    // The reason, wrapped under the revision, reads whole.
+    let words = |t: &str| {
+        t.split_whitespace()
+            .filter(|w| *w != "│")
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        words(&tree).contains(&words(r2_reason)),
+        "{r2_reason:?} not in\n{tree}"
+    );
+    // One pipeline: the same tree for any of its objects; another namespace's objects are not read.
+    let one = plugin(&["get", "monitor/guard", "-n", ns]).await.unwrap();
+    assert_eq!(
+        one.lines().skip(3).count(),
+        tree.lines().skip(3).count(),
+        "{one}"
+    );
+    assert_eq!(
+        plugin(&["get", "nothing", "-n", ns]).await.unwrap_err(),
+        format!(
+            "no Dataset, TrainingJob, ModelDeployment or Monitor named \"nothing\" in namespace {ns}"
+        )
+    );
+
+    let history = plugin(&["history", "digits", "-n", ns]).await.unwrap();
+    println!("kubectl modelops history digits -n {ns}\n{history}");
+    fits(&history);
+    let row = |r: &str| {
+        history
+            .lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("no {r} in\n{history}"))
+    };
+    assert!(
+        row("r2 ").contains("RolledBack")
+            && row("r2 ").contains("bad")
+            && row("r2 ").contains("guard Fail"),
+        "{history}"
+    );
+    assert!(
+        row("r1 ").contains("Stable") && row("r1 ").contains("good"),
+        "{history}"
+    );
+    assert!(
+        history.contains("Actions of Monitor guard:") && history.contains("rollback r2"),
+        "{history}"
+    );
+
+    let log = plugin(&["logs", "good", "-n", ns, "--tail", "50"])
+        .await
+        .unwrap();
+    assert!(log.contains("epoch 12/12"), "{log}");
 }
 
 /// Pixel 20 (row 2, column 4) brightened by 10 grey levels: far outside what the model saw.

@@ -138,7 +138,23 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
         ("InProgress", "Progressing"),
         "{health:?}"
     );
-    progress_reaches(&ns, "digits", 1).await;
+    // Live learning curves: one point per finished epoch, as far as the progress goes.
+    let live = wait(
+        &ns.api::<TrainingJob>(),
+        "digits",
+        Duration::from_secs(300),
+        |j| {
+            j.and_then(|j| j.status.as_ref()?.progress.as_ref())
+                .is_some_and(|p| p.epoch >= 1)
+        },
+    )
+    .await
+    .unwrap()
+    .status
+    .unwrap();
+    let done = live.progress.unwrap().epoch;
+    let curves = live.curves.expect("curves beside the progress");
+    assert_eq!(curves.epochs, (1..=done).collect::<Vec<_>>());
     let job = succeeded(&ns, "digits", Duration::from_secs(300)).await;
     assert_health(&ns.name, "TrainingJob", "digits", ("Current", "Healthy"));
     let status = job.status.unwrap();
@@ -179,6 +195,23 @@ async fn digits_are_prepared_and_trained_to_95_percent() {
         Some(i64::from(progress.epoch)),
         card["training"]["epochsRun"].as_i64()
     );
+    // And every epoch's figures, for the learning curves.
+    let curves = status
+        .curves
+        .clone()
+        .expect("learning curves in the status");
+    assert_eq!(curves.epochs, (1..=progress.epoch).collect::<Vec<_>>());
+    for series in [
+        &curves.train_loss,
+        &curves.validation_loss,
+        &curves.validation_accuracy,
+    ] {
+        assert_eq!(series.len(), curves.epochs.len(), "{curves:?}");
+    }
+    // (the status shows an accuracy to 3 decimals, a curve's figures to 4 significant digits)
+    let last = curves.validation_accuracy.last().copied().unwrap();
+    let shown = progress.validation_accuracy.unwrap();
+    assert!((last - shown).abs() <= 0.0005, "{curves:?} vs {shown}");
     assert_eq!(status.dataset_digest, Some(model.dataset_digest.clone()));
 
     // The columns a person looks at.
@@ -812,6 +845,8 @@ async fn a_deleted_training_pod_is_replaced_and_resumes_from_its_checkpoint() {
     assert!(status.attempts >= 2, "attempts {}", status.attempts);
     let accuracy = status.model.unwrap().metrics.test_accuracy.unwrap();
     assert!(accuracy >= 0.9, "test accuracy after resuming {accuracy}");
+    // The curves hold the epochs of both pods.
+    assert_eq!(status.curves.unwrap().epochs, (1..=24).collect::<Vec<_>>());
 
     // The replacement pod said where it resumed.
     let second: Vec<String> = pods
@@ -875,6 +910,17 @@ async fn a_search_keeps_to_its_parallelism_and_picks_the_best_trial() {
 
     let status = job.status.unwrap();
     assert_eq!(status.trials.len(), 4, "{:#?}", status.trials);
+    // Each trial's learning curves, side by side: one point per epoch it ran (at most 50).
+    for trial in &status.trials {
+        let curves = trial
+            .curves
+            .as_ref()
+            .unwrap_or_else(|| panic!("{trial:#?}"));
+        let n = curves.epochs.len();
+        assert!((1..=50).contains(&n), "{curves:?}");
+        assert_eq!(curves.epochs[0], 1, "{curves:?}");
+        assert_eq!(curves.train_loss.len(), n, "{curves:?}");
+    }
     assert!(
         status
             .trials

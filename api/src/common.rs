@@ -39,6 +39,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(duration.into())
 }
 
+/// A figure as the status shows it: 4 significant digits (0.04217, 12.35); a non-finite value
+/// as it is.
+pub fn significant(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let decimals = (3 - value.abs().log10().floor() as i32).clamp(-300, 300);
+    let scale = 10f64.powi(decimals);
+    let rounded = (value * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { value }
+}
+
 /// A reference to an object of a known kind in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -987,6 +987,100 @@ pub struct TrainingProgress {
     pub updated_at: Option<Time>,
 }
 
+/// Learning curves: the figures of each finished epoch, one list per figure, the lists as long
+/// as `epochs` (a figure the task does not have, such as a regression's accuracy, is left out).
+/// Numbers keep 4 significant digits. At most [`LearningCurves::MAX_POINTS`] epochs are kept:
+/// past that, evenly spaced ones, the first and the last among them, so that a long run keeps
+/// its shape in a bounded status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LearningCurves {
+    /// The epochs recorded (1-based), in order.
+    #[schemars(length(max = 100))]
+    pub epochs: Vec<i32>,
+    /// Mean training loss of each epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub train_loss: Vec<f64>,
+    /// Loss on the validation split after each epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub validation_loss: Vec<f64>,
+    /// Accuracy on the validation split after each epoch (classification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub validation_accuracy: Vec<f64>,
+}
+
+/// One finished epoch's figures, as [`LearningCurves::from_epochs`] takes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochFigures {
+    /// The epoch (1-based).
+    pub epoch: i32,
+    /// Mean training loss.
+    pub train_loss: Option<f64>,
+    /// Validation loss.
+    pub validation_loss: Option<f64>,
+    /// Validation accuracy.
+    pub validation_accuracy: Option<f64>,
+}
+
+impl LearningCurves {
+    /// Epochs kept at most.
+    pub const MAX_POINTS: usize = 100;
+
+    /// The curves of `epochs` (in order), at most `max_points` of them (at least 2): evenly
+    /// spaced, the first and the last kept. A figure missing from any kept epoch is left out.
+    pub fn from_epochs(epochs: &[EpochFigures], max_points: usize) -> LearningCurves {
+        let n = epochs.len();
+        let max_points = max_points.clamp(2, Self::MAX_POINTS);
+        let kept: Vec<&EpochFigures> = if n <= max_points {
+            epochs.iter().collect()
+        } else {
+            (0..max_points)
+                .map(|i| &epochs[(i * (n - 1) + (max_points - 1) / 2) / (max_points - 1)])
+                .collect()
+        };
+        let series = |figure: fn(&EpochFigures) -> Option<f64>| -> Vec<f64> {
+            kept.iter()
+                .map(|e| figure(e))
+                .collect::<Option<Vec<f64>>>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(crate::common::significant)
+                .collect()
+        };
+        LearningCurves {
+            epochs: kept.iter().map(|e| e.epoch).collect(),
+            train_loss: series(|e| e.train_loss),
+            validation_loss: series(|e| e.validation_loss),
+            validation_accuracy: series(|e| e.validation_accuracy),
+        }
+    }
+
+    /// The same curves with at most `max_points` epochs.
+    pub fn thinned(&self, max_points: usize) -> LearningCurves {
+        let at = |list: &[f64], i: usize| list.get(i).copied();
+        let epochs: Vec<EpochFigures> = self
+            .epochs
+            .iter()
+            .enumerate()
+            .map(|(i, &epoch)| EpochFigures {
+                epoch,
+                train_loss: at(&self.train_loss, i),
+                validation_loss: at(&self.validation_loss, i),
+                validation_accuracy: at(&self.validation_accuracy, i),
+            })
+            .collect();
+        Self::from_epochs(&epochs, max_points)
+    }
+
+    /// Whether no epoch is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.epochs.is_empty()
+    }
+}
+
 /// Metrics of a trained model.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -1054,6 +1148,9 @@ pub struct TrialStatus {
     /// Why the trial failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The trial's learning curves, once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<LearningCurves>,
 }
 
 /// What training has done so far.
@@ -1085,6 +1182,10 @@ pub struct TrainingJobStatus {
     /// Progress of the running training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<TrainingProgress>,
+    /// The learning curves of the run (of the trial under way, when searching), one point per
+    /// finished epoch: live while it trains, complete once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<LearningCurves>,
     /// The trained model, once Succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelArtifact>,
@@ -1099,6 +1200,44 @@ pub struct TrainingJobStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn figures(n: i32) -> Vec<EpochFigures> {
+        (1..=n)
+            .map(|epoch| EpochFigures {
+                epoch,
+                train_loss: Some(1.0 / epoch as f64),
+                validation_loss: Some(1.234_567_8 / epoch as f64),
+                validation_accuracy: (epoch != 3).then_some(0.5),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn curves_keep_every_epoch_up_to_their_bound_then_evenly_spaced_ones() {
+        let short = LearningCurves::from_epochs(&figures(2), LearningCurves::MAX_POINTS);
+        assert_eq!(short.epochs, vec![1, 2]);
+        assert_eq!(short.train_loss, vec![1.0, 0.5]);
+        assert_eq!(short.validation_loss, vec![1.235, 0.6173]);
+        assert_eq!(short.validation_accuracy, vec![0.5, 0.5]);
+        // A figure missing from an epoch is left out rather than misaligned.
+        let five = LearningCurves::from_epochs(&figures(5), LearningCurves::MAX_POINTS);
+        assert!(five.validation_accuracy.is_empty());
+        assert_eq!(five.train_loss.len(), 5);
+
+        let long = LearningCurves::from_epochs(&figures(1000), LearningCurves::MAX_POINTS);
+        assert_eq!(long.epochs.len(), LearningCurves::MAX_POINTS);
+        assert_eq!((long.epochs[0], *long.epochs.last().unwrap()), (1, 1000));
+        assert!(
+            long.epochs
+                .windows(2)
+                .all(|w| w[1] - w[0] >= 9 && w[1] - w[0] <= 11)
+        );
+        let thin = long.thinned(10);
+        assert_eq!(thin.epochs.len(), 10);
+        assert_eq!((thin.epochs[0], *thin.epochs.last().unwrap()), (1, 1000));
+        assert_eq!(thin.train_loss.len(), 10);
+        assert_eq!(thin.train_loss[9], long.train_loss[99]);
+    }
 
     const DIGITS: &str = include_str!("../../examples/digits/trainingjob.yaml");
     const IRIS: &str = include_str!("../../examples/iris/trainingjob.yaml");

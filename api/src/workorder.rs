@@ -326,6 +326,9 @@ pub struct TrainResult {
     /// The search objective's value, when the job searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<f64>,
+    /// The learning curves of every epoch (thinned when the message would not fit otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<crate::trainingjob::LearningCurves>,
 }
 
 /// What a worker reports when it fails.
@@ -355,6 +358,24 @@ pub fn termination_message<T: Serialize>(result: &T) -> String {
         end -= 1;
     }
     json[..end].to_owned()
+}
+
+impl TrainResult {
+    /// The result as a termination message: its learning curves thinned (to 50, 25, then 10
+    /// epochs) or left out when they would not fit.
+    pub fn to_termination_message(&self) -> String {
+        let mut result = self.clone();
+        for points in [50, 25, 10, 0] {
+            let json = serde_json::to_string(&result).expect("a result serialises");
+            if json.len() <= TERMINATION_MESSAGE_LIMIT {
+                return json;
+            }
+            result.curves = (points > 0)
+                .then(|| self.curves.as_ref().map(|c| c.thinned(points)))
+                .flatten();
+        }
+        termination_message(&result)
+    }
 }
 
 impl PrepareResult {
@@ -521,6 +542,52 @@ mod tests {
         )
         .unwrap();
         assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn long_learning_curves_are_thinned_to_fit_the_termination_message() {
+        use crate::trainingjob::{EpochFigures, LearningCurves};
+        // Long numbers: 6-digit epochs, figures with 4 significant digits after zeros.
+        let figures: Vec<EpochFigures> = (1..=100_000)
+            .map(|epoch| EpochFigures {
+                epoch,
+                train_loss: Some(0.000_123_456_7 * f64::from(1 + epoch % 7)),
+                validation_loss: Some(0.000_234_567_8 * f64::from(1 + epoch % 5)),
+                validation_accuracy: Some(0.876_543_21),
+            })
+            .collect();
+        let curves = LearningCurves::from_epochs(&figures, LearningCurves::MAX_POINTS);
+        let result = TrainResult {
+            // A long URI (a deep bucket prefix) leaves less room for the curves.
+            model_uri: format!("s3://{}/default/models/{HEX}", "b".repeat(1500)),
+            model_digest: layout::sha256_digest(HEX),
+            architecture: Architecture::Mlp,
+            dataset_digest: layout::sha256_digest(HEX),
+            metrics: ModelMetrics::default(),
+            epochs: 100_000,
+            trial: None,
+            objective: None,
+            curves: Some(curves),
+        };
+        assert!(serde_json::to_string(&result).unwrap().len() > TERMINATION_MESSAGE_LIMIT);
+        let message = result.to_termination_message();
+        assert!(message.len() <= TERMINATION_MESSAGE_LIMIT);
+        let read: TrainResult = serde_json::from_str(&message).unwrap();
+        let kept = read.curves.unwrap();
+        assert!(
+            (10..100).contains(&kept.epochs.len()),
+            "{}",
+            kept.epochs.len()
+        );
+        assert_eq!((kept.epochs[0], *kept.epochs.last().unwrap()), (1, 100_000));
+        assert_eq!(kept.validation_accuracy.len(), kept.epochs.len());
+        // Short curves go whole.
+        let short = TrainResult {
+            curves: Some(LearningCurves::from_epochs(&figures[..20], 100)),
+            ..read
+        };
+        let read: TrainResult = serde_json::from_str(&short.to_termination_message()).unwrap();
+        assert_eq!(read.curves.unwrap().epochs, (1..=20).collect::<Vec<_>>());
     }
 
     #[test]

@@ -155,10 +155,9 @@ fn run(args: &OrderArgs, command: &str) -> Result<Option<String>> {
         ("prepare", WorkOrder::Prepare(prepare)) => {
             Ok(Some(order::prepare(&prepare)?.to_termination_message()))
         }
-        ("train", WorkOrder::Train(train)) => Ok(Some(termination_message(&order::train(
-            &train,
-            info::device(),
-        )?))),
+        ("train", WorkOrder::Train(train)) => Ok(Some(
+            order::train(&train, info::device())?.to_termination_message(),
+        )),
         // A server that stopped on SIGTERM has nothing to report.
         ("serve", WorkOrder::Serve(serve)) => order::serve(&serve, info::device()).map(|()| None),
         (command, other) => {

@@ -625,6 +625,7 @@ pub fn train(order: &TrainOrder, device: tch::Device) -> Result<TrainResult> {
         epochs: card.training.epochs_run as i32,
         trial: order.trial.as_ref().map(|t| t.index),
         objective,
+        curves: Some(outcome.curves.clone()),
     })
 }
 

@@ -50,6 +50,10 @@ fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
     assert_eq!(result["architecture"], "mlp");
     assert_eq!(result["datasetDigest"], dataset.1.as_str());
     assert_eq!(result["epochs"], 20);
+    assert_eq!(
+        result["curves"]["epochs"].as_array().map(Vec::len),
+        Some(20)
+    );
     assert!(
         run.stdout().contains("epoch 20/20 trainLoss="),
         "{}",
@@ -96,6 +100,11 @@ fn an_mlp_learns_digits_and_its_card_matches_its_weights() {
         (Some(20), Some(20))
     );
     assert!(progress["validationAccuracy"].as_f64().unwrap() > 0.9);
+    // With the learning curves of every epoch so far, as status.curves keeps them.
+    let curves: modelops_api::trainingjob::LearningCurves =
+        serde_json::from_value(progress["curves"].clone()).unwrap();
+    assert_eq!(curves.epochs, (1..=20).collect::<Vec<_>>());
+    assert_eq!(curves.validation_accuracy.len(), 20);
     let status: modelops_api::trainingjob::TrainingProgress =
         serde_json::from_value(progress).unwrap();
     assert_eq!(status.epoch, 20);

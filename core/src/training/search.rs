@@ -217,6 +217,7 @@ mod tests {
             model_digest: Some(format!("sha256:{index}")),
             model: None,
             message: None,
+            curves: None,
         };
         let trials = [trial(0, 0.9), trial(1, 0.95), trial(2, 0.5)];
         assert_eq!(best(&trials, Goal::Maximize).unwrap().index, 1);

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::conditions::{Conditions, new_condition, reasons, types};
 use modelops_api::trainingjob::{
-    ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
+    LearningCurves, ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
 };
 
 /// Where a TrainingJob stands.
@@ -48,6 +48,8 @@ pub struct Observed {
     pub attempts: i32,
     /// The latest progress the worker reported.
     pub progress: Option<TrainingProgress>,
+    /// The learning curves the worker reported (while it runs, or in its result).
+    pub curves: Option<LearningCurves>,
     /// Trials of a search.
     pub trials: Vec<TrialStatus>,
     /// The best trial so far.
@@ -104,6 +106,10 @@ fn record_observed(status: &mut TrainingJobStatus, stage: &Stage, observed: Obse
         progress.validation_accuracy = progress.validation_accuracy.map(accuracy);
         status.progress = Some(progress);
     }
+    if let Some(curves) = observed.curves {
+        // Bounded whatever the worker sent: the schema allows no more.
+        status.curves = Some(curves.thinned(LearningCurves::MAX_POINTS));
+    }
     status.trials = observed.trials;
     status.best_trial = observed.best_trial;
     if matches!(stage, Stage::Pending | Stage::Running) && status.start_time.is_none() {
@@ -138,15 +144,7 @@ pub fn accuracy(value: f64) -> f64 {
 }
 
 /// A loss or an error as the status shows it: 4 significant digits (0.04217, 12.35).
-pub fn significant(value: f64) -> f64 {
-    if value == 0.0 || !value.is_finite() {
-        return value;
-    }
-    let decimals = (3 - value.abs().log10().floor() as i32).clamp(-300, 300);
-    let scale = 10f64.powi(decimals);
-    let rounded = (value * scale).round() / scale;
-    if rounded.is_finite() { rounded } else { value }
-}
+pub use modelops_api::common::significant;
 
 /// The reason and message of `Ready` (and of whichever other condition the stage sets).
 fn ready_reason<'a>(stage: &'a Stage, status: &TrainingJobStatus) -> (&'a str, String) {

@@ -12,6 +12,7 @@ use super::early_stopping::Tracker;
 use crate::artifact;
 use anyhow::{Context, Result, bail};
 // The file names are the contract's: the operator reads `progress.json` from the same folder.
+use modelops_api::trainingjob::{EpochFigures, LearningCurves};
 use modelops_api::workorder::layout::{BEST_SAFETENSORS, CHECKPOINT_JSON, PROGRESS_JSON};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -47,6 +48,29 @@ pub struct Progress {
     /// When the epoch ended (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+/// `progress.json`: the last epoch's figures, and the learning curves of every epoch so far
+/// (bounded, as the status keeps them).
+#[derive(Serialize)]
+struct ProgressReport<'a> {
+    #[serde(flatten)]
+    progress: &'a Progress,
+    curves: LearningCurves,
+}
+
+/// The learning curves of `history`, at most [`LearningCurves::MAX_POINTS`] epochs.
+pub fn curves(history: &[Progress]) -> LearningCurves {
+    let epochs: Vec<EpochFigures> = history
+        .iter()
+        .map(|p| EpochFigures {
+            epoch: p.epoch as i32,
+            train_loss: Some(p.train_loss),
+            validation_loss: p.validation_loss,
+            validation_accuracy: p.validation_accuracy,
+        })
+        .collect();
+    LearningCurves::from_epochs(&epochs, LearningCurves::MAX_POINTS)
 }
 
 /// The current time in RFC 3339 (`2027-01-15T08:00:00Z`), as Kubernetes writes times.
@@ -201,9 +225,14 @@ impl Checkpoints {
         state.sha256 = artifact::sha256_hex(&bytes);
         self.write(&state.file, &bytes)?;
         self.write(CHECKPOINT_JSON, &serde_json::to_vec_pretty(&state)?)?;
-        // The operator asks the pod for its progress; the copy in the store is for people.
+        // The operator asks the pod for its progress (the last epoch's, and the learning curves
+        // so far); the copy in the store is for people.
         if let Some(progress) = state.history.last() {
-            self.write(PROGRESS_JSON, &serde_json::to_vec_pretty(progress)?)?;
+            let report = ProgressReport {
+                progress,
+                curves: curves(&state.history),
+            };
+            self.write(PROGRESS_JSON, &serde_json::to_vec_pretty(&report)?)?;
         }
         self.prune(state.epoch);
         Ok(())

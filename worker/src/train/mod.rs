@@ -115,6 +115,8 @@ pub struct TrainOutcome {
     /// Mean training throughput of this run's epochs (the first one, a warm-up, left out when
     /// there are more).
     pub samples_per_second: Option<f64>,
+    /// The learning curves of every epoch, those of the attempts it resumed included.
+    pub curves: modelops_api::trainingjob::LearningCurves,
 }
 
 /// Trains, evaluates and publishes a model.
@@ -139,6 +141,7 @@ pub fn run(config: &TrainConfig) -> Result<TrainOutcome> {
         card,
         resumed_from,
         samples_per_second: mean_after_warm_up(&throughput),
+        curves: checkpoint::curves(&state.history),
     })
 }
 

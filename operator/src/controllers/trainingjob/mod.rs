@@ -18,7 +18,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
-    Architecture, ModelArtifact, TrainingJobStatus, TrainingPhase, TrainingProgress, TrialStatus,
+    Architecture, LearningCurves, ModelArtifact, TrainingJobStatus, TrainingPhase,
+    TrainingProgress, TrialStatus,
 };
 use modelops_api::workorder::{POD_ANSWER_LIMIT, PROGRESS_PATH, PROGRESS_PORT, TrainResult};
 use modelops_api::{Dataset, TrainingJob};
@@ -27,6 +28,10 @@ use modelops_core::training::status::{self, Observed, Stage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Epochs a trial's learning curves keep in `status.trials` (the job's own keep
+/// [`LearningCurves::MAX_POINTS`]).
+const TRIAL_CURVE_POINTS: usize = 50;
 
 /// How often a running job's progress is read again.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -110,14 +115,20 @@ fn validate(job: &TrainingJob, dataset: Option<&Dataset>) -> Option<String> {
     }
 }
 
+/// What a training pod answers on [`PROGRESS_PATH`]: the last epoch's figures, and the learning
+/// curves so far.
+#[derive(serde::Deserialize)]
+struct ProgressAnswer {
+    #[serde(flatten)]
+    progress: TrainingProgress,
+    #[serde(default)]
+    curves: Option<LearningCurves>,
+}
+
 /// The progress of a run's worker, as its running pod reports it (see
-/// [`modelops_api::workorder::PROGRESS_PATH`]); `None` while no pod runs or it has nothing to
-/// say yet.
-async fn read_progress(
-    ctx: &Context,
-    namespace: &str,
-    worker_job: &str,
-) -> Option<TrainingProgress> {
+/// [`modelops_api::workorder::PROGRESS_PATH`]), with its learning curves; `None` while no pod
+/// runs or it has nothing to say yet.
+async fn read_progress(ctx: &Context, namespace: &str, worker_job: &str) -> Option<ProgressAnswer> {
     let ip = jobs::running_pod_ip(&ctx.client, namespace, worker_job)
         .await
         .ok()
@@ -338,6 +349,7 @@ async fn run_search(
     let mut attempts = 0;
     let mut active = 0;
     let mut progress = None;
+    let mut curves = None;
     for (index, parameters) in plan.iter().enumerate() {
         let index = index as i32;
         let shown = parameters
@@ -362,6 +374,7 @@ async fn run_search(
                 model_digest: None,
                 model: None,
                 message: None,
+                curves: None,
             });
             continue;
         }
@@ -380,11 +393,12 @@ async fn run_search(
             TrainingPhase::Pending | TrainingPhase::Running | TrainingPhase::Suspended
         ) {
             active += 1;
-            if let Some(p) = read_progress(ctx, namespace, &name).await {
+            if let Some(answer) = read_progress(ctx, namespace, &name).await {
                 progress = Some(TrainingProgress {
                     trial: Some(index),
-                    ..p
+                    ..answer.progress
                 });
+                curves = answer.curves;
             }
         }
         trials.push(trial_status(index, shown, &state));
@@ -395,6 +409,7 @@ async fn run_search(
         dataset_digest: Some(digest.to_owned()),
         attempts,
         progress,
+        curves,
         trials,
         best_trial: best.map(|b| b.0),
     };
@@ -415,6 +430,11 @@ fn trial_status(index: i32, parameters: BTreeMap<String, String>, state: &RunSta
         model_digest: state.result.as_ref().map(|r| r.model_digest.clone()),
         model: state.result.as_ref().map(model_from_result),
         message,
+        curves: state
+            .result
+            .as_ref()
+            .and_then(|r| r.curves.as_ref())
+            .map(|c| c.thinned(TRIAL_CURVE_POINTS)),
     }
 }
 
@@ -501,6 +521,7 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
             dataset_digest: s.dataset_digest.clone(),
             attempts: s.attempts,
             progress: None,
+            curves: None,
             trials: s.trials.clone(),
             best_trial: s.best_trial,
         });
@@ -544,16 +565,21 @@ async fn run_workers(
     let desired = build::train_job(&ctx.config, job, namespace, &digest, None);
     let name = build::job_name(job, None);
     let state = run_job(ctx, job, namespace, desired, created).await?;
-    let progress = match (&state.stage, &state.result) {
-        (Stage::Running, _) => read_progress(ctx, namespace, &name).await,
-        // A run that ended between two looks still shows its last epoch, from its result.
-        (Stage::Succeeded(_), Some(result)) => final_progress(job, result),
-        _ => None,
+    let (progress, curves) = match (&state.stage, &state.result) {
+        (Stage::Running, _) => match read_progress(ctx, namespace, &name).await {
+            Some(answer) => (Some(answer.progress), answer.curves),
+            None => (None, None),
+        },
+        // A run that ended between two looks still shows its last epoch, and every epoch's
+        // figures, from its result.
+        (Stage::Succeeded(_), Some(result)) => (final_progress(job, result), result.curves.clone()),
+        _ => (None, None),
     };
     let observed = Observed {
         dataset_digest: Some(digest),
         attempts: state.attempts,
         progress,
+        curves,
         ..Default::default()
     };
     Ok((state.stage, observed))

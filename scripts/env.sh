@@ -40,3 +40,13 @@ EOF
     "$MODELOPS_VENV/bin/pip" install -q "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION"
   fi
 }
+
+# Headless Chromium, from Debian, for the dashboard's tests (tests/dashboard.rs loads each page and
+# saves screenshots).
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    echo "installing chromium from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  fi
+}

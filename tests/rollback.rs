@@ -437,6 +437,24 @@ async fn a_bad_model_is_rolled_back_within_30_seconds_and_the_spec_is_untouched(
     stop_watch.send(()).unwrap();
     watching.await.unwrap().unwrap();
 
+    // The dashboard marks the rollback on revision 2's lane of the timeline.
+    let viewer = dashboard_viewer(&ns.name).await;
+    let page = format!("/namespaces/{}/modeldeployments/digits", ns.name);
+    let dom = chromium(
+        &dashboard_url().await,
+        &viewer,
+        &page,
+        Some("modeldeployment-rolled-back"),
+    );
+    assert!(
+        dom.contains("class=\"action rollback\" data-revision=\"2\""),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("data-revision=\"2\" data-state=\"RolledBack\""),
+        "{dom}"
+    );
+
     // The whole loop ran with its artifacts in the object store alone.
     assert_no_artifact_volumes(&ns).await;
     ns.delete().await;

@@ -84,7 +84,35 @@ async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
     }
     let client = client().await;
     let ns = TestNamespace::create(&client, "kustomize").await;
+    let viewer = dashboard_viewer(&ns.name).await;
+    let dashboard = dashboard_url().await;
     apply_kustomization(&ns.name, "examples/digits");
+
+    // The dashboard while it trains: its curves have one point per finished epoch, in each of
+    // the three series (train and validation loss, validation accuracy).
+    let jobs = ns.api::<TrainingJob>();
+    let epochs = |j: &TrainingJob| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.curves.as_ref())
+            .map_or(0, |c| c.epochs.len())
+    };
+    let running = wait(&jobs, "digits", Duration::from_secs(300), |j| {
+        j.is_some_and(|j| epochs(j) >= 1)
+    })
+    .await
+    .unwrap();
+    let job_page = format!("/namespaces/{}/trainingjobs/digits", ns.name);
+    let dom = chromium(&dashboard, &viewer, &job_page, Some("trainingjob-training"));
+    let after = jobs.get("digits").await.unwrap();
+    let points = dom.matches("class=\"point\"").count();
+    assert!(
+        (3 * epochs(&running)..=3 * epochs(&after)).contains(&points) && points.is_multiple_of(3),
+        "{points} points, {} to {} epochs:\n{dom}",
+        epochs(&running),
+        epochs(&after)
+    );
+
     serving_stable(&ns, "digits", 1).await;
     // Healthy once every replica the spec asks for serves; in progress until then.
     replicas_ready(&ns, "digits", 2).await;
@@ -95,6 +123,51 @@ async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
         ("Current", "Healthy"),
     );
     assert_health(&ns.name, "Dataset", "digits", ("Current", "Healthy"));
+
+    // Each page once it serves.
+    let done = jobs.get("digits").await.unwrap();
+    let dom = chromium(&dashboard, &viewer, &job_page, Some("trainingjob"));
+    assert_eq!(
+        dom.matches("class=\"point\"").count(),
+        3 * epochs(&done),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("Model card") && dom.contains(&done.status.unwrap().model.unwrap().digest)
+    );
+    let overview = format!("/namespaces/{}", ns.name);
+    let dom = chromium(&dashboard, &viewer, &overview, Some("overview"));
+    for kind in ["Dataset", "TrainingJob", "ModelDeployment", "Monitor"] {
+        assert!(
+            dom.contains(&format!("data-kind=\"{kind}\" data-name=\"digits\"")),
+            "{dom}"
+        );
+    }
+    assert!(dom.contains("class=\"pipeline\""), "{dom}");
+    let dom = chromium(
+        &dashboard,
+        &viewer,
+        &format!("{overview}/datasets/digits"),
+        Some("dataset"),
+    );
+    assert!(
+        dom.contains("class=\"part train\"") && dom.contains("rows rejected"),
+        "{dom}"
+    );
+    // The profile as a serving pod answers it: a histogram for each of the 64 pixels.
+    assert_eq!(dom.matches("class=\"histogram\"").count(), 64, "{dom}");
+    assert!(dom.contains("data-feature=\"pixel_63\""), "{dom}");
+    let dom = chromium(
+        &dashboard,
+        &viewer,
+        &format!("{overview}/modeldeployments/digits"),
+        Some("modeldeployment"),
+    );
+    assert!(
+        dom.contains("data-revision=\"1\" data-state=\"Stable\""),
+        "{dom}"
+    );
+    assert!(dom.contains("class=\"timeline\""), "{dom}");
     ns.delete().await;
 }
 

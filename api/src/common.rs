@@ -45,10 +45,9 @@ pub fn significant(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return value;
     }
-    let decimals = (3 - value.abs().log10().floor() as i32).clamp(-300, 300);
-    let scale = 10f64.powi(decimals);
-    let rounded = (value * scale).round() / scale;
-    if rounded.is_finite() { rounded } else { value }
+    // Rounded in decimal by the formatter (exact), not by scaling with a power of ten, which
+    // is inexact at the ends of the range (1e-300 would come back as 9.999999999999994e-301).
+    format!("{value:.3e}").parse().unwrap_or(value)
 }
 
 /// A reference to an object of a known kind in the same namespace.

@@ -389,6 +389,10 @@ pub struct DatasetStatus {
     /// Where the profile is: per-feature histograms of the train split, the drift reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ArtifactRef>,
+    /// The first row dropped as invalid and why (`preprocessing.dropInvalidRows`), for
+    /// example `row 3 (line 4): column "x": "abc" is not a number`; at most 300 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_rejection: Option<String>,
 }
 
 /// Row counts.

@@ -342,7 +342,25 @@ pub struct RevisionStatus {
     /// The ModelDeployment generation that created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// The traffic weight it took since it first was a canary, each change with when it
+    /// began (at most 20, the oldest dropped): the canary's steps, 100 once promoted, 0 once
+    /// rolled back or superseded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<WeightChange>,
 }
+
+/// A revision's traffic weight from a time on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightChange {
+    /// Percent of the traffic.
+    pub weight: i32,
+    /// When it began.
+    pub since: Time,
+}
+
+/// The most weight changes kept per revision.
+pub const MAX_WEIGHT_CHANGES: usize = 20;
 
 /// What is served.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

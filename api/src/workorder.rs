@@ -302,6 +302,25 @@ pub struct PrepareResult {
     /// in [`TERMINATION_MESSAGE_LIMIT`]; `dataset.json` always has them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// The first row dropped as invalid and why (`dropInvalidRows`), at most
+    /// [`FIRST_REJECTION_LIMIT`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_rejection: Option<String>,
+}
+
+/// The most bytes of [`PrepareResult::first_rejection`] kept: a row's value can be long.
+pub const FIRST_REJECTION_LIMIT: usize = 300;
+
+/// `text` cut to at most `limit` bytes on a character boundary, `…` marking a cut.
+pub fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut end = limit.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// What a train pod reports when it succeeds.
@@ -598,6 +617,7 @@ mod tests {
             profile_uri: "pvc://c/x/profile.json".into(),
             rows: RowCounts::default(),
             classes: vec!["a".into(), "b".into()],
+            first_rejection: Some(cut(&"x".repeat(1000), FIRST_REJECTION_LIMIT)),
         };
         assert!(
             result
@@ -610,6 +630,15 @@ mod tests {
         let read: PrepareResult = serde_json::from_str(&message).unwrap();
         assert!(read.classes.is_empty());
         assert_eq!(read.digest, result.digest);
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("short", 10), "short");
+        let long = "é".repeat(200);
+        let kept = cut(&long, 301);
+        assert!(kept.len() <= 301 && kept.ends_with('…'), "{kept}");
+        assert_eq!(cut("abcdef", 4), "a…");
     }
 
     #[test]

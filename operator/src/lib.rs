@@ -9,6 +9,7 @@
 pub mod config;
 pub mod controllers;
 pub mod crdgen;
+pub mod dashboard;
 pub mod http;
 pub mod leader;
 pub mod metrics;

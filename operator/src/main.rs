@@ -25,6 +25,19 @@ struct Flags {
     /// Where to serve `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "MODELOPS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Where to serve the read-only web dashboard (for example `0.0.0.0:8090`); off without it.
+    #[arg(long, env = "MODELOPS_DASHBOARD_ADDR")]
+    dashboard_addr: Option<SocketAddr>,
+    /// Who may see the dashboard: `none` (whoever reaches the port: reach it with
+    /// `kubectl port-forward`) or `kubernetes` (a bearer token, checked by TokenReview, whose
+    /// user may list the four kinds in the namespace, checked by SubjectAccessReview).
+    #[arg(
+        long,
+        env = "MODELOPS_DASHBOARD_AUTH",
+        value_enum,
+        default_value = "none"
+    )]
+    dashboard_auth: modelops_operator::dashboard::Auth,
     /// The worker image of CPU pods.
     #[arg(
         long,
@@ -214,7 +227,24 @@ async fn main() -> anyhow::Result<()> {
     );
     let client = kube::Client::try_default().await?;
     let metrics = Metrics::default();
+    let scope = config.watch_namespaces.clone();
     let ctx = Context::new(client, config, metrics.clone());
+    // The dashboard, like the probes, is served by every replica: the leader from its caches,
+    // the others by listing.
+    let dashboard = match flags.dashboard_addr {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            let dashboard = modelops_operator::dashboard::Dashboard::new(
+                ctx.clone(),
+                flags.dashboard_auth,
+                scope,
+            );
+            Some(tokio::spawn(modelops_operator::dashboard::serve(
+                listener, dashboard,
+            )))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(flags.metrics_addr).await?;
     // Probes and metrics are served by every replica, the leader or not.
     let server = tokio::spawn(modelops_operator::http::serve(listener, metrics.clone()));
@@ -252,6 +282,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     server.abort();
+    if let Some(dashboard) = dashboard {
+        dashboard.abort();
+    }
     tracing::info!("modelops operator stopped");
     result
 }

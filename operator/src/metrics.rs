@@ -10,7 +10,7 @@
 
 use kube::runtime::reflector::Store;
 use modelops_api::trainingjob::TrainingPhase;
-use modelops_api::{ModelDeployment, Monitor, TrainingJob};
+use modelops_api::{Dataset, ModelDeployment, Monitor, TrainingJob};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -32,12 +32,26 @@ struct Inner {
     caches: Arc<Mutex<Caches>>,
 }
 
-/// The controllers' caches the object gauges are read from (one store per watched scope).
+/// The controllers' caches the object gauges (and the dashboard) are read from (one store per
+/// watched scope).
 #[derive(Default)]
 struct Caches {
+    datasets: Vec<Store<Dataset>>,
     trainingjobs: Vec<Store<TrainingJob>>,
     deployments: Vec<Store<ModelDeployment>>,
     monitors: Vec<Store<Monitor>>,
+}
+
+/// Copies of the objects of the controllers' caches.
+pub struct CachedObjects {
+    /// Datasets.
+    pub datasets: Vec<Dataset>,
+    /// TrainingJobs.
+    pub jobs: Vec<TrainingJob>,
+    /// ModelDeployments.
+    pub deployments: Vec<ModelDeployment>,
+    /// Monitors.
+    pub monitors: Vec<Monitor>,
 }
 
 /// The gauges of single objects, computed from [`Caches`] at each scrape.
@@ -351,6 +365,56 @@ impl Metrics {
             .training_ends
             .with_label_values(&[namespace, phase])
             .inc();
+    }
+
+    /// Keeps the Datasets of a controller's cache for the dashboard.
+    pub fn observe_datasets(&self, store: Store<Dataset>) {
+        self.caches().datasets.push(store);
+    }
+
+    /// The objects of the controllers' caches (of `namespace`, or all), when this replica runs
+    /// the controllers of all four kinds (the leader); `None` otherwise.
+    pub fn cached(&self, namespace: Option<&str>) -> Option<CachedObjects> {
+        fn of<K: kube::Resource<DynamicType = ()> + Clone>(
+            stores: &[Store<K>],
+            namespace: Option<&str>,
+        ) -> Vec<K> {
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter(|o| namespace.is_none_or(|ns| o.meta().namespace.as_deref() == Some(ns)))
+                .map(|o| (*o).clone())
+                .collect()
+        }
+        let caches = self.caches();
+        let ready = [
+            caches.datasets.len(),
+            caches.trainingjobs.len(),
+            caches.deployments.len(),
+            caches.monitors.len(),
+        ];
+        // Every kind's cache registered and filled by its first list (else a page would miss
+        // objects that exist).
+        fn filled<K: kube::Resource<DynamicType = ()> + Clone>(stores: &[Store<K>]) -> bool {
+            use futures::FutureExt;
+            stores
+                .iter()
+                .all(|s| matches!(s.wait_until_ready().now_or_never(), Some(Ok(()))))
+        }
+        if ready.contains(&0)
+            || !filled(&caches.datasets)
+            || !filled(&caches.trainingjobs)
+            || !filled(&caches.deployments)
+            || !filled(&caches.monitors)
+        {
+            return None;
+        }
+        Some(CachedObjects {
+            datasets: of(&caches.datasets, namespace),
+            jobs: of(&caches.trainingjobs, namespace),
+            deployments: of(&caches.deployments, namespace),
+            monitors: of(&caches.monitors, namespace),
+        })
     }
 
     /// Publishes the progress of the running TrainingJobs of a controller's cache.

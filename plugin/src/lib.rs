@@ -189,41 +189,57 @@ fn denied(kind: &str, namespace: &str, error: kube::Error) -> anyhow::Error {
 
 /// The four kinds of `namespace`, read now.
 pub async fn snapshot(client: &Client, namespace: &str) -> anyhow::Result<Snapshot> {
-    let lp = ListParams::default();
     let (datasets, jobs, deployments, monitors) = futures::try_join!(
-        async {
-            let api: Api<Dataset> = Api::namespaced(client.clone(), namespace);
-            api.list(&lp)
-                .await
-                .map_err(|e| denied("datasets", namespace, e))
-        },
-        async {
-            let api: Api<TrainingJob> = Api::namespaced(client.clone(), namespace);
-            api.list(&lp)
-                .await
-                .map_err(|e| denied("trainingjobs", namespace, e))
-        },
-        async {
-            let api: Api<ModelDeployment> = Api::namespaced(client.clone(), namespace);
-            api.list(&lp)
-                .await
-                .map_err(|e| denied("modeldeployments", namespace, e))
-        },
-        async {
-            let api: Api<Monitor> = Api::namespaced(client.clone(), namespace);
-            api.list(&lp)
-                .await
-                .map_err(|e| denied("monitors", namespace, e))
-        },
+        list::<Dataset>(client, namespace, "datasets"),
+        list::<TrainingJob>(client, namespace, "trainingjobs"),
+        list::<ModelDeployment>(client, namespace, "modeldeployments"),
+        list::<Monitor>(client, namespace, "monitors"),
     )?;
     Ok(Snapshot {
         namespace: namespace.to_owned(),
         now: Timestamp::now(),
-        datasets: datasets.items,
-        jobs: jobs.items,
-        deployments: deployments.items,
-        monitors: monitors.items,
+        datasets,
+        jobs,
+        deployments,
+        monitors,
     })
+}
+
+/// Every `K` (`plural`, for the errors) of `namespace`.
+async fn list<K: Namespaced>(
+    client: &Client,
+    namespace: &str,
+    plural: &str,
+) -> anyhow::Result<Vec<K>> {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| denied(plural, namespace, e))?
+        .items)
+}
+
+/// What the plugin reads: a namespaced kind it can list and watch.
+pub trait Namespaced:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// The objects of a store, copied out of it.
@@ -236,22 +252,13 @@ const CLEAR: &str = "\x1b[H\x1b[2J";
 
 /// A store of the `K`s of `namespace`, and the stream that keeps it filled (one item per
 /// change; watch errors are retried with backoff).
-fn watched<K>(
+fn watched<K: Namespaced>(
     client: &Client,
     namespace: &str,
 ) -> (
     reflector::Store<K>,
     futures::stream::BoxStream<'static, Result<(), watcher::Error>>,
-)
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     let (store, writer) = reflector::store();
     let api = Api::namespaced(client.clone(), namespace);
     let changes = reflector(writer, watcher(api, watcher::Config::default()))

@@ -902,3 +902,164 @@ pub async fn prometheus_until(query: &str, timeout: Duration, holds: impl Fn(f64
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+// ---------------------------------------------------------------- the dashboard
+
+/// The dashboard's base URL: the Service `modelops-dashboard` the chart makes in the operator's
+/// namespace (tests/cluster/install turns it on, with `auth: kubernetes`).
+pub async fn dashboard_url() -> String {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client().await, "modelops-system");
+    let service = services.get("modelops-dashboard").await.unwrap();
+    format!(
+        "http://{}",
+        service.spec.unwrap().cluster_ip.expect("a ClusterIP")
+    )
+}
+
+/// GET `path` of the dashboard, with `token` as a bearer token when given: the status and body.
+pub async fn dashboard_get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// `kubectl apply` of `manifest` (YAML), which must succeed.
+pub fn kubectl_apply_yaml(manifest: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "kubectl apply of\n{manifest}"
+    );
+}
+
+/// A token of ServiceAccount `account` in `ns`, bound to a Role that may get and list
+/// `resources` of modelops.dev there (none: no Role), once the dashboard answers it with the
+/// expected status for `ns`'s page (RBAC takes effect within moments).
+pub async fn dashboard_account(ns: &str, account: &str, resources: &[&str]) -> String {
+    let mut manifest = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {account}, namespace: {ns}}}\n"
+    );
+    if !resources.is_empty() {
+        manifest.push_str(&format!(
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: {account}, namespace: {ns}}}\n\
+             rules: [{{apiGroups: [modelops.dev], resources: [{}], verbs: [get, list, watch]}}]\n\
+             ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {account}, namespace: {ns}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {account}}}\n\
+             subjects: [{{kind: ServiceAccount, name: {account}, namespace: {ns}}}]\n",
+            resources.join(", ")
+        ));
+    }
+    kubectl_apply_yaml(&manifest);
+    let out = std::process::Command::new("kubectl")
+        .args(["create", "token", account, "-n", ns, "--duration", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let expected = if resources.len() == 4 { 200 } else { 403 };
+    let base = dashboard_url().await;
+    let path = format!("/namespaces/{ns}");
+    let settled = async {
+        loop {
+            if dashboard_get(&base, &path, Some(&token)).await.0 == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), settled)
+        .await
+        .unwrap_or_else(|_| panic!("{account}'s rights never took effect on the dashboard"));
+    token
+}
+
+/// A viewer of `ns`: a ServiceAccount that may get and list the four kinds there; its token.
+pub async fn dashboard_viewer(ns: &str) -> String {
+    dashboard_account(
+        ns,
+        "viewer",
+        &["datasets", "trainingjobs", "modeldeployments", "monitors"],
+    )
+    .await
+}
+
+/// Where the tests' screenshots go: `screenshots/` in the integration tests' output folder.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Loads `path` of the dashboard in headless Chromium (Debian's `chromium`), logged in through
+/// the dashboard's own `/login` form with `token`, and returns the DOM once loaded; with `shot`,
+/// also saves a screenshot as `<shot>.png` in [`screenshot_dir`].
+pub fn chromium(base: &str, token: &str, path: &str, shot: Option<&str>) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "modelops-chromium-{}-{}",
+        std::process::id(),
+        nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let login = dir.join("login.html");
+    std::fs::write(
+        &login,
+        format!(
+            "<!doctype html><form id=\"f\" method=\"post\" action=\"{base}/login\">\
+             <input name=\"token\" value=\"{token}\"><input name=\"next\" value=\"{path}\"></form>\
+             <script>document.getElementById('f').submit()</script>"
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[String]| {
+        let out = std::process::Command::new("timeout")
+            .arg("60")
+            .arg("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--window-size=1280,1400",
+                // Less than the pages' refresh (5 s), enough for the login's redirect.
+                "--virtual-time-budget=3000",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .args(extra)
+            .arg(format!("file://{}", login.display()))
+            .output()
+            .expect("chromium runs (scripts/env.sh ensure_chromium installs it)");
+        assert!(
+            out.status.success(),
+            "chromium: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = run(&["--dump-dom".to_owned()]);
+    if let Some(shot) = shot {
+        let file = screenshot_dir().join(format!("{shot}.png"));
+        run(&[format!("--screenshot={}", file.display())]);
+        assert!(file.exists(), "no screenshot {}", file.display());
+        println!("screenshot: {}", file.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    dom
+}

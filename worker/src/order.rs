@@ -181,6 +181,12 @@ pub fn prepare(order: &PrepareOrder) -> Result<PrepareResult> {
             rejected: rows.rejected as i64,
         },
         classes: outcome.manifest.classes.unwrap_or_default(),
+        first_rejection: outcome.first_rejection.map(|first| {
+            modelops_api::workorder::cut(
+                &first.to_string(),
+                modelops_api::workorder::FIRST_REJECTION_LIMIT,
+            )
+        }),
     })
 }
 

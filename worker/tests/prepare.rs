@@ -121,6 +121,10 @@ fn invalid_rows_fail_the_preparation_unless_dropped() {
     let result = run.ok();
     assert_eq!(result["rows"]["rejected"], 2);
     assert_eq!(
+        result["firstRejection"],
+        "row 2 (line 3): feature \"sepal_width\" is not a finite number: \"three\""
+    );
+    assert_eq!(
         result["rows"]["total"], 149,
         "150 rows and 1 appended, 2 of them invalid"
     );

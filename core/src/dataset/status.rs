@@ -76,10 +76,13 @@ pub fn status(
         }
         Stage::Prepared(result) => {
             let rows = result.rows;
-            let message = format!(
+            let mut message = format!(
                 "prepared {} rows ({} train, {} validation, {} test, {} rejected), digest {}",
                 rows.total, rows.train, rows.validation, rows.test, rows.rejected, result.digest
             );
+            if let Some(first) = &result.first_rejection {
+                message.push_str(&format!("; the first rejected: {first}"));
+            }
             (true, reasons::PREPARED, message, None, None)
         }
         Stage::Failed { reason, message } => {
@@ -113,6 +116,7 @@ pub fn status(
         });
         status.rows = Some(result.rows);
         status.classes = result.classes.clone();
+        status.first_rejection = result.first_rejection.clone();
     }
     status
 }
@@ -140,6 +144,7 @@ mod tests {
                 rejected: 0,
             },
             classes: (0..10).map(|c| c.to_string()).collect(),
+            first_rejection: None,
         })
     }
 
@@ -162,6 +167,28 @@ mod tests {
                 .unwrap()
                 .last_transition_time,
             at(20)
+        );
+    }
+
+    #[test]
+    fn the_first_rejected_row_is_kept_and_told() {
+        let Stage::Prepared(mut result) = prepared() else {
+            unreachable!()
+        };
+        result.rows.rejected = 2;
+        result.first_rejection =
+            Some("row 3 (line 4): column \"x\": \"abc\" is not a number".into());
+        let done = status(None, Some(1), &Stage::Prepared(result), &at(20));
+        assert_eq!(
+            done.first_rejection.as_deref(),
+            Some("row 3 (line 4): column \"x\": \"abc\" is not a number")
+        );
+        let ready = &done.conditions.get(types::READY).unwrap().message;
+        assert!(
+            ready.ends_with(
+                "; the first rejected: row 3 (line 4): column \"x\": \"abc\" is not a number"
+            ),
+            "{ready}"
         );
     }
 

@@ -123,6 +123,7 @@ pub(super) mod testing {
             reason: None,
             spec_hash: Some(format!("hash-{number}")),
             generation: Some(1),
+            weights: Vec::new(),
         }
     }
 

@@ -8,7 +8,9 @@
 use super::plan::{Plan, RolledBack};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelops_api::conditions::{Conditions, new_condition, reasons, types};
-use modelops_api::modeldeployment::ModelDeploymentStatus;
+use modelops_api::modeldeployment::{
+    MAX_WEIGHT_CHANGES, ModelDeploymentStatus, RevisionState, WeightChange,
+};
 use std::collections::BTreeMap;
 
 /// Why the model could not be resolved, if it could not.
@@ -25,7 +27,13 @@ pub fn status(
     now: &Time,
 ) -> ModelDeploymentStatus {
     let mut status = current.cloned().unwrap_or_default();
+    let history: BTreeMap<i32, Vec<WeightChange>> = status
+        .revisions
+        .iter()
+        .map(|r| (r.revision, r.weights.clone()))
+        .collect();
     record_plan(&mut status, generation, plan);
+    record_weights(&mut status, &history, plan, now);
     let (ready, desired) = serving_replicas(plan, ready_by_revision);
     status.ready_replicas = Some(ready);
     status.endpoint = Some(endpoint);
@@ -132,6 +140,37 @@ fn record_plan(status: &mut ModelDeploymentStatus, generation: Option<i64>, plan
     status.stable_revision = plan.stable;
     status.canary_weight = Some(plan.canary.map(|c| c.weight).unwrap_or(0));
     status.canary_step = plan.canary.map(|c| c.step);
+}
+
+/// Adds each revision's weight to its history when it changed: a revision gets a history once
+/// it is a canary (the canary's step weight), then 100 while stable and 0 once out of traffic.
+fn record_weights(
+    status: &mut ModelDeploymentStatus,
+    history: &BTreeMap<i32, Vec<WeightChange>>,
+    plan: &Plan,
+    now: &Time,
+) {
+    for revision in &mut status.revisions {
+        if revision.weights.is_empty()
+            && let Some(kept) = history.get(&revision.revision)
+        {
+            revision.weights = kept.clone();
+        }
+        let weight = match plan.canary {
+            Some(c) if c.revision == revision.revision => c.weight,
+            _ if revision.weights.is_empty() => continue,
+            _ if revision.state == RevisionState::Stable => 100,
+            _ => 0,
+        };
+        if revision.weights.last().map(|w| w.weight) != Some(weight) {
+            revision.weights.push(WeightChange {
+                weight,
+                since: now.clone(),
+            });
+            let over = revision.weights.len().saturating_sub(MAX_WEIGHT_CHANGES);
+            revision.weights.drain(..over);
+        }
+    }
 }
 
 /// Ready and desired replicas over the revisions the plan keeps.
@@ -483,6 +522,64 @@ mod tests {
         let (reason, message) = reconciling(&serving, &idle, &degradation(1, 2), true).unwrap();
         assert_eq!(reason, reasons::REPLICAS_UNAVAILABLE);
         assert_eq!(message, "1 of 2 serving replicas ready");
+    }
+
+    #[test]
+    fn each_revision_keeps_its_weights_over_time() {
+        use super::super::draft::testing::revision;
+        let canary = |weight, step| Plan {
+            revisions: vec![
+                revision(2, RevisionState::Canary, 0),
+                revision(1, RevisionState::Stable, 0),
+            ],
+            stable: Some(1),
+            current: Some(2),
+            canary: Some(CanaryPosition {
+                revision: 2,
+                step,
+                weight,
+            }),
+            ..Default::default()
+        };
+        let ready = BTreeMap::new();
+        let run = |current: Option<&ModelDeploymentStatus>, plan: &Plan, t| {
+            status(current, Some(2), plan, &ready, "e".into(), None, &at(t))
+        };
+        let weights = |s: &ModelDeploymentStatus, r: i32| -> Vec<(i32, Time)> {
+            let revision = s.revisions.iter().find(|x| x.revision == r).unwrap();
+            revision
+                .weights
+                .iter()
+                .map(|w| (w.weight, w.since.clone()))
+                .collect()
+        };
+        let first = run(None, &canary(10, 0), 0);
+        let again = run(Some(&first), &canary(10, 0), 5);
+        assert_eq!(weights(&again, 2), vec![(10, at(0))]);
+        assert!(weights(&again, 1).is_empty(), "stable before any canary");
+        let half = run(Some(&again), &canary(50, 1), 10);
+        // Rolled back: out of traffic.
+        let mut back = canary(0, 0);
+        back.canary = None;
+        back.current = Some(1);
+        back.revisions[0].state = RevisionState::RolledBack;
+        let rolled = run(Some(&half), &back, 20);
+        assert_eq!(
+            weights(&rolled, 2),
+            vec![(10, at(0)), (50, at(10)), (0, at(20))]
+        );
+        // A history is bounded.
+        let mut s = rolled;
+        for t in 0..50 {
+            s = run(
+                Some(&s),
+                &canary(if t % 2 == 0 { 10 } else { 50 }, 0),
+                30 + t,
+            );
+        }
+        let kept = weights(&s, 2);
+        assert_eq!(kept.len(), MAX_WEIGHT_CHANGES);
+        assert_eq!(kept.last().unwrap().1, at(79));
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn add_revision(
         reason: Some(reason.into()),
         spec_hash: Some(desired.spec_hash.clone()),
         generation: inputs.generation,
+        weights: Vec::new(),
     });
     draft.step = 0;
     draft.tell(

@@ -27,7 +27,9 @@ const SOURCE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Runs the Dataset controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
+    let metrics = ctx.metrics.clone();
     in_each_scope(ctx, |runner: Runner<Dataset>| {
+        metrics.observe_datasets(runner.store());
         runner.owns::<Job>().run(reconcile)
     })
     .await;

@@ -151,7 +151,7 @@ async fn scrape_pods(
 /// The Dataset profile of the model the target serves (the drift reference), as a serving pod
 /// of the revision judged (else of the first revision) serves it. None while no pod of that
 /// revision answers with one (the model did not come from a prepared Dataset, or is loading).
-async fn profile(
+pub(crate) async fn profile(
     ctx: &Context,
     namespace: &str,
     target: &ModelDeployment,

@@ -655,6 +655,30 @@ async fn input_drift_without_labels_is_detected_and_the_feature_named() {
     // object that works as it should).
     let health = assert_health(&ns.name, "Monitor", "drift", ("Current", "Degraded"));
     assert!(health.message.contains("fails"), "{health:?}");
+    // The dashboard draws the drift per feature, pixel 20's bar past the maximum.
+    let viewer = dashboard_viewer(&ns.name).await;
+    let base = dashboard_url().await;
+    let path = format!("/namespaces/{}/modeldeployments/digits", ns.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, page) = dashboard_get(&base, &path, Some(&viewer)).await;
+        assert_eq!(status, 200, "{page}");
+        let bar = page
+            .split_once("<g class=\"feature\" data-feature=\"pixel_20\"")
+            .and_then(|(_, rest)| rest.split_once("</g>"))
+            .map(|(bar, _)| bar.to_owned());
+        if bar.is_some_and(|bar| bar.contains("class=\"bar over\"")) {
+            assert!(page.contains("class=\"threshold\""), "{page}");
+            let dom = chromium(&base, &viewer, &path, Some("modeldeployment-drift"));
+            assert!(dom.contains("class=\"feature-drift\""), "{dom}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pixel_20 bar over the maximum in 30 s: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let evaluation = monitor.status.unwrap().last_evaluation.unwrap();

@@ -136,6 +136,14 @@ async fn the_digits_example_serves_after_one_kubectl_apply_server_side_k() {
         dom.contains("Model card") && dom.contains(&done.status.unwrap().model.unwrap().digest)
     );
     let overview = format!("/namespaces/{}", ns.name);
+    // The namespaces this viewer may see: its own alone, whatever else the cluster runs.
+    let dom = chromium(&dashboard, &viewer, "/", Some("namespaces"));
+    let rows: Vec<&str> = dom
+        .split("<tr><td><a href=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert_eq!(rows, [overview.as_str()], "{dom}");
     let dom = chromium(&dashboard, &viewer, &overview, Some("overview"));
     for kind in ["Dataset", "TrainingJob", "ModelDeployment", "Monitor"] {
         assert!(

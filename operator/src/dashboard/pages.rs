@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use modelops_api::conditions::Conditions;
-use modelops_api::monitor::Verdict;
+use modelops_api::monitor::{Evaluation, Verdict};
 use modelops_api::profile::{ClassBalance, Histogram, Profile};
 use modelops_api::trainingjob::{LearningCurves, TrainingPhase};
 use modelops_api::{Dataset, ModelDeployment, Monitor, TrainingJob};
@@ -1026,6 +1026,70 @@ fn timeline(
     svg
 }
 
+/// The input features that drifted most in an evaluation (the `inputDrift.<feature>` values,
+/// largest first), as horizontal bars against the `inputDrift` maximum: a `g class="feature"`
+/// per feature with its `data-feature` and `data-drift`, its bar `class="bar over"` when above
+/// the maximum, and a `line class="threshold"`. Empty without such values.
+pub fn feature_drift_chart(e: &Evaluation) -> String {
+    use modelops_core::monitor::evaluate::keys;
+    let prefix = format!("{}.", keys::INPUT_DRIFT);
+    let mut features: Vec<(&str, f64)> = e
+        .values
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, *v)))
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    if features.is_empty() {
+        return String::new();
+    }
+    features.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    const LABEL: f64 = 130.0;
+    const BARS: f64 = 300.0;
+    const ROW: f64 = 18.0;
+    let max = e.thresholds.get(keys::INPUT_DRIFT).copied();
+    let top = features[0]
+        .1
+        .max(max.unwrap_or(0.0) * 1.25)
+        .max(f64::MIN_POSITIVE);
+    let scale = |v: f64| (v.max(0.0) / top * BARS).min(BARS);
+    let height = ROW * features.len() as f64 + 20.0;
+    let width = LABEL + BARS + 70.0;
+    let mut svg = format!(
+        "<figure class=\"feature-drift\"><figcaption>input drift per feature, against the \
+         Dataset profile{}</figcaption><svg viewBox=\"0 0 {width} {height}\" width=\"{width}\" \
+         height=\"{height}\" role=\"img\">",
+        max.map(|m| format!(" (max {})", number(m)))
+            .unwrap_or_default()
+    );
+    for (i, (feature, value)) in features.iter().enumerate() {
+        let y = ROW * i as f64 + 4.0;
+        let over = max.is_some_and(|m| *value > m);
+        let _ = write!(
+            svg,
+            "<g class=\"feature\" data-feature=\"{0}\" data-drift=\"{1}\"><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{0}</text><rect class=\"bar{4}\" x=\"{5}\" y=\"{y:.1}\" width=\"{6:.1}\" height=\"{7:.1}\"/><text class=\"value\" x=\"{8:.1}\" y=\"{3:.1}\">{1}</text></g>",
+            esc(feature),
+            number(*value),
+            LABEL - 6.0,
+            y + ROW - 6.0,
+            if over { " over" } else { "" },
+            LABEL,
+            scale(*value),
+            ROW - 4.0,
+            LABEL + scale(*value) + 4.0,
+        );
+    }
+    if let Some(m) = max {
+        let x = LABEL + scale(m);
+        let _ = write!(
+            svg,
+            "<line class=\"threshold\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{:.1}\"/>",
+            height - 14.0
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
 /// A Monitor's evidence: its last evaluation (values against thresholds, the worst feature of a
 /// drift), its verdict on each revision, and what it did.
 fn monitor_evidence(m: &Monitor) -> String {
@@ -1075,6 +1139,7 @@ fn monitor_evidence(m: &Monitor) -> String {
             }
             rows.push_str("</table>");
             out.push_str(&rows);
+            out.push_str(&feature_drift_chart(e));
             if let Some(feature) = &e.worst_feature {
                 let _ = write!(
                     out,
@@ -1267,6 +1332,30 @@ mod tests {
             .sum();
         assert_eq!(ds.matches("class=\"bin\"").count(), bins, "{ds}");
         assert!(ds.contains("as revision 2 of digits serves it"), "{ds}");
+    }
+
+    #[test]
+    fn drift_per_feature_is_drawn_largest_first_against_the_maximum() {
+        let evaluation: Evaluation = object(json!({
+            "time": "2026-12-03T12:00:00Z", "verdict": "Fail", "reason": "InputDriftAboveMaximum",
+            "values": {"inputDrift": 1.8, "inputDrift.pixel_20": 1.8, "inputDrift.pixel_3": 0.1,
+                       "inputDrift.<b>": 0.7, "accuracy": 0.9},
+            "thresholds": {"inputDrift": 0.5}
+        }));
+        let chart = feature_drift_chart(&evaluation);
+        let order: Vec<&str> = chart
+            .split("data-feature=\"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert_eq!(order, ["pixel_20", "&lt;b&gt;", "pixel_3"], "{chart}");
+        assert_eq!(chart.matches("class=\"bar over\"").count(), 2, "{chart}");
+        assert_eq!(chart.matches("class=\"threshold\"").count(), 1, "{chart}");
+        assert!(chart.contains("(max 0.5"), "{chart}");
+        // Without per-feature values (an accuracy Monitor) there is no chart.
+        let mut accuracy = evaluation;
+        accuracy.values.retain(|k, _| k == "accuracy");
+        assert_eq!(feature_drift_chart(&accuracy), "");
     }
 
     #[test]

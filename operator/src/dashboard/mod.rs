@@ -443,28 +443,16 @@ async fn object(
         };
         let page = match kind.as_str() {
             "datasets" => {
-                let ds = view
-                    .datasets
-                    .iter()
-                    .find(|o| o.name_any() == name)
-                    .ok_or_else(missing)?;
+                let ds = named(&view.datasets, &name).ok_or_else(missing)?;
                 let served = served_profile(&d, &view, ds).await;
                 pages::dataset(&view, ds, served.as_ref())
             }
             "trainingjobs" => {
-                let job = view
-                    .jobs
-                    .iter()
-                    .find(|o| o.name_any() == name)
-                    .ok_or_else(missing)?;
+                let job = named(&view.jobs, &name).ok_or_else(missing)?;
                 pages::trainingjob(&view, job)
             }
             "modeldeployments" => {
-                let md = view
-                    .deployments
-                    .iter()
-                    .find(|o| o.name_any() == name)
-                    .ok_or_else(missing)?;
+                let md = named(&view.deployments, &name).ok_or_else(missing)?;
                 pages::modeldeployment(&view, md)
             }
             _ => return Err(missing()),
@@ -472,6 +460,11 @@ async fn object(
         Ok::<_, Refusal>(Html(page).into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The object of `objects` named `name`.
+fn named<'a, K: ResourceExt>(objects: &'a [K], name: &str) -> Option<&'a K> {
+    objects.iter().find(|o| o.name_any() == name)
 }
 
 #[derive(Deserialize)]

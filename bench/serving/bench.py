@@ -142,20 +142,51 @@ def start_kserve(args, work, model_dir):
     return process, base, f"127.0.0.1:{grpc_port}"
 
 
+def worker_answers(base, bodies, work):
+    """The worker's answer to each HTTP body, saved for the limit server: {(batch, transport):
+    (file, JSON length or None)}."""
+    answers = {}
+    for (batch, transport), (body, json_length) in bodies.items():
+        headers = {"Content-Type": "application/json"}
+        if json_length is not None:
+            headers = {"Content-Type": "application/octet-stream",
+                       "Inference-Header-Content-Length": str(json_length)}
+        request = urllib.request.Request(f"{base}/v2/models/digits/infer", data=open(body, "rb").read(),
+                                         headers=headers)
+        with urllib.request.urlopen(request) as response:
+            length = response.headers.get("Inference-Header-Content-Length")
+            path = f"{work}/answer-{batch}-{transport}"
+            open(path, "wb").write(response.read())
+        answers[(batch, transport)] = (path, int(length) if length else None)
+    return answers
+
+
+def start_limit(args, work, answers):
+    port = free_port()
+    log = f"{work}/limit.log"
+    responses = [f"{batch}-{transport}={path}" + (f":{length}" if length is not None else "")
+                 for (batch, transport), (path, length) in answers.items()]
+    process = subprocess.Popen(pin(args.server_cores) + [args.limit, str(port), str(args.threads)] + responses,
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, process, log)
+    return process, base
+
+
 def pin(cores):
     return ["taskset", "-c", cores] if cores and shutil.which("taskset") else []
 
 
-def load(args, server, case, bodies, rows_file, seconds=None, requests=None):
+def load(args, server, case, bodies, rows_file, seconds=None, requests=None, model="digits"):
     """One load run of a case (name, batch, connections, transport) against a server's
     (base URL, gRPC address)."""
     (base, grpc), (_, batch, connections, transport) = server, case
     limits = [str(seconds or args.seconds), str(requests or args.requests)]
     if transport == "grpc":
-        command = [args.grpcload, grpc, "digits", rows_file, str(batch), str(connections)] + limits
+        command = [args.grpcload, grpc, model, rows_file, str(batch), str(connections)] + limits
     else:
         body, json_length = bodies[(batch, transport)]
-        command = [args.loadgen, f"{base}/v2/models/digits/infer", body, str(connections)] + limits
+        command = [args.loadgen, f"{base}/v2/models/{model}/infer", body, str(connections)] + limits
         if json_length is not None:
             command.append(str(json_length))
     out = subprocess.run(pin(args.client_cores) + command, capture_output=True, text=True, check=True)
@@ -182,11 +213,12 @@ def main():
     parser.add_argument("--loadgen")
     parser.add_argument("--grpcload")
     parser.add_argument("--forward")
+    parser.add_argument("--limit")
     parser.add_argument("--threads", type=int, default=1, help="libtorch threads of each server")
     parser.add_argument("--seconds", type=float, default=5, help="length of each load run")
     parser.add_argument("--requests", type=int, default=500000, help="most requests of each load run")
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--batch-timeout", default="5ms", help="the worker's batchTimeout (besides 0s)")
+    parser.add_argument("--batch-timeout", default="5ms", help="a batchTimeout besides the default, 0s")
     parser.add_argument("--server-cores", default="0", help="taskset cores of the servers ('' for none)")
     parser.add_argument("--client-cores", default="1", help="taskset cores of the load generator")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -257,11 +289,12 @@ def main():
              ("32 rows, 1 connection", 32, 1, "json"), ("32 rows, 4 connections", 32, 4, "json"),
              ("32 rows binary, 1 conn.", 32, 1, "binary"), ("32 rows binary, 4 conn.", 32, 4, "binary"),
              ("32 rows gRPC, 1 conn.", 32, 1, "grpc"), ("32 rows gRPC, 4 conn.", 32, 4, "grpc")]
-    # The worker with the ModelDeployment's batchTimeout, and without waiting (batches then hold
-    # what queued while the previous forward pass ran).
-    servers = [(f"worker {args.batch_timeout}", "worker", args.batch_timeout), ("worker 0s", "worker", "0s"),
+    # The worker with the ModelDeployment's default batchTimeout, 0s (no wait: batches hold what
+    # queued while the previous forward pass ran), and with a timeout set.
+    servers = [("worker", "worker", "0s"), (f"worker {args.batch_timeout}", "worker", args.batch_timeout),
                ("kserve", "kserve", None)]
     results = {}
+    answers = {}
     for server, kind, batch_timeout in servers:
         process, base, grpc = (start_worker(args, work, model_dir, digest, batch_timeout) if kind == "worker"
                                else start_kserve(args, work, model_dir))
@@ -272,6 +305,8 @@ def main():
             labels = next(o for o in answer["outputs"] if o["name"] == "label")["data"]
             if labels != expected:
                 sys.exit(f"{server} predicts {labels}, PyTorch {expected}")
+            if not answers:
+                answers = worker_answers(base, bodies, work)
             for case in cases:
                 # Each transport answers, before it is timed.
                 check = load(args, (base, grpc), case, bodies, f"{work}/rows.json", 1, 3)
@@ -288,10 +323,29 @@ def main():
             process.terminate()
             process.wait()
 
+    # The limit: a server on the worker's stack answering the worker's own responses, precomputed.
+    servers.append(("limit", "limit", None))
+    process, base = start_limit(args, work, answers)
+    try:
+        for case in cases:
+            if case[3] == "grpc":
+                continue
+            model = f"{case[1]}-{case[3]}"
+            check = load(args, (base, None), case, bodies, None, 1, 3, model)
+            if check["errors"] or check["requests"] != 3:
+                sys.exit(f"limit {case[0]}: {check}\n" + open(f"{work}/limit.log").read())
+            load(args, (base, None), case, bodies, None, model=model)
+            results[("limit", case[0])] = load(args, (base, None), case, bodies, None, model=model)
+    finally:
+        process.terminate()
+        process.wait()
+
     print(f"\n{'case':24} {'server':12} {'requests/s':>11} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, batch, _, _ in cases:
         k = results[("kserve", name)]
         for server, _, _ in servers:
+            if (server, name) not in results:
+                continue
             r = results[(server, name)]
             ratio = "" if server == "kserve" else (
                 f"   x{r['requestsPerSecond'] / k['requestsPerSecond']:.2f} requests/s, "
@@ -299,14 +353,20 @@ def main():
             print(f"{name:24} {server:12} {r['requestsPerSecond']:11.0f} {r['requestsPerSecond'] * batch:9.0f} "
                   f"{r['p50Ms']:8.3f} {r['p99Ms']:8.3f}{ratio}")
 
-    print(f"\n{'overhead on one connection':26} {'server':12} {'forward p50 ms':>15} {'served p50 ms':>14} {'overhead ms':>12}")
+    print(f"\n{'overhead on one connection':26} {'server':12} {'forward p50 ms':>15} {'served p50 ms':>14} "
+          f"{'overhead ms':>12} {'limit p50 ms':>13} {'overhead / limit':>17}")
     for name, batch, connections, _ in cases:
         if connections != 1:
             continue
+        limit = results.get(("limit", name), {}).get("p50Ms")
         for server, kind, _ in servers:
+            if kind == "limit":
+                continue
             forward = raw[(kind, batch)]["p50Ms"]
             served = results[(server, name)]["p50Ms"]
-            print(f"{name:26} {server:12} {forward:15.3f} {served:14.3f} {served - forward:12.3f}")
+            overhead = served - forward
+            versus = f"{limit:13.3f} {overhead / limit:17.2f}" if limit else ""
+            print(f"{name:26} {server:12} {forward:15.3f} {served:14.3f} {overhead:12.3f} {versus}")
     if not args.keep:
         shutil.rmtree(work)
 

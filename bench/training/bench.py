@@ -43,16 +43,19 @@ def read_safetensors(path):
     return arrays
 
 
-def worker_env(work, order, threads):
+def worker_env(work, order, threads, device="cpu"):
     """The environment of a worker process: the order, its threads, and the work folder as the
-    artifact claim (`pvc://bench/...` is `<work>/...`), its scratch folder and termination log."""
+    artifact claim (`pvc://bench/...` is `<work>/...`), its scratch folder and termination log.
+    On `cpu` no GPU is visible to it (the worker takes CUDA whenever it sees a device); on
+    `cuda` it loads libtorch's CUDA backend."""
+    devices = {"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {"MODELOPS_LOAD_CUDA": "1"}
     return dict(os.environ, MODELOPS_WORK_ORDER=json.dumps(order), MODELOPS_THREADS=str(threads),
                 MODELOPS_ARTIFACTS_DIR=work, MODELOPS_SCRATCH_DIR=f"{work}/scratch",
-                MODELOPS_TERMINATION_LOG=f"{work}/termination-log", MODELOPS_PROGRESS_PORT="0")
+                MODELOPS_TERMINATION_LOG=f"{work}/termination-log", MODELOPS_PROGRESS_PORT="0", **devices)
 
 
-def run_worker(worker, work, command, order, threads):
-    env = worker_env(work, order, threads)
+def run_worker(worker, work, command, order, threads, device="cpu"):
+    env = worker_env(work, order, threads, device)
     out = subprocess.run([worker, command], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"modelops-worker {command} failed:\n{out.stdout}\n{out.stderr}")
@@ -68,14 +71,19 @@ def prepare(worker, work, name, source, spec):
     return f"{work}/datasets/{name}/{hex_digest}", digest, f"pvc://bench/datasets/{name}/{hex_digest}"
 
 
-def train_worker(worker, work, dataset, spec, threads):
+def train_worker(worker, work, dataset, spec, threads, device="cpu"):
     checkpoints = os.path.basename(tempfile.mkdtemp(dir=work, prefix="checkpoints-"))
     order = {"kind": "train", "namespace": "bench", "name": "bench", "uid": "bench", "spec": spec,
              "datasetUri": dataset[2], "datasetDigest": dataset[1],
              "checkpointUri": f"pvc://bench/{checkpoints}", "modelsUri": "pvc://bench/models"}
-    stdout = run_worker(worker, work, "train", order, threads)
+    stdout = run_worker(worker, work, "train", order, threads, device)
     rates = [float(m) for m in re.findall(r"^epoch \d+/\d+ .*samplesPerSecond=([0-9.]+)", stdout, re.M)]
-    return rates, json.loads(stdout.strip().splitlines()[-1])
+    result = json.loads(stdout.strip().splitlines()[-1])
+    card = json.load(open(f"{work}/models/{result['modelDigest'].removeprefix('sha256:')}/model.json"))
+    trained_on = card["training"]["device"]
+    if trained_on.split(":")[0] != device:
+        sys.exit(f"the worker trained on {trained_on}, not {device}: {stdout[-2000:]}")
+    return rates, result
 
 
 def tokens(text):
@@ -142,8 +150,10 @@ class TextLstm(nn.Module):
         return self.output(h[-1])
 
 
-def train_torch(model, inputs, targets, lengths, epochs, batch_size, learning_rate, seed):
-    """The worker's loop: a seeded shuffle per epoch, Adam, cross-entropy; samples/s per epoch."""
+def train_torch(model, inputs, targets, lengths, epochs, batch_size, learning_rate, seed, device="cpu"):
+    """The worker's loop: a seeded shuffle per epoch, Adam, cross-entropy; samples/s per epoch.
+    On `cuda` the model and the data live on the GPU, and each epoch ends when its work did."""
+    model, inputs, targets = model.to(device), inputs.to(device), targets.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     rng = np.random.default_rng(seed)
     rates = []
@@ -151,16 +161,19 @@ def train_torch(model, inputs, targets, lengths, epochs, batch_size, learning_ra
     for _ in range(epochs):
         started = time.perf_counter()
         order = torch.from_numpy(rng.permutation(n))
+        on_device = order.to(device)
         model.train()
         for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
+            rows = on_device[start:start + batch_size]
             x = inputs.index_select(0, rows)
             if lengths is not None:
-                x = x[:, :int(lengths[rows].max())]
+                x = x[:, :int(lengths[order[start:start + batch_size]].max())]
             loss = nn.functional.cross_entropy(model(x), targets.index_select(0, rows))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         rates.append(n / (time.perf_counter() - started))
     return rates
 
@@ -175,11 +188,15 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="libtorch threads on both sides")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run (the first is a warm-up)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where both train: cuda needs a GPU (the worker's libtorch with CUDA)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (prepared data, models)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: PyTorch sees no GPU")
     torch.set_num_threads(args.threads)
     work = tempfile.mkdtemp(prefix="modelops-bench-")
-    print(f"threads {args.threads}, batch size {args.batch_size}, epochs {args.epochs} (first left out), "
+    print(f"device {args.device}, threads {args.threads}, batch size {args.batch_size}, epochs {args.epochs} (first left out), "
           f"torch {torch.__version__}, work folder {work}")
 
     cases = []
@@ -194,9 +211,10 @@ def main():
     arrays = read_safetensors(f"{digits[0]}/data.safetensors")
     features = torch.from_numpy(arrays["train.features"].copy())
     labels = torch.from_numpy(arrays["train.labels"].copy())
-    worker_rates, _ = train_worker(args.worker, work, digits, mlp_spec, args.threads)
+    worker_rates, _ = train_worker(args.worker, work, digits, mlp_spec, args.threads, args.device)
     torch.manual_seed(1)
-    torch_rates = train_torch(Mlp(64, [64, 32], 10), features, labels, None, args.epochs, args.batch_size, 0.002, 1)
+    torch_rates = train_torch(Mlp(64, [64, 32], 10), features, labels, None, args.epochs, args.batch_size, 0.002, 1,
+                              args.device)
     cases.append(("mlp 64-32 on digits", worker_rates, torch_rates))
 
     text = prepare(args.worker, work, "news-or-blog", f"{ROOT}/examples/text/news-or-blog.jsonl", {
@@ -215,10 +233,10 @@ def main():
     classes = manifest["classes"]
     ids, lengths, vocabulary = encode_texts([r["text"] for r in train], 20000, 64)
     labels = torch.tensor([classes.index(r["label"]) for r in train])
-    worker_rates, _ = train_worker(args.worker, work, text, lstm_spec, args.threads)
+    worker_rates, _ = train_worker(args.worker, work, text, lstm_spec, args.threads, args.device)
     torch.manual_seed(1)
     model = TextLstm(vocabulary, 128, 64, len(classes))
-    torch_rates = train_torch(model, ids, labels, lengths, args.epochs, args.batch_size, 0.002, 1)
+    torch_rates = train_torch(model, ids, labels, lengths, args.epochs, args.batch_size, 0.002, 1, args.device)
     cases.append(("textLstm 128-64 on news-or-blog", worker_rates, torch_rates))
 
     print(f"{'case':34} {'worker samples/s':>17} {'pytorch samples/s':>18} {'worker/pytorch':>15}")

@@ -311,12 +311,14 @@ impl GrpcInferenceService for Service {
         let mut timer = RequestTimer::start(server.metrics());
         let id = request_id(&request.metadata().clone().into_headers());
         let request = request.into_inner();
+        let size = prost::Message::encoded_len(&request);
         let name = request.model_name.clone();
         let result = match server.check_model(&name, version(&request.model_version)) {
             Ok(()) => {
                 server
                     .predict(
                         &id,
+                        size,
                         move |info| protocol::validate(raw_request(request)?, info),
                         |response, _| infer_response(&response),
                     )

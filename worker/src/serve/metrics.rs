@@ -9,7 +9,7 @@
 //! predicted values are counted the same way, on the bins of its predictions on the training
 //! split (the served profile's `predictions`).
 
-use modelops_api::profile::{Histogram, Profile};
+use modelops_api::profile::{Bin, Histogram, Profile};
 use modelops_api::serving::metrics::*;
 use prometheus::core::Collector;
 use prometheus::{
@@ -45,7 +45,45 @@ const ERROR_SERIES: [(&str, &str); 4] = [
 struct BinCounters {
     /// The edges (counts unused).
     histogram: Histogram,
+    /// Equal-width edges (what `prepare` writes): the first edge and bins per unit, so that a
+    /// value's bin is computed rather than searched for.
+    equal_width: Option<(f64, f64)>,
     counters: Vec<IntCounter>,
+}
+
+/// `(first edge, bins per unit)` when `edges` are equal-width to within rounding.
+fn equal_width(edges: &[f64]) -> Option<(f64, f64)> {
+    let (&low, &high) = (edges.first()?, edges.last()?);
+    let bins = edges.len().checked_sub(1).filter(|&b| b > 0)?;
+    let width = (high - low) / bins as f64;
+    let even = width.is_finite()
+        && width > 0.0
+        && edges.windows(2).all(|pair| {
+            let step = pair[1] - pair[0];
+            step > 0.0 && (step - width).abs() <= width * 1e-9
+        });
+    even.then(|| (low, 1.0 / width))
+}
+
+/// The bin of `value` as [`Histogram::bin_of`] finds it, with equal-width edges' first edge
+/// `low` and `scale` bins per unit: computed, then moved to the bin whose edges hold it (the
+/// computation may land one off at an edge, by rounding).
+fn equal_width_bin(edges: &[f64], low: f64, scale: f64, value: f64) -> Bin {
+    let last = edges.len() - 1;
+    if value.is_nan() || value < edges[0] {
+        return Bin::Underflow;
+    }
+    if value > edges[last] {
+        return Bin::Overflow;
+    }
+    let mut index = (((value - low) * scale) as usize).min(last - 1);
+    while index > 0 && value < edges[index] {
+        index -= 1;
+    }
+    while index + 1 < last && value >= edges[index + 1] {
+        index += 1;
+    }
+    Bin::Inside(index)
 }
 
 impl BinCounters {
@@ -62,18 +100,42 @@ impl BinCounters {
             })
             .collect();
         Self {
+            equal_width: equal_width(&histogram.edges),
             histogram,
             counters,
         }
     }
 
-    fn add(&self, value: f64) {
-        let index = match self.histogram.bin_of(value) {
-            modelops_api::profile::Bin::Underflow => 0,
-            modelops_api::profile::Bin::Inside(i) => i + 1,
-            modelops_api::profile::Bin::Overflow => self.counters.len() - 1,
+    /// The counter of `value`'s bin.
+    fn index(&self, value: f64) -> usize {
+        let bin = match self.equal_width {
+            Some((low, scale)) => equal_width_bin(&self.histogram.edges, low, scale, value),
+            None => self.histogram.bin_of(value),
         };
-        self.counters[index].inc();
+        match bin {
+            Bin::Underflow => 0,
+            Bin::Inside(i) => i + 1,
+            Bin::Overflow => self.counters.len() - 1,
+        }
+    }
+
+    fn add(&self, value: f64) {
+        self.counters[self.index(value)].inc();
+    }
+
+    /// Counts many values: tallied here first, then one atomic add per bin that got any, rather
+    /// than one per value.
+    fn add_all(&self, values: impl Iterator<Item = f64>, tally: &mut Vec<u64>) {
+        tally.clear();
+        tally.resize(self.counters.len(), 0);
+        for value in values {
+            tally[self.index(value)] += 1;
+        }
+        for (counter, &count) in self.counters.iter().zip(tally.iter()) {
+            if count > 0 {
+                counter.inc_by(count);
+            }
+        }
     }
 }
 
@@ -330,10 +392,13 @@ impl Metrics {
         if series.inputs.is_empty() {
             return;
         }
-        for row in rows {
-            for (feature, value) in series.inputs.iter().zip(row) {
-                feature.add(*value);
-            }
+        let rows: Vec<&[f64]> = rows.into_iter().collect();
+        let mut tally = Vec::new();
+        for (index, feature) in series.inputs.iter().enumerate() {
+            feature.add_all(
+                rows.iter().filter_map(|row| row.get(index).copied()),
+                &mut tally,
+            );
         }
     }
 
@@ -393,6 +458,45 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The computed bin is the searched one, for any equal-width histogram and any value:
+        /// on the edges, between them, outside, NaN and the infinities.
+        #[test]
+        fn an_equal_width_bin_is_the_bin_searched_for(
+            low in -1e6f64..1e6,
+            span in 1e-6f64..1e6,
+            bins in 1usize..64,
+            picks in proptest::collection::vec((0usize..70, -2.0f64..3.0), 1..40),
+        ) {
+            let histogram = Histogram::equal_width(low, low + span, bins);
+            let (first, scale) = equal_width(&histogram.edges).expect("equal-width edges");
+            let mut values = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, low, low + span];
+            for (edge, fraction) in picks {
+                let edges = &histogram.edges;
+                values.push(edges[edge % edges.len()]);
+                values.push(low + span * fraction);
+                values.push(f64::from_bits(edges[edge % edges.len()].to_bits() + 1));
+                values.push(f64::from_bits(edges[edge % edges.len()].to_bits().wrapping_sub(1)));
+            }
+            for value in values {
+                prop_assert_eq!(
+                    equal_width_bin(&histogram.edges, first, scale, value),
+                    histogram.bin_of(value),
+                    "value {}", value
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn uneven_edges_are_searched() {
+        assert_eq!(equal_width(&[0.0, 1.0, 3.0]), None);
+        assert_eq!(equal_width(&[0.0]), None);
+        assert_eq!(equal_width(&[1.0, 1.0]), None);
+        assert!(equal_width(&[0.0, 0.5, 1.0]).is_some());
+    }
     use modelops_api::profile::FeatureProfile;
     use modelops_api::serving::{Sample, parse_metrics};
 

@@ -100,6 +100,9 @@ pub fn train_epoch(
         SeededRng::derived(plan.seed, (1 << 32) | plan.epoch as u64).next_u64() as i64 & i64::MAX,
     );
     let mut total = 0.0;
+    // On a GPU the losses are summed there and read once: reading each batch's loss would make
+    // the host wait for every batch's kernels instead of queueing the next batch's.
+    let mut on_device: Option<Tensor> = None;
     for rows in order.chunks(plan.batch_size.max(1)) {
         let (inputs, targets) = plan.examples.batch(rows);
         let outputs = network.forward_t(&inputs, true)?;
@@ -107,7 +110,18 @@ pub fn train_epoch(
         optimizer.zero_grad();
         loss.backward();
         optimizer.step(plan.learning_rate);
-        total += loss.double_value(&[]) * rows.len() as f64;
+        if loss.device().is_cuda() {
+            let weighted = loss.detach().to_kind(Kind::Double) * rows.len() as f64;
+            on_device = Some(match on_device {
+                Some(sum) => sum + weighted,
+                None => weighted,
+            });
+        } else {
+            total += loss.double_value(&[]) * rows.len() as f64;
+        }
+    }
+    if let Some(sum) = on_device {
+        total += sum.double_value(&[]);
     }
     Ok(total / plan.examples.len().max(1) as f64)
 }

@@ -500,6 +500,34 @@ async fn operator_memory(client: &kube::Client) -> Vec<(String, u64, i32)> {
         .collect()
 }
 
+/// How an operator container last ended, and the tail of its log then.
+async fn why_restarted(client: &kube::Client, pod: &str) -> String {
+    let pods = kube::Api::<Pod>::namespaced(client.clone(), "modelops-system");
+    let ended = pods.get(pod).await.ok().and_then(|p| {
+        let status = p.status?.container_statuses?.into_iter().next()?;
+        let ended = status.last_state?.terminated?;
+        Some(format!(
+            "{} (exit code {}) at {:?}",
+            ended.reason.unwrap_or_default(),
+            ended.exit_code,
+            ended.finished_at
+        ))
+    });
+    let params = LogParams {
+        previous: true,
+        tail_lines: Some(20),
+        ..Default::default()
+    };
+    let log = pods
+        .logs(pod, &params)
+        .await
+        .unwrap_or_else(|e| e.to_string());
+    format!(
+        "last ended {}; its log then:\n{log}",
+        ended.unwrap_or_else(|| "unknown".into())
+    )
+}
+
 #[tokio::test]
 async fn a_hostile_metrics_endpoint_leaves_the_operator_running_within_its_memory_limit() {
     if skip_without_cluster() {
@@ -560,11 +588,16 @@ async fn a_hostile_metrics_endpoint_leaves_the_operator_running_within_its_memor
         "operator working set at most {} MiB over 10 scrapes of a hostile /metrics",
         peak >> 20
     );
-    // Nothing restarted (an OOM kill would have).
+    // Nothing restarted (an OOM kill would have); a restart says why.
     let after = operator_memory(&client).await;
     for (name, _, restarts) in &after {
         let was = before.iter().find(|b| &b.0 == name).map(|b| b.2);
-        assert_eq!(was, Some(*restarts), "{name} restarted");
+        if was != Some(*restarts) {
+            panic!(
+                "{name} restarted ({was:?} -> {restarts}): {}",
+                why_restarted(&client, name).await
+            );
+        }
     }
     ns.delete().await;
 }

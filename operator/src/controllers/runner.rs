@@ -10,9 +10,10 @@ use super::error::Error;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -43,6 +44,18 @@ impl<K> Reconciled for K where
 {
 }
 
+/// Which changes of its own objects wake a controller (its children, the kinds it watches and
+/// its timers wake it either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wakes {
+    /// Every change: spec, status, labels, annotations.
+    AnyChange,
+    /// A new object, and a change of its spec (a new `metadata.generation`): for a kind whose
+    /// status only the operator writes and whose reconcile reads nothing else that changes
+    /// later. Each write of its own status then costs no second reconcile.
+    SpecChange,
+}
+
 /// A controller for kind `K` being declared: [`Runner::new`], then [`Runner::owns`] and
 /// [`Runner::watches`] as the kind needs, then [`Runner::run`].
 pub struct Runner<K: Reconciled> {
@@ -54,7 +67,7 @@ pub struct Runner<K: Reconciled> {
 
 /// Runs `controller` (a [`Runner`] declared and run) for every scope the operator watches: the
 /// whole cluster, or each namespace of `--watch-namespaces`, all at once, until shutdown.
-pub async fn in_each_scope<K, F, Fut>(ctx: Arc<Context>, controller: F)
+pub async fn in_each_scope<K, F, Fut>(ctx: Arc<Context>, wakes: Wakes, controller: F)
 where
     K: Reconciled,
     F: Fn(Runner<K>) -> Fut,
@@ -73,22 +86,29 @@ where
     futures::future::join_all(
         scopes
             .into_iter()
-            .map(|scope| controller(Runner::new(ctx.clone(), scope))),
+            .map(|scope| controller(Runner::new(ctx.clone(), scope, wakes))),
     )
     .await;
 }
 
 impl<K: Reconciled> Runner<K> {
-    /// A controller of every `K` in `namespace`, or in the cluster. Its cache keeps each object
-    /// [`trimmed`] of what no controller reads.
-    pub fn new(ctx: Arc<Context>, namespace: Option<String>) -> Self {
+    /// A controller of every `K` in `namespace`, or in the cluster, woken by the changes of its
+    /// own objects that `wakes` names. Its cache keeps each object [`trimmed`] of what no
+    /// controller reads, and every change (the cache is never stale for a reconcile).
+    pub fn new(ctx: Arc<Context>, namespace: Option<String>, wakes: Wakes) -> Self {
         let (reader, writer) = kube::runtime::reflector::store();
         let objects = watcher::watcher(api(&ctx, namespace.as_deref()), watcher::Config::default())
             .default_backoff()
             .modify(trimmed)
             .reflect(writer)
             .applied_objects();
-        let controller = Controller::for_stream(objects, reader);
+        let controller = match wakes {
+            Wakes::AnyChange => Controller::for_stream(objects, reader),
+            Wakes::SpecChange => Controller::for_stream(
+                objects.predicate_filter(predicates::generation, Default::default()),
+                reader,
+            ),
+        };
         Self {
             controller,
             ctx,
@@ -123,8 +143,38 @@ impl<K: Reconciled> Runner<K> {
         }
     }
 
+    /// Reconciles the `K`s in the same namespace that name a changed `Other`: those for which
+    /// `named(object)` is the `Other`'s name (say, the TrainingJobs of a Dataset). It watches only
+    /// the `Other`s' metadata (the API server sends no spec or status, the operator decodes
+    /// none), which is all a name needs.
+    #[must_use]
+    pub fn watches_named<Other>(
+        self,
+        named: impl Fn(&K) -> Option<&str> + Send + Sync + 'static,
+    ) -> Self
+    where
+        Other: Reconciled,
+    {
+        let store = self.controller.store();
+        let api = api::<PartialObjectMeta<Other>>(&self.ctx, self.namespace.as_deref());
+        let mapper = move |other: PartialObjectMeta<Other>| {
+            related_objects(store.state(), &other, |other, object| {
+                names(&named, other, object)
+            })
+        };
+        let changes = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        Self {
+            controller: self.controller.watches_stream(changes, mapper),
+            ctx: self.ctx,
+            namespace: self.namespace,
+        }
+    }
+
     /// Reconciles every `K` in the same namespace as a changed `Other` for which
-    /// `related(other, object)` holds (say, the TrainingJobs that name a Dataset).
+    /// `related(other, object)` holds (say, the ModelDeployment a Monitor targets), when that
+    /// needs more of the `Other` than its name (see [`Runner::watches_named`]).
     #[must_use]
     pub fn watches<Other>(
         self,
@@ -221,7 +271,7 @@ where
 
 /// The `candidates` to reconcile when `other` changed: those in its namespace that `related`
 /// picks.
-fn related_objects<K: Reconciled, Other: Reconciled>(
+fn related_objects<K: Reconciled, Other: Resource>(
     candidates: Vec<Arc<K>>,
     other: &Other,
     related: impl Fn(&Other, &K) -> bool,
@@ -232,6 +282,19 @@ fn related_objects<K: Reconciled, Other: Reconciled>(
         .filter(|object| object.namespace() == namespace && related(other, object))
         .map(|object| ObjectRef::from_obj(object.as_ref()))
         .collect()
+}
+
+/// Whether `object` names `other`, by what `named` reads from it.
+fn names<K, Other: Resource>(
+    named: impl Fn(&K) -> Option<&str>,
+    other: &Other,
+    object: &K,
+) -> bool {
+    other
+        .meta()
+        .name
+        .as_deref()
+        .is_some_and(|name| named(object) == Some(name))
 }
 
 /// What a failed reconcile does next: log, count, and retry after the error's back-off. A child
@@ -297,5 +360,31 @@ mod tests {
         });
         let names: Vec<_> = woken.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["uses-it"]);
+    }
+
+    #[test]
+    fn a_metadata_change_wakes_the_objects_that_name_it() {
+        let dataset = PartialObjectMeta::<Dataset> {
+            types: None,
+            metadata: kube::core::ObjectMeta {
+                name: Some("digits".into()),
+                namespace: Some("team-a".into()),
+                ..Default::default()
+            },
+            _phantom: std::marker::PhantomData,
+        };
+        let candidates = vec![
+            job("team-a", "uses-it", "digits"),
+            job("team-a", "uses-another", "iris"),
+            job("team-b", "same-name-elsewhere", "digits"),
+        ];
+        fn dataset_of(job: &TrainingJob) -> Option<&str> {
+            Some(&job.spec.dataset_ref.name)
+        }
+        let woken = related_objects(candidates, &dataset, |dataset, job| {
+            names(dataset_of, dataset, job)
+        });
+        let woken: Vec<_> = woken.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(woken, ["uses-it"]);
     }
 }

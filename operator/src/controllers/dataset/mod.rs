@@ -5,7 +5,7 @@ pub mod build;
 
 use super::apply::{apply, apply_status, ours};
 use super::error::{ApiContext, Error, Result};
-use super::runner::{Runner, in_each_scope};
+use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
@@ -28,7 +28,7 @@ const SOURCE_RECHECK: Duration = Duration::from_secs(10);
 /// Runs the Dataset controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
-    in_each_scope(ctx, |runner: Runner<Dataset>| {
+    in_each_scope(ctx, Wakes::AnyChange, |runner: Runner<Dataset>| {
         metrics.observe_datasets(runner.store());
         runner.owns::<Job>().run(reconcile)
     })

@@ -6,7 +6,7 @@ pub mod build;
 
 use super::apply::{apply, apply_secret, apply_status, controlled_by, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::runner::{Runner, in_each_scope};
+use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -27,17 +27,17 @@ use std::sync::Arc;
 /// Runs the ModelDeployment controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
-    in_each_scope(ctx, |runner: Runner<ModelDeployment>| {
+    in_each_scope(ctx, Wakes::AnyChange, |runner: Runner<ModelDeployment>| {
         metrics.observe_deployments(runner.store());
         runner
             .owns::<Deployment>()
             // A new model: the TrainingJob it names succeeded.
-            .watches(|job: &TrainingJob, md: &ModelDeployment| {
+            .watches_named::<TrainingJob>(|md: &ModelDeployment| {
                 md.spec
                     .model
                     .training_job_ref
                     .as_ref()
-                    .is_some_and(|r| r.name == job.name_any())
+                    .map(|r| r.name.as_str())
             })
             // A verdict: the Monitors that target it evaluated.
             .watches(|monitor: &Monitor, md: &ModelDeployment| {

@@ -6,7 +6,7 @@
 
 use super::apply::{apply_status, controlled_by};
 use super::error::{ApiContext, Error, Result};
-use super::runner::{Runner, in_each_scope};
+use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events};
 use crate::controllers::modeldeployment::build::REVISION_LABEL;
 use crate::profile::profile_key;
@@ -39,7 +39,7 @@ const PROFILE_LIMIT: usize = 16 << 20;
 /// requeues itself every `spec.interval`.
 pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
-    in_each_scope(ctx, |runner: Runner<Monitor>| {
+    in_each_scope(ctx, Wakes::AnyChange, |runner: Runner<Monitor>| {
         metrics.observe_monitors(runner.store());
         runner.run(reconcile)
     })

@@ -9,7 +9,7 @@ pub mod build;
 
 use super::apply::{apply, apply_status, controlled_by, ours, owner_label_key};
 use super::error::{ApiContext, Error, Result};
-use super::runner::{Runner, in_each_scope};
+use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events, jobs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -42,14 +42,12 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Runs the TrainingJob controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
-    in_each_scope(ctx, |runner: Runner<TrainingJob>| {
+    in_each_scope(ctx, Wakes::SpecChange, |runner: Runner<TrainingJob>| {
         metrics.observe_trainingjobs(runner.store());
         runner
             .owns::<Job>()
             // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
-            .watches(|dataset: &Dataset, job: &TrainingJob| {
-                job.spec.dataset_ref.name == dataset.name_any()
-            })
+            .watches_named::<Dataset>(|job: &TrainingJob| Some(&job.spec.dataset_ref.name))
             .run(reconcile)
     })
     .await;

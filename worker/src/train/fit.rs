@@ -55,8 +55,17 @@ impl Examples {
 
     /// The inputs and targets of some rows.
     pub fn batch(&self, rows: &[i64]) -> (Tensor, Tensor) {
-        let index = Tensor::from_slice(rows).to_device(self.inputs.device());
-        let mut inputs = self.inputs.index_select(0, &index);
+        self.batch_at(rows, &self.index(rows))
+    }
+
+    /// `rows` as an index on the examples' device.
+    pub fn index(&self, rows: &[i64]) -> Tensor {
+        Tensor::from_slice(rows).to_device(self.inputs.device())
+    }
+
+    /// The inputs and targets of `rows`, given as `index` too, on the examples' device.
+    pub fn batch_at(&self, rows: &[i64], index: &Tensor) -> (Tensor, Tensor) {
+        let mut inputs = self.inputs.index_select(0, index);
         if let Some(lengths) = &self.lengths {
             let longest = rows
                 .iter()
@@ -66,7 +75,7 @@ impl Examples {
                 .max(1);
             inputs = inputs.narrow(1, 0, longest);
         }
-        (inputs, self.targets.index_select(0, &index))
+        (inputs, self.targets.index_select(0, index))
     }
 }
 
@@ -103,8 +112,13 @@ pub fn train_epoch(
     // On a GPU the losses are summed there and read once: reading each batch's loss would make
     // the host wait for every batch's kernels instead of queueing the next batch's.
     let mut on_device: Option<Tensor> = None;
-    for rows in order.chunks(plan.batch_size.max(1)) {
-        let (inputs, targets) = plan.examples.batch(rows);
+    // The epoch's order is copied to the device once; each batch is a slice of it (a copy per
+    // batch from host memory would make the host wait for the GPU at every batch).
+    let index = plan.examples.index(&order);
+    let batch_size = plan.batch_size.max(1);
+    for (n, rows) in order.chunks(batch_size).enumerate() {
+        let at = index.narrow(0, (n * batch_size) as i64, rows.len() as i64);
+        let (inputs, targets) = plan.examples.batch_at(rows, &at);
         let outputs = network.forward_t(&inputs, true)?;
         let loss = plan.loss.compute(&outputs, &targets);
         optimizer.zero_grad();

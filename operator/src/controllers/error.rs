@@ -19,6 +19,9 @@ pub enum Error {
     /// The object lacks something every object has (a namespace, a uid).
     #[error("{0} is missing metadata the API server always sets")]
     MissingMetadata(String),
+    /// A cache the reconcile reads is no longer fed: the operator is stopping.
+    #[error("{0}: the operator is stopping")]
+    Stopping(String),
     /// A child's name is taken by an object the owner does not control: the operator never
     /// adopts it (it may be someone else's, or a collision).
     #[error(
@@ -42,6 +45,7 @@ impl Error {
         match self {
             Error::Api { .. } => "api",
             Error::MissingMetadata(_) => "metadata",
+            Error::Stopping(_) => "stopping",
             Error::NotOurs { .. } => "conflict",
         }
     }

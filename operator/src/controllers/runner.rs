@@ -12,7 +12,7 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -117,7 +117,7 @@ impl<K: Reconciled> Runner<K> {
     }
 
     /// The cache of every `K` this controller watches.
-    pub fn store(&self) -> kube::runtime::reflector::Store<K> {
+    pub fn store(&self) -> Store<K> {
         self.controller.store()
     }
 
@@ -170,6 +170,38 @@ impl<K: Reconciled> Runner<K> {
             ctx: self.ctx,
             namespace: self.namespace,
         }
+    }
+
+    /// As [`Runner::watches_named`], for a reconcile that also reads the `Other`s: they are
+    /// watched whole and kept in a cache ([`trimmed`], as the controller's own), which it returns
+    /// for the reconcile to read instead of asking the API server each time. A cache is updated
+    /// before the change it saw wakes anyone.
+    pub fn watches_named_cached<Other>(
+        self,
+        named: impl Fn(&K) -> Option<&str> + Send + Sync + 'static,
+    ) -> (Self, Store<Other>)
+    where
+        Other: Reconciled,
+    {
+        let store = self.controller.store();
+        let (cache, writer) = kube::runtime::reflector::store();
+        let api = api::<Other>(&self.ctx, self.namespace.as_deref());
+        let mapper = move |other: Other| {
+            related_objects(store.state(), &other, |other, object| {
+                names(&named, other, object)
+            })
+        };
+        let changes = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(trimmed)
+            .reflect(writer)
+            .touched_objects();
+        let runner = Self {
+            controller: self.controller.watches_stream(changes, mapper),
+            ctx: self.ctx,
+            namespace: self.namespace,
+        };
+        (runner, cache)
     }
 
     /// Reconciles every `K` in the same namespace as a changed `Other` for which

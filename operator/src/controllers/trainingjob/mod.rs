@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use modelops_api::conditions::{reasons, types};
 use modelops_api::trainingjob::{
     Architecture, LearningCurves, ModelArtifact, TrainingJobStatus, TrainingPhase,
@@ -44,11 +45,12 @@ pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
     in_each_scope(ctx, Wakes::SpecChange, |runner: Runner<TrainingJob>| {
         metrics.observe_trainingjobs(runner.store());
-        runner
+        // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared;
+        // reconciles read Datasets from that watch's cache.
+        let (runner, datasets) = runner
             .owns::<Job>()
-            // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared.
-            .watches_named::<Dataset>(|job: &TrainingJob| Some(&job.spec.dataset_ref.name))
-            .run(reconcile)
+            .watches_named_cached::<Dataset>(|job: &TrainingJob| Some(&job.spec.dataset_ref.name));
+        runner.run(move |job, ctx| reconcile(job, ctx, datasets.clone()))
     })
     .await;
 }
@@ -56,16 +58,17 @@ pub async fn run(ctx: Arc<Context>) {
 /// The Dataset digest to train on: the one pinned at start, or the Dataset's now; or why the job
 /// has to wait.
 async fn dataset_digest(
-    ctx: &Context,
+    datasets: &Store<Dataset>,
     job: &TrainingJob,
     namespace: &str,
-) -> Result<std::result::Result<(String, Option<Dataset>), Stage>> {
+) -> Result<std::result::Result<(String, Option<Arc<Dataset>>), Stage>> {
     let name = &job.spec.dataset_ref.name;
-    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), namespace);
-    let dataset = datasets
-        .get_opt(name)
+    // Before its first list the cache would say every Dataset is missing.
+    datasets
+        .wait_until_ready()
         .await
-        .action(|| format!("reading Dataset {namespace}/{name}"))?;
+        .map_err(|_| Error::Stopping(format!("reading Dataset {namespace}/{name}")))?;
+    let dataset = datasets.get(&ObjectRef::new(name).within(namespace));
     if let Some(pinned) = job.status.as_ref().and_then(|s| s.dataset_digest.clone()) {
         return Ok(Ok((pinned, dataset)));
     }
@@ -494,7 +497,11 @@ fn search_stage(
 /// One reconcile, in the steps every controller takes: dereference (the Dataset's digest),
 /// validate (the spec against that Dataset), build and apply (the worker Jobs, see
 /// [`run_workers`]), update status (and the Events of what changed).
-async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(
+    job: Arc<TrainingJob>,
+    ctx: Arc<Context>,
+    datasets: Store<Dataset>,
+) -> Result<Action> {
     let namespace = job
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(format!("TrainingJob {}", job.name_any())))?;
@@ -525,9 +532,9 @@ async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action> {
         });
         (Stage::Forbidden(message), kept.unwrap_or_default())
     } else {
-        match dataset_digest(&ctx, &job, &namespace).await? {
+        match dataset_digest(&datasets, &job, &namespace).await? {
             Err(waiting) => (waiting, Observed::default()),
-            Ok((digest, dataset)) => match validate(&job, dataset.as_ref()) {
+            Ok((digest, dataset)) => match validate(&job, dataset.as_deref()) {
                 Some(problem) if current.and_then(|s| s.dataset_digest.as_ref()).is_none() => {
                     (Stage::InvalidSpec(problem), Observed::default())
                 }

@@ -155,13 +155,8 @@ impl<K: Reconciled> Runner<K> {
     where
         Other: Reconciled,
     {
-        let store = self.controller.store();
+        let mapper = naming(self.controller.store(), named);
         let api = api::<PartialObjectMeta<Other>>(&self.ctx, self.namespace.as_deref());
-        let mapper = move |other: PartialObjectMeta<Other>| {
-            related_objects(store.state(), &other, |other, object| {
-                names(&named, other, object)
-            })
-        };
         let changes = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .touched_objects();
@@ -183,14 +178,9 @@ impl<K: Reconciled> Runner<K> {
     where
         Other: Reconciled,
     {
-        let store = self.controller.store();
+        let mapper = naming(self.controller.store(), named);
         let (cache, writer) = kube::runtime::reflector::store();
         let api = api::<Other>(&self.ctx, self.namespace.as_deref());
-        let mapper = move |other: Other| {
-            related_objects(store.state(), &other, |other, object| {
-                names(&named, other, object)
-            })
-        };
         let changes = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(trimmed)
@@ -314,6 +304,18 @@ fn related_objects<K: Reconciled, Other: Resource>(
         .filter(|object| object.namespace() == namespace && related(other, object))
         .map(|object| ObjectRef::from_obj(object.as_ref()))
         .collect()
+}
+
+/// The mapper of a watch of `Other`s that wakes the `K`s (in `store`) naming the changed one.
+fn naming<K: Reconciled, Other: Resource>(
+    store: Store<K>,
+    named: impl Fn(&K) -> Option<&str>,
+) -> impl Fn(Other) -> Vec<ObjectRef<K>> {
+    move |other: Other| {
+        related_objects(store.state(), &other, |other, object| {
+            names(&named, other, object)
+        })
+    }
 }
 
 /// Whether `object` names `other`, by what `named` reads from it.

@@ -355,7 +355,8 @@ impl Server {
     /// permits (else 429), the request (`body_bytes` long) parsed by `parse` and the answer
     /// signed and written by `finish` (given the response's JSON and the outputs asked for raw),
     /// each on the blocking threads when it is large ([`offload`]), so that the async threads
-    /// keep answering probes; the forward pass runs on the model's thread. The limits, metrics and feedback ids are the same for every transport.
+    /// keep answering probes; the forward pass runs on the model's thread. The limits, metrics
+    /// and feedback ids are the same for every transport.
     pub(super) async fn predict<T: Send + 'static>(
         self: &Arc<Self>,
         request_id: &str,

@@ -458,6 +458,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelops_api::profile::FeatureProfile;
+    use modelops_api::serving::{Sample, parse_metrics};
     use proptest::prelude::*;
 
     proptest! {
@@ -497,8 +499,6 @@ mod tests {
         assert_eq!(equal_width(&[1.0, 1.0]), None);
         assert!(equal_width(&[0.0, 0.5, 1.0]).is_some());
     }
-    use modelops_api::profile::FeatureProfile;
-    use modelops_api::serving::{Sample, parse_metrics};
 
     fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         samples

@@ -112,8 +112,7 @@ pub fn train_epoch(
     // On a GPU the losses are summed there and read once: reading each batch's loss would make
     // the host wait for every batch's kernels instead of queueing the next batch's.
     let mut on_device: Option<Tensor> = None;
-    // The epoch's order is copied to the device once; each batch is a slice of it (a copy per
-    // batch from host memory would make the host wait for the GPU at every batch).
+    // The epoch's order is copied to the device once; each batch's index is a slice of it.
     let index = plan.examples.index(&order);
     let batch_size = plan.batch_size.max(1);
     for (n, rows) in order.chunks(batch_size).enumerate() {

@@ -133,7 +133,7 @@ impl Optimizer {
         let step = self.steps;
         let config = self.config.clone();
         if matches!(config.kind, OptimizerKind::Adam | OptimizerKind::Adamw)
-            && self.flat_adam(learning_rate, step)
+            && self.flat_adam(&config, learning_rate, step)
         {
             return;
         }
@@ -156,7 +156,7 @@ impl Optimizer {
     /// One Adam step over all parameters at once when every parameter has a gradient and all are
     /// `f32` on one device; `false` (nothing done) otherwise, for the per-parameter rule. The
     /// same operations as [`adam`], element by element, on the concatenation.
-    fn flat_adam(&mut self, learning_rate: f64, step: i64) -> bool {
+    fn flat_adam(&mut self, config: &OptimizerConfig, learning_rate: f64, step: i64) -> bool {
         let gradients: Vec<Tensor> = self.parameters.iter().map(|(_, p)| p.grad()).collect();
         let Some(device) = self.parameters.first().map(|(_, p)| p.device()) else {
             return false;
@@ -169,7 +169,6 @@ impl Optimizer {
         }) {
             return false;
         }
-        let config = self.config.clone();
         tch::no_grad(|| {
             let flat = self
                 .flat

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams};
+use std::time::Duration;
 
 const OPERATOR: &str = "system:serviceaccount:modelops-system:modelops-operator";
 
@@ -592,4 +593,121 @@ fn the_argocd_patch_carries_each_kinds_health_check_verbatim() {
             "{kind}"
         );
     }
+}
+
+/// The operator's leader election against the real API server, in a namespace of its own: a
+/// candidate waits while the holder renews (past the Lease's duration), a waiting candidate that
+/// stops leaves the Lease alone, a released Lease is taken at once, a holder that stops renewing
+/// (a crash) is replaced only after the Lease's duration, and the crashed holder's late release
+/// does not clear the Lease its successor holds (every write carries the version it read).
+#[tokio::test]
+async fn a_lease_changes_hands_only_when_released_or_expired() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use modelops_operator::leader::{self, LEASE_NAME, LEASE_SECONDS, Leadership};
+    use tokio::sync::oneshot;
+    if skip_without_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "lease").await;
+    let leases: Api<Lease> = ns.api();
+    let spec = |lease: Option<&Lease>| lease.and_then(|l| l.spec.clone()).unwrap_or_default();
+    let holder = |lease: Option<&Lease>| spec(lease).holder_identity;
+    let renewed = |lease: Option<&Lease>| spec(lease).renew_time.map(|t| t.0);
+
+    // A holder that renews until told to stop, then hands its Leadership back unreleased.
+    let hold = |mut leadership: Leadership| {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = leadership.lost() => panic!("the lease was lost"),
+                _ = stopped => leadership,
+            }
+        });
+        (stop, task)
+    };
+    let take = |identity: &'static str| {
+        let client = client.clone();
+        let ns = ns.name.clone();
+        tokio::spawn(async move {
+            leader::acquire(client, &ns, identity)
+                .await
+                .unwrap()
+                .unwrap()
+        })
+    };
+
+    let a = leader::acquire(client.clone(), &ns.name, "a")
+        .await
+        .unwrap()
+        .unwrap();
+    let taken = renewed(Some(&leases.get(LEASE_NAME).await.unwrap())).unwrap();
+    let (stop_a, a) = hold(a);
+    // b waits while a renews, for longer than the Lease lasts.
+    let b = take("b");
+    let past_duration = taken
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
+            i64::from(LEASE_SECONDS) + 2,
+        ))
+        .unwrap();
+    let lease = wait(&leases, LEASE_NAME, Duration::from_secs(60), |lease| {
+        renewed(lease).is_some_and(|t| t > past_duration)
+    })
+    .await;
+    assert_eq!(holder(lease.as_ref()).as_deref(), Some("a"));
+    assert!(!b.is_finished(), "b took a lease a was renewing");
+    // A waiting candidate that stops (as a standby replica does on shutdown) writes nothing.
+    b.abort();
+    let before = leases.get(LEASE_NAME).await.unwrap();
+    wait(&leases, LEASE_NAME, Duration::from_secs(30), |lease| {
+        lease.and_then(|l| l.metadata.resource_version.clone()) != before.metadata.resource_version
+    })
+    .await;
+    assert_eq!(
+        holder(Some(&leases.get(LEASE_NAME).await.unwrap())).as_deref(),
+        Some("a")
+    );
+
+    // A released Lease is taken without waiting for it to expire.
+    let c = take("c");
+    stop_a.send(()).unwrap();
+    a.await.unwrap().release().await;
+    let c = tokio::time::timeout(Duration::from_secs(10), c)
+        .await
+        .expect("c did not take the released lease")
+        .unwrap();
+    let lease = leases.get(LEASE_NAME).await.unwrap();
+    assert_eq!(holder(Some(&lease)).as_deref(), Some("c"));
+    assert_eq!(spec(Some(&lease)).lease_transitions, Some(1));
+
+    // c stops renewing without releasing (a crash): d takes over once the Lease has gone
+    // unrenewed for its duration, not before.
+    let (stop_c, c) = hold(c);
+    let d = take("d");
+    stop_c.send(()).unwrap();
+    let crashed = c.await.unwrap();
+    let last_renewal = renewed(Some(&leases.get(LEASE_NAME).await.unwrap())).unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(60), d)
+        .await
+        .expect("d did not take the expired lease")
+        .unwrap();
+    let lease = leases.get(LEASE_NAME).await.unwrap();
+    assert_eq!(holder(Some(&lease)).as_deref(), Some("d"));
+    let acquired = spec(Some(&lease)).acquire_time.unwrap().0;
+    let unrenewed = acquired.duration_since(last_renewal);
+    assert!(
+        unrenewed >= k8s_openapi::jiff::SignedDuration::from_secs(LEASE_SECONDS.into()),
+        "d took the lease {unrenewed:?} after c's last renewal"
+    );
+    // The crashed holder's late release finds the Lease changed and clears nothing.
+    crashed.release().await;
+    assert_eq!(
+        holder(Some(&leases.get(LEASE_NAME).await.unwrap())).as_deref(),
+        Some("d")
+    );
+    let (stop_d, d) = hold(d);
+    stop_d.send(()).unwrap();
+    d.await.unwrap().release().await;
+    assert_eq!(holder(Some(&leases.get(LEASE_NAME).await.unwrap())), None);
+    ns.delete().await;
 }

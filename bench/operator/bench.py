@@ -13,6 +13,8 @@ each waits for it and makes no pods), from several client threads. It prints:
 - reconciles per second while the objects came in (`modelops_reconciles_total` of the kind, from
   the operator's metrics);
 - the operator's CPU over `--idle` seconds once everything settled, as a share of one core;
+- at the end of that window, its RSS again and its heap in use (`modelops_heap_bytes`: what it
+  holds, where the RSS also counts what the allocator kept);
 
 then deletes the namespace and waits until it is gone. Run it with bench/operator/run.
 """
@@ -94,15 +96,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def reconciles(pod, kind):
-    """The operator's reconciles of `kind` so far, from its metrics."""
+def metric(pod, prefix):
+    """The sum of the operator's series whose line starts with `prefix`, from its metrics."""
     url = f"http://{pod['status']['podIP']}:8080/metrics"
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("modelops_reconciles_total{") and f'kind="{kind}"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def reconciles(pod, kind):
+    """The operator's reconciles of `kind` so far."""
+    return metric(pod, f'modelops_reconciles_total{{kind="{kind}"}}')
+
+
+def heap_mb(pod):
+    """The operator's heap in use (its last figure, taken every 10 s)."""
+    return metric(pod, 'modelops_heap_bytes{state="in_use"}') / 1e6
 
 
 def count(kind, namespace, selector=None):
@@ -207,12 +215,14 @@ def run(args, n):
         cpu_before = cpu_seconds(pid)
         time.sleep(args.idle)
         idle = (cpu_seconds(pid) - cpu_before) / args.idle
+        rss_idle, heap = rss_mb(pid), heap_mb(pod)
         return {
             "n": n, "mode": args.mode, "createSeconds": round(created - started, 1),
             "lastChildAfterLastCreate": None if last_child is None else round(last_child - created, 2),
             "reconcilesPerSecond": round(reconciled / max(settled - started, 1e-9), 1),
             "rssMbBefore": round(rss_before, 1), "rssMb": round(rss_after, 1),
             "anonMbBefore": round(anon_before, 1), "anonMb": round(anon_after, 1),
+            "rssMbIdle": round(rss_idle, 1), "heapMbIdle": round(heap, 1),
             "idleCpuPercent": round(idle * 100, 2), "idleSeconds": args.idle,
         }
     finally:
@@ -233,11 +243,11 @@ def main():
         result = run(args, n)
         print("  " + json.dumps(result), flush=True)
         results.append(result)
-    print(f"\n| mode | N | RSS MB (before) | cgroup anon MB | last child after last create s | reconciles/s | idle CPU % |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n| mode | N | RSS MB (before) | cgroup anon MB | RSS MB after idle | heap in use MB | last child after last create s | reconciles/s | idle CPU % |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         child = "" if r["lastChildAfterLastCreate"] is None else f"{r['lastChildAfterLastCreate']:.2f}"
-        print(f"| {r['mode']} | {r['n']} | {r['rssMb']:.1f} ({r['rssMbBefore']:.1f}) | {r['anonMb']:.1f} | {child} "
+        print(f"| {r['mode']} | {r['n']} | {r['rssMb']:.1f} ({r['rssMbBefore']:.1f}) | {r['anonMb']:.1f} | {r['rssMbIdle']:.1f} | {r['heapMbIdle']:.1f} | {child} "
               f"| {r['reconcilesPerSecond']:.0f} | {r['idleCpuPercent']:.2f} |")
 
 

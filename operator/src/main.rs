@@ -201,8 +201,16 @@ impl Flags {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads.
+    modelops_operator::memory::configure();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     // One TLS provider for the process (kube's and the PromQL client's): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let flags = Flags::parse();
@@ -227,6 +235,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let client = kube::Client::try_default().await?;
     let metrics = Metrics::default();
+    let heap = metrics.clone();
+    let trimming = tokio::spawn(modelops_operator::memory::trim_periodically(
+        move |figures| heap.set_heap(figures),
+    ));
     let scope = config.watch_namespaces.clone();
     let ctx = Context::new(client, config, metrics.clone());
     // The dashboard, like the probes, is served by every replica: the leader from its caches,
@@ -282,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     server.abort();
+    trimming.abort();
     if let Some(dashboard) = dashboard {
         dashboard.abort();
     }

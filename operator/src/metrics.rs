@@ -14,8 +14,8 @@ use modelops_api::{Dataset, ModelDeployment, Monitor, TrainingJob};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -26,6 +26,7 @@ struct Inner {
     durations: HistogramVec,
     failures: IntCounterVec,
     leading: IntGauge,
+    heap: IntGaugeVec,
     rollout_events: IntCounterVec,
     evaluations: IntCounterVec,
     training_ends: IntCounterVec,
@@ -291,6 +292,17 @@ impl Default for Metrics {
         registry
             .register(Box::new(leading.clone()))
             .expect("registered once");
+        let heap = IntGaugeVec::new(
+            Opts::new(
+                "modelops_heap_bytes",
+                "The operator's heap: in_use (allocated), free (freed, kept by the allocator), every 10 s.",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(heap.clone()))
+            .expect("registered once");
         let caches = Arc::new(Mutex::new(Caches::default()));
         let descs = object_gauges()
             .iter()
@@ -315,6 +327,7 @@ impl Default for Metrics {
             durations,
             failures,
             leading,
+            heap,
             rollout_events,
             evaluations,
             training_ends,
@@ -341,6 +354,14 @@ impl Metrics {
     /// Says whether this replica leads.
     pub fn set_leading(&self, leading: bool) {
         self.0.leading.set(i64::from(leading));
+    }
+
+    /// Records the heap's figures.
+    pub fn set_heap(&self, heap: crate::memory::Heap) {
+        for (state, bytes) in [("in_use", heap.in_use), ("free", heap.free)] {
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            self.0.heap.with_label_values(&[state]).set(bytes);
+        }
     }
 
     /// Counts what a rollout in `namespace` did (the reason of the Event it published).

@@ -19,8 +19,8 @@ pub mod workerpod;
 
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
+use events::Recorder;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use std::sync::Arc;
 
 /// What every reconcile gets.

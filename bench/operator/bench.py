@@ -39,16 +39,22 @@ def kubectl(*args, input=None, check=True):
     return out.stdout
 
 
-def operator_pod():
-    """The operator's leader: the pod the Lease names (the chart runs a standby beside it)."""
-    holder = kubectl("-n", "modelops-system", "get", "lease", "modelops-operator", "-o",
-                     "jsonpath={.spec.holderIdentity}")
-    pods = json.loads(kubectl("-n", "modelops-system", "get", "pods", "-l",
-                              "app.kubernetes.io/name=modelops", "-o", "json"))["items"]
-    for pod in pods:
-        if holder.startswith(pod["metadata"]["name"]) and pod["status"].get("phase") == "Running":
-            return pod
-    sys.exit(f"no running operator pod holds the lease ({holder!r}): run tests/cluster/install")
+def operator_pod(within=60):
+    """The operator's leader: the pod the Lease names (the chart runs a standby beside it), once
+    one holds it (a rollout leaves the Lease released for a moment)."""
+    deadline = time.time() + within
+    while True:
+        holder = kubectl("-n", "modelops-system", "get", "lease", "modelops-operator", "-o",
+                         "jsonpath={.spec.holderIdentity}", check=False)
+        pods = json.loads(kubectl("-n", "modelops-system", "get", "pods", "-l",
+                                  "app.kubernetes.io/name=modelops", "-o", "json"))["items"]
+        for pod in pods:
+            if (holder and holder.startswith(pod["metadata"]["name"] + "-")
+                    and pod["status"].get("phase") == "Running"):
+                return pod
+        if time.time() > deadline:
+            sys.exit(f"no running operator pod holds the lease ({holder!r}) after {within} s: run tests/cluster/install")
+        time.sleep(1)
 
 
 def operator_pid(pod):

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
@@ -20,6 +20,12 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
+
+/// The most reconciles one controller runs at once. Unbounded, a burst of changes (ten thousand
+/// objects created, or deleted with their namespace) started a reconcile for each at once: their
+/// requests and answers in memory together (the RSS doubled) and a queue at the API server.
+/// Bounded, the rest wait their turn, each object still reconciled once for all its changes.
+pub const CONCURRENT_RECONCILES: u16 = 256;
 
 /// What every kind the operator reconciles is: a namespaced object the runner can watch.
 pub trait Reconciled:
@@ -108,7 +114,8 @@ impl<K: Reconciled> Runner<K> {
                 objects.predicate_filter(predicates::generation, Default::default()),
                 reader,
             ),
-        };
+        }
+        .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES));
         Self {
             controller,
             ctx,

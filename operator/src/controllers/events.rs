@@ -17,7 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,9 @@ struct Published {
 pub struct Recorder {
     client: Client,
     instance: String,
+    /// The digest's key, random per process: no one who can name objects can make two Events
+    /// of different namespaces share a digest on purpose.
+    keys: RandomState,
     recent: Mutex<Recent>,
 }
 
@@ -70,6 +73,7 @@ pub fn recorder(client: Client) -> Recorder {
     Recorder {
         client,
         instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER.to_owned()),
+        keys: RandomState::new(),
         recent: Mutex::default(),
     }
 }
@@ -98,7 +102,7 @@ impl Recorder {
         note: String,
     ) -> kube::Result<()> {
         let type_ = if warning { "Warning" } else { "Normal" };
-        let digest = digest(&regarding, type_, reason, &note);
+        let digest = digest(&self.keys, &regarding, type_, reason, &note);
         let now = Instant::now();
         let repeat = {
             let mut recent = self.recent.lock().expect("never poisoned");
@@ -168,9 +172,14 @@ impl Recorder {
 
 /// What makes two Events the same: the object (by uid, so a namesake created later is another),
 /// the type, the reason and the note.
-fn digest(regarding: &ObjectReference, type_: &str, reason: &str, note: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    (
+fn digest(
+    keys: &RandomState,
+    regarding: &ObjectReference,
+    type_: &str,
+    reason: &str,
+    note: &str,
+) -> u64 {
+    keys.hash_one((
         &regarding.api_version,
         &regarding.kind,
         &regarding.namespace,
@@ -179,9 +188,7 @@ fn digest(regarding: &ObjectReference, type_: &str, reason: &str, note: &str) ->
         type_,
         reason,
         note,
-    )
-        .hash(&mut hasher);
-    hasher.finish()
+    ))
 }
 
 #[cfg(test)]
@@ -201,6 +208,10 @@ mod tests {
 
     #[test]
     fn an_event_is_the_same_only_when_object_type_reason_and_note_are() {
+        let keys = RandomState::new();
+        let digest = |reference: &ObjectReference, type_, reason, note| {
+            digest(&keys, reference, type_, reason, note)
+        };
         let same = digest(&reference("1"), "Warning", "NameTaken", "taken");
         assert_eq!(
             same,

@@ -29,7 +29,6 @@ pub const REPEAT_WITHIN: Duration = Duration::from_secs(6 * 60);
 /// What is remembered of a published Event.
 struct Published {
     name: String,
-    namespace: String,
     count: i32,
     at: Instant,
 }
@@ -62,7 +61,10 @@ impl Recent {
         }
         self.events
             .retain(|_, e| now.duration_since(e.at) < REPEAT_WITHIN);
-        self.events.shrink_to_fit();
+        // Given back once a burst has mostly been forgotten, not reallocated at every scan.
+        if self.events.len() < self.events.capacity() / 4 {
+            self.events.shrink_to_fit();
+        }
         self.pruned = Some(now);
     }
 }
@@ -104,21 +106,27 @@ impl Recorder {
         let type_ = if warning { "Warning" } else { "Normal" };
         let digest = digest(&self.keys, &regarding, type_, reason, &note);
         let now = Instant::now();
+        // The object's namespace is the Event's (the digest covers it, so a repeat's too).
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let events = Api::<Event>::namespaced(self.client.clone(), &namespace);
         let repeat = {
             let mut recent = self.recent.lock().expect("never poisoned");
             recent.prune(now);
             recent.events.get_mut(&digest).map(|e| {
                 e.count += 1;
                 e.at = now;
-                (e.name.clone(), e.namespace.clone(), e.count)
+                (e.name.clone(), e.count)
             })
         };
-        if let Some((name, namespace, count)) = repeat {
+        if let Some((name, count)) = repeat {
             let series = serde_json::json!({"series": EventSeries {
                 count,
                 last_observed_time: MicroTime(Timestamp::now()),
             }});
-            let patched = Api::<Event>::namespaced(self.client.clone(), &namespace)
+            let patched = events
                 .patch(&name, &PatchParams::default(), &Patch::Merge(series))
                 .await;
             match patched {
@@ -128,10 +136,6 @@ impl Recorder {
                 Err(e) => return Err(e),
             }
         }
-        let namespace = regarding
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
         let at = Timestamp::now();
         let name = format!(
             "{}.{:x}",
@@ -141,7 +145,7 @@ impl Recorder {
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
-                namespace: Some(namespace.clone()),
+                namespace: Some(namespace),
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(at)),
@@ -154,14 +158,11 @@ impl Recorder {
             reporting_instance: Some(self.instance.clone()),
             ..Event::default()
         };
-        Api::<Event>::namespaced(self.client.clone(), &namespace)
-            .create(&PostParams::default(), &event)
-            .await?;
+        events.create(&PostParams::default(), &event).await?;
         self.recent.lock().expect("never poisoned").events.insert(
             digest,
             Published {
                 name,
-                namespace,
                 count: 1,
                 at: now,
             },
@@ -231,7 +232,6 @@ mod tests {
     fn what_is_older_than_the_repeat_window_is_forgotten() {
         let published = |at| Published {
             name: "iris.1".into(),
-            namespace: "team-a".into(),
             count: 1,
             at,
         };

@@ -204,10 +204,15 @@ impl Flags {
 fn main() -> anyhow::Result<()> {
     // Before the runtime starts its threads.
     modelops_operator::memory::configure();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One thread runs the tasks (decoding, reconciles) unless TOKIO_WORKER_THREADS says more:
+    // the operator waits on the API server, and a second thread only woke up to find nothing
+    // to do (bench/operator: idle CPU 1.13 -> 1.02 % of a core at 5,000 TrainingJobs, with no
+    // fewer reconciles per second). Blocking work still gets threads of its own.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        runtime.worker_threads(1);
+    }
+    runtime.enable_all().build()?.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {

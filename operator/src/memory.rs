@@ -9,20 +9,34 @@
 //! - a fixed mmap threshold of [`MMAP_THRESHOLD`]: a large buffer (a list page) gets pages of
 //!   its own and gives them back when freed. glibc otherwise raises the threshold to the largest
 //!   buffer freed so far, and every later page lands in the heap;
-//! - [`trim`] every [`TRIM_EVERY`]: freed pages anywhere in the heap, not only at its top, go
-//!   back to the system (`malloc_trim`).
+//! - [`trim`] within [`TRIM_EVERY`] after work ([`note_work`]: a reconcile), and at least every
+//!   [`TRIM_AT_LEAST_EVERY`]: freed pages anywhere in the heap, not only at its top, go back to
+//!   the system (`malloc_trim`). Not at every tick: `malloc_trim` and `mallinfo2` walk every
+//!   free chunk of every arena, and every 10 s they were 44 % of an idle operator's CPU.
 //!
 //! docs/decisions.md says why this is written here rather than taken from a crate.
 #![allow(unsafe_code)]
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The most malloc arenas the process uses.
 pub const ARENAS: i32 = 2;
 /// Buffers at least this large are mapped on their own.
 pub const MMAP_THRESHOLD: i32 = 128 * 1024;
-/// How often freed heap pages are given back.
+/// How soon after work freed heap pages are given back.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// How often they are given back when no work was noted (a watch's decoding is not).
+pub const TRIM_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+
+/// Work done since the process started, as [`note_work`] counts it.
+static WORK: AtomicU64 = AtomicU64::new(0);
+
+/// Notes work that may have left freed memory behind (a reconcile): the next [`TRIM_EVERY`]
+/// tick trims. Costs one relaxed atomic add.
+pub fn note_work() {
+    WORK.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Sets the allocator's limits: call first in `main`, before any thread starts.
 pub fn configure() {
@@ -68,23 +82,51 @@ pub fn heap() -> Option<Heap> {
     None
 }
 
-/// Runs [`trim`] every [`TRIM_EVERY`], forever, and hands the heap's figures after each to
-/// `observe`.
+/// Runs [`trim`] forever: at the first [`TRIM_EVERY`] tick after [`note_work`], and after
+/// [`TRIM_AT_LEAST_EVERY`] without; hands the heap's figures after each to `observe`.
 pub async fn trim_periodically(observe: impl Fn(Heap)) {
     let mut every = tokio::time::interval(TRIM_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmed = None;
     loop {
-        every.tick().await;
+        let now = every.tick().await;
+        let work = WORK.load(Ordering::Relaxed);
+        if !due(trimmed, work, now.into_std()) {
+            continue;
+        }
         trim();
         if let Some(heap) = heap() {
             observe(heap);
         }
+        trimmed = Some((work, now.into_std()));
     }
+}
+
+/// Whether to trim at `now`, with `work` noted so far, given the work count and time of the
+/// last trim (none yet: at once).
+fn due(trimmed: Option<(u64, Instant)>, work: u64, now: Instant) -> bool {
+    trimmed.is_none_or(|(at_work, at)| {
+        at_work != work || now.duration_since(at) >= TRIM_AT_LEAST_EVERY
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_heap_is_trimmed_after_work_and_now_and_then_without() {
+        let start = Instant::now();
+        assert!(due(None, 0, start), "at once");
+        let last = Some((7, start));
+        assert!(!due(last, 7, start + TRIM_EVERY), "no work since");
+        assert!(due(last, 8, start + TRIM_EVERY), "work since");
+        assert!(!due(last, 7, start + TRIM_AT_LEAST_EVERY - TRIM_EVERY));
+        assert!(
+            due(last, 7, start + TRIM_AT_LEAST_EVERY),
+            "long enough without"
+        );
+    }
 
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -44,8 +44,20 @@ where
         .get_opt(&name)
         .await
         .action(|| format!("reading {kind} {name}"))?;
+    apply_over(api, object, existing.as_ref()).await
+}
+
+/// [`apply`] for a caller that has just read the object: `existing` is what it read (`None`
+/// when there was none), so the API server is not asked again.
+pub async fn apply_over<K>(api: &Api<K>, object: &K, existing: Option<&K>) -> Result<K>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let kind = K::kind(&Default::default()).into_owned();
     if let (Some(existing), Some(owner)) = (existing, controller_of(object.meta()))
-        && !controlled_by(&existing, &owner.uid)
+        && !controlled_by(existing, &owner.uid)
     {
         return Err(Error::NotOurs {
             kind,

@@ -3,17 +3,20 @@
 //! builds those Jobs and reads their outcome, including the worker's termination message.
 
 use super::error::{ApiContext, Result};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::{
-    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    Job, JobSpec, JobStatus, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::Client;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, ListParams};
+use kube::{Client, Resource};
 use modelops_api::conditions::reasons;
 use modelops_api::trainingjob::RunPolicy;
 use modelops_api::workorder::PERMANENT_FAILURE_EXIT_CODE;
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The label the Job controller puts on a Job's pods.
@@ -76,7 +79,7 @@ fn pod_failure_policy() -> PodFailurePolicy {
 }
 
 /// Where a Job is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Suspended (not admitted yet).
     Suspended,
@@ -101,9 +104,112 @@ pub enum Outcome {
     },
 }
 
+/// A Job as its owners' watches decode it: the metadata a watch and an owner need, the spec's
+/// `suspend` and the status. The pod template and the `managedFields` are skipped while the JSON
+/// is read, not decoded and then dropped: Kubernetes' Job controller writes each new Job's
+/// status once more, minutes later when thousands were made at once, and decoding those whole
+/// Jobs was most of the operator's idle cost.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WatchedJob {
+    /// Name, namespace, uid, resource version, labels, owner references and deletion time.
+    #[serde(deserialize_with = "watched_metadata")]
+    pub metadata: ObjectMeta,
+    /// The spec's `suspend`.
+    #[serde(default)]
+    pub spec: Option<WatchedJobSpec>,
+    /// The status, whole.
+    #[serde(default)]
+    pub status: Option<JobStatus>,
+}
+
+/// Of a Job's spec, what its owners read.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WatchedJobSpec {
+    /// Whether the Job is suspended.
+    #[serde(default)]
+    pub suspend: Option<bool>,
+}
+
+impl Resource for WatchedJob {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        Job::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        Job::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        Job::version(dt)
+    }
+    fn api_version(dt: &()) -> Cow<'_, str> {
+        Job::api_version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        Job::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Reads the metadata of a watched object, skipping what no watch or owner reads
+/// (`managedFields` above all, often the largest part of it).
+fn watched_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<ObjectMeta, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Watched {
+        name: Option<String>,
+        namespace: Option<String>,
+        uid: Option<String>,
+        resource_version: Option<String>,
+        generation: Option<i64>,
+        labels: Option<BTreeMap<String, String>>,
+        owner_references: Option<Vec<OwnerReference>>,
+        deletion_timestamp: Option<Time>,
+    }
+    let watched = Watched::deserialize(deserializer)?;
+    Ok(ObjectMeta {
+        name: watched.name,
+        namespace: watched.namespace,
+        uid: watched.uid,
+        resource_version: watched.resource_version,
+        generation: watched.generation,
+        labels: watched.labels,
+        owner_references: watched.owner_references,
+        deletion_timestamp: watched.deletion_timestamp,
+        ..Default::default()
+    })
+}
+
+/// All an owner's reconcile reads of its Job's spec and status (besides its metadata): the
+/// outcome and the count of failed pods. The owners are woken when it changes
+/// ([`super::runner::Runner::owns_reading`]), not at every write to the Job.
+pub fn read(job: &WatchedJob) -> (Outcome, Option<i32>) {
+    let suspend = job.spec.as_ref().and_then(|s| s.suspend);
+    (
+        outcome_of(suspend, job.status.as_ref()),
+        job.status.as_ref().and_then(|s| s.failed),
+    )
+}
+
 /// Reads a Job's outcome from its status.
 pub fn outcome(job: &Job) -> Outcome {
-    let status = job.status.clone().unwrap_or_default();
+    outcome_of(
+        job.spec.as_ref().and_then(|s| s.suspend),
+        job.status.as_ref(),
+    )
+}
+
+/// The outcome of a Job whose `spec.suspend` and status these are.
+fn outcome_of(suspend: Option<bool>, status: Option<&JobStatus>) -> Outcome {
+    let status = status.cloned().unwrap_or_default();
     let failed = status.failed.unwrap_or(0);
     for condition in status.conditions.iter().flatten() {
         if condition.status != "True" {
@@ -124,7 +230,7 @@ pub fn outcome(job: &Job) -> Outcome {
             _ => {}
         }
     }
-    if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) && status.active.unwrap_or(0) == 0 {
+    if suspend == Some(true) && status.active.unwrap_or(0) == 0 {
         return Outcome::Suspended;
     }
     Outcome::Active {
@@ -268,5 +374,54 @@ mod tests {
                 serde_json::to_value(&old).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_watched_job_reads_as_the_whole_job_does_without_its_template() {
+        let whole = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": "tj-train", "namespace": "team-a", "uid": "u1", "resourceVersion": "42",
+                "generation": 1, "labels": {"modelops.dev/trainingjob": "tj"},
+                "annotations": {"a": "b"},
+                "ownerReferences": [{"apiVersion": "modelops.dev/v1alpha1", "kind": "TrainingJob",
+                                     "name": "tj", "uid": "owner", "controller": true}],
+                "managedFields": [{"manager": "modelops", "operation": "Apply",
+                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:suspend": {}}}}],
+            },
+            "spec": {"suspend": true, "backoffLimit": 3,
+                     "template": {"spec": {"containers": [{"name": "worker", "image": "w"}]}}},
+        });
+        let statuses = [
+            json!(null),
+            json!({"conditions": [{"type": "Suspended", "status": "True"}]}),
+            json!({"active": 1, "ready": 1, "failed": 2}),
+            json!({"failed": 1, "conditions": [{"type": "Complete", "status": "True"}]}),
+            json!({"failed": 4, "conditions": [{"type": "Failed", "status": "True",
+                                                "reason": "BackoffLimitExceeded", "message": "m"}]}),
+        ];
+        for status in statuses {
+            let mut body = whole.clone();
+            body["status"] = status;
+            let job: Job = serde_json::from_value(body.clone()).unwrap();
+            let watched: WatchedJob = serde_json::from_value(body).unwrap();
+            assert_eq!(
+                read(&watched),
+                (outcome(&job), job.status.as_ref().and_then(|s| s.failed))
+            );
+            let meta = &watched.metadata;
+            assert_eq!(meta.name, job.metadata.name);
+            assert_eq!(meta.namespace, job.metadata.namespace);
+            assert_eq!(meta.uid, job.metadata.uid);
+            assert_eq!(meta.resource_version, job.metadata.resource_version);
+            assert_eq!(meta.labels, job.metadata.labels);
+            assert_eq!(meta.owner_references, job.metadata.owner_references);
+            assert_eq!(meta.managed_fields, None, "managedFields are skipped");
+            assert_eq!(meta.annotations, None);
+        }
+        assert_eq!(
+            WatchedJob::url_path(&(), Some("team-a")),
+            Job::url_path(&(), Some("team-a"))
+        );
     }
 }

@@ -16,8 +16,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -27,28 +29,32 @@ use tracing::Instrument;
 /// Bounded, the rest wait their turn, each object still reconciled once for all its changes.
 pub const CONCURRENT_RECONCILES: u16 = 256;
 
-/// What every kind the operator reconciles is: a namespaced object the runner can watch.
-pub trait Reconciled:
+/// What a kind of children is: a namespaced object an owner's watch can decode.
+pub trait Owned:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
     + Debug
     + Send
-    + Sync
     + 'static
 {
 }
 
-impl<K> Reconciled for K where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+impl<C> Owned for C where
+    C: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + Debug
         + Send
-        + Sync
         + 'static
 {
 }
+
+/// What every kind the operator reconciles is: a namespaced object the runner can watch, and
+/// share between threads.
+pub trait Reconciled: Owned + Sync {}
+
+impl<K: Owned + Sync> Reconciled for K {}
 
 /// Which changes of its own objects wake a controller (its children, the kinds it watches and
 /// its timers wake it either way).
@@ -132,19 +138,36 @@ impl<K: Reconciled> Runner<K> {
     /// their owner's kind are watched (see [`owner_label_key`]), so the operator does not cache
     /// every Job or Deployment in the cluster.
     #[must_use]
-    pub fn owns<Child>(self) -> Self
-    where
-        Child: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + 'static,
-    {
+    pub fn owns<Child: Owned>(self) -> Self {
         let api = api::<Child>(&self.ctx, self.namespace.as_deref());
         let config = watcher::Config::default().labels(&owner_label_key::<K>());
         Self {
             controller: self.controller.owns(api, config),
+            ctx: self.ctx,
+            namespace: self.namespace,
+        }
+    }
+
+    /// As [`Runner::owns`], but the owner is woken only when what its reconcile reads of a child
+    /// changes: `read` of it, its labels, its owner references or its deletion (and when a
+    /// child appears or goes). Another controller's bookkeeping on the child then costs the
+    /// owner no reconcile: Kubernetes' Job controller, for one, writes a `Suspended` condition
+    /// on each new suspended Job, minutes after the Job was made when thousands were (its
+    /// client's 20 requests per second), and each of those writes used to wake a reconcile.
+    #[must_use]
+    pub fn owns_reading<Child, Read>(self, read: fn(&Child) -> Read) -> Self
+    where
+        Child: Owned,
+        Read: Hash + 'static,
+    {
+        let api = api::<Child>(&self.ctx, self.namespace.as_deref());
+        let config = watcher::Config::default().labels(&owner_label_key::<K>());
+        let mut seen = Seen::new(read);
+        let changes = watcher::watcher(api, config)
+            .default_backoff()
+            .filter_map(move |event| futures::future::ready(seen.wakes(event).transpose()));
+        Self {
+            controller: self.controller.owns_stream(changes),
             ctx: self.ctx,
             namespace: self.namespace,
         }
@@ -249,6 +272,7 @@ impl<K: Reconciled> Runner<K> {
             async move {
                 let result = reconciled.await;
                 drop(timer);
+                crate::memory::note_work();
                 result
             }
             .instrument(span)
@@ -265,6 +289,81 @@ impl<K: Reconciled> Runner<K> {
                 futures::future::ready(())
             })
             .await;
+    }
+}
+
+/// The children an owner has seen, for [`Runner::owns_reading`]: for each (by a digest of its
+/// namespace, name and uid) a digest of what its owner reads, and the listing it was last seen
+/// in. Digests are keyed at random per process, so no one can craft a child whose change looks
+/// like no change. About 24 bytes a child; a child's entry goes with the child.
+struct Seen<Child, Read> {
+    read: fn(&Child) -> Read,
+    keys: RandomState,
+    digests: HashMap<u64, (u64, u32)>,
+    /// Counts the watch's (re)listings: a child not listed again is gone.
+    listing: u32,
+}
+
+impl<Child: Resource, Read: Hash> Seen<Child, Read> {
+    fn new(read: fn(&Child) -> Read) -> Self {
+        Self {
+            read,
+            keys: RandomState::new(),
+            digests: HashMap::new(),
+            listing: 0,
+        }
+    }
+
+    /// The child of `event` when it should wake its owner: new, gone, or changed in what the
+    /// owner reads. Errors pass through (the watcher retries them).
+    fn wakes(
+        &mut self,
+        event: Result<watcher::Event<Child>, watcher::Error>,
+    ) -> Result<Option<Child>, watcher::Error> {
+        Ok(match event? {
+            watcher::Event::Apply(child) | watcher::Event::InitApply(child) => {
+                let key = self.key(&child);
+                let digest = self.digest(&child);
+                let before = self.digests.insert(key, (digest, self.listing));
+                (before.map(|(d, _)| d) != Some(digest)).then_some(child)
+            }
+            watcher::Event::Delete(child) => {
+                let key = self.key(&child);
+                self.digests.remove(&key);
+                Some(child)
+            }
+            watcher::Event::Init => {
+                self.listing = self.listing.wrapping_add(1);
+                None
+            }
+            watcher::Event::InitDone => {
+                let listing = self.listing;
+                self.digests.retain(|_, (_, seen)| *seen == listing);
+                if self.digests.len() < self.digests.capacity() / 4 {
+                    self.digests.shrink_to_fit();
+                }
+                None
+            }
+        })
+    }
+
+    fn key(&self, child: &Child) -> u64 {
+        let meta = child.meta();
+        self.keys.hash_one((&meta.namespace, &meta.name, &meta.uid))
+    }
+
+    fn digest(&self, child: &Child) -> u64 {
+        let meta = child.meta();
+        self.keys.hash_one((
+            (self.read)(child),
+            &meta.labels,
+            meta.owner_references
+                .iter()
+                .flatten()
+                .map(|r| (&r.uid, r.controller))
+                .collect::<Vec<_>>(),
+            meta.deletion_timestamp.is_some(),
+        ))
     }
 }
 
@@ -374,6 +473,7 @@ pub fn error_policy<K: Resource<DynamicType = ()> + Send + Sync + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::jobs;
     use modelops_api::{Dataset, TrainingJob};
 
     fn job(namespace: &str, name: &str, dataset: &str) -> Arc<TrainingJob> {
@@ -427,5 +527,84 @@ mod tests {
         });
         let woken: Vec<_> = woken.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(woken, ["uses-it"]);
+    }
+
+    fn worker_job(name: &str, uid: &str, status: serde_json::Value) -> jobs::WatchedJob {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "team-a", "name": name, "uid": uid,
+                         "labels": {"modelops.dev/trainingjob": "tj"},
+                         "ownerReferences": [{"apiVersion": "modelops.dev/v1alpha1", "kind": "TrainingJob",
+                                              "name": "tj", "uid": "owner", "controller": true}]},
+            "spec": {"suspend": true, "template": {}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_owner_wakes_for_what_it_reads_of_a_child_not_for_other_writes() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let mut seen = Seen::new(jobs::read);
+        let mut wakes = |event| seen.wakes(Ok(event)).unwrap().is_some();
+        let new = worker_job("tj-train", "1", serde_json::json!({}));
+        let suspended = worker_job(
+            "tj-train",
+            "1",
+            serde_json::json!({"conditions": [
+            {"type": "Suspended", "status": "True", "reason": "JobSuspended"}]}),
+        );
+        let failed_once = worker_job(
+            "tj-train",
+            "1",
+            serde_json::json!({"failed": 1, "active": 1}),
+        );
+        assert!(wakes(Apply(new.clone())), "a new child wakes its owner");
+        assert!(!wakes(Apply(new.clone())), "the same child again does not");
+        assert!(
+            !wakes(Apply(suspended.clone())),
+            "the Job controller's Suspended condition is not read by the owner"
+        );
+        assert!(wakes(Apply(failed_once.clone())), "a failed pod is");
+        let mut relabelled = failed_once.clone();
+        relabelled.metadata.labels = None;
+        assert!(wakes(Apply(relabelled)), "so are its labels");
+        let mut released = failed_once.clone();
+        released.metadata.owner_references = None;
+        assert!(wakes(Apply(released)), "and its owner");
+        assert!(wakes(Apply(failed_once.clone())));
+        assert!(
+            wakes(Delete(failed_once.clone())),
+            "a deleted child wakes its owner"
+        );
+        assert!(
+            wakes(Apply(failed_once.clone())),
+            "and is new when it comes back"
+        );
+        let recreated = worker_job(
+            "tj-train",
+            "2",
+            serde_json::json!({"failed": 1, "active": 1}),
+        );
+        assert!(
+            wakes(Apply(recreated)),
+            "a child made again under its name is new"
+        );
+
+        // A relisting: unchanged children wake no one, and those not listed again are forgotten.
+        let other = worker_job("other-train", "3", serde_json::json!({}));
+        assert!(wakes(Apply(other.clone())));
+        assert!(!wakes(Init));
+        assert!(
+            !wakes(InitApply(failed_once.clone())),
+            "listed again, unchanged"
+        );
+        assert!(!wakes(InitDone));
+        assert_eq!(
+            seen.digests.len(),
+            1,
+            "the children not listed again are forgotten"
+        );
+        let mut wakes = |event| seen.wakes(Ok(event)).unwrap().is_some();
+        assert!(wakes(Apply(other)), "a forgotten child is new again");
     }
 }

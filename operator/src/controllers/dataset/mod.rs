@@ -3,7 +3,7 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status, ours};
+use super::apply::{apply_over, apply_status, ours};
 use super::error::{ApiContext, Error, Result};
 use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events, jobs};
@@ -30,7 +30,7 @@ pub async fn run(ctx: Arc<Context>) {
     let metrics = ctx.metrics.clone();
     in_each_scope(ctx, Wakes::AnyChange, |runner: Runner<Dataset>| {
         metrics.observe_datasets(runner.store());
-        runner.owns::<Job>().run(reconcile)
+        runner.owns_reading(jobs::read).run(reconcile)
     })
     .await;
 }
@@ -149,9 +149,10 @@ async fn apply_prepare_job(ctx: &Context, dataset: &Dataset, namespace: &str) ->
         // Found under its name: the Dataset's own Job, or someone else's, which it never uses.
         return ours(job, dataset);
     }
-    let job = apply(
+    let job = apply_over(
         &jobs_api,
         &build::prepare_job(&ctx.config, dataset, namespace),
+        None,
     )
     .await?;
     events::publish(

@@ -7,7 +7,7 @@
 
 pub mod build;
 
-use super::apply::{apply, apply_status, controlled_by, ours, owner_label_key};
+use super::apply::{apply_over, apply_status, controlled_by, ours, owner_label_key};
 use super::error::{ApiContext, Error, Result};
 use super::runner::{Runner, Wakes, in_each_scope};
 use super::{Context, events, jobs};
@@ -48,7 +48,7 @@ pub async fn run(ctx: Arc<Context>) {
         // A job waiting for its Dataset proceeds as soon as the Dataset exists or is prepared;
         // reconciles read Datasets from that watch's cache.
         let (runner, datasets) = runner
-            .owns::<Job>()
+            .owns_reading(jobs::read)
             .watches_named_cached::<Dataset>(|job: &TrainingJob| Some(&job.spec.dataset_ref.name));
         runner.run(move |job, ctx| reconcile(job, ctx, datasets.clone()))
     })
@@ -240,7 +240,7 @@ async fn apply_worker_job(
             }
             None => {
                 *created = true;
-                apply(&jobs_api, &desired).await?
+                apply_over(&jobs_api, &desired, None).await?
             }
         },
     )

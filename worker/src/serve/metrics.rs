@@ -49,6 +49,8 @@ struct BinCounters {
     /// value's bin is computed rather than searched for.
     equal_width: Option<(f64, f64)>,
     counters: Vec<IntCounter>,
+    /// Counts of each counter not yet added to it (inputs: added at each scrape).
+    tally: Vec<u64>,
 }
 
 /// `(first edge, bins per unit)` when `edges` are equal-width to within rounding.
@@ -103,6 +105,7 @@ impl BinCounters {
             equal_width: equal_width(&histogram.edges),
             histogram,
             counters,
+            tally: Vec::new(),
         }
     }
 
@@ -123,17 +126,24 @@ impl BinCounters {
         self.counters[self.index(value)].inc();
     }
 
-    /// Counts many values: tallied here first, then one atomic add per bin that got any, rather
-    /// than one per value.
-    fn add_all(&self, values: impl Iterator<Item = f64>, tally: &mut Vec<u64>) {
-        tally.clear();
-        tally.resize(self.counters.len(), 0);
-        for value in values {
-            tally[self.index(value)] += 1;
+    /// Counts many values into the tally of not yet published counts ([`BinCounters::publish`]
+    /// adds them to the counters): plain additions under the series' lock, no atomic add per
+    /// request.
+    fn add_all(&mut self, values: impl Iterator<Item = f64>) {
+        if self.tally.len() != self.counters.len() {
+            self.tally.resize(self.counters.len(), 0);
         }
-        for (counter, &count) in self.counters.iter().zip(tally.iter()) {
-            if count > 0 {
-                counter.inc_by(count);
+        for value in values {
+            let index = self.index(value);
+            self.tally[index] += 1;
+        }
+    }
+
+    /// Adds the tallied counts to the counters.
+    fn publish(&mut self) {
+        for (counter, count) in self.counters.iter().zip(self.tally.iter_mut()) {
+            if *count > 0 {
+                counter.inc_by(std::mem::take(count));
             }
         }
     }
@@ -388,17 +398,13 @@ impl Metrics {
 
     /// Counts input rows: each row's value of each profiled feature, in order.
     pub fn count_inputs<'a>(&self, rows: impl IntoIterator<Item = &'a [f64]>) {
-        let series = self.series();
+        let mut series = self.series();
         if series.inputs.is_empty() {
             return;
         }
         let rows: Vec<&[f64]> = rows.into_iter().collect();
-        let mut tally = Vec::new();
-        for (index, feature) in series.inputs.iter().enumerate() {
-            feature.add_all(
-                rows.iter().filter_map(|row| row.get(index).copied()),
-                &mut tally,
-            );
+        for (index, feature) in series.inputs.iter_mut().enumerate() {
+            feature.add_all(rows.iter().filter_map(|row| row.get(index).copied()));
         }
     }
 
@@ -444,6 +450,9 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        for inputs in &mut self.series().inputs {
+            inputs.publish();
+        }
         let mut out = Vec::new();
         let encoder = TextEncoder::new();
         for registry in [&self.registry, &self.bins] {

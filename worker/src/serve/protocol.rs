@@ -206,6 +206,9 @@ pub(super) struct RawInput {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Element {
     Number(f64),
+    /// An array of numbers only (a row, or a flat tensor): 8 bytes a number, not an element
+    /// each.
+    Numbers(Vec<f64>),
     Text(String),
     Array(Vec<Element>),
     /// `null`, `true`, `false` or an object, as the error message names it.
@@ -217,7 +220,7 @@ impl std::fmt::Display for Element {
         match self {
             Element::Number(number) => write!(f, "{number}"),
             Element::Text(text) => write!(f, "{text:?}"),
-            Element::Array(_) => f.write_str("an array"),
+            Element::Array(_) | Element::Numbers(_) => f.write_str("an array"),
             Element::Other(what) => f.write_str(what),
         }
     }
@@ -261,7 +264,18 @@ impl<'de> Deserialize<'de> for Element {
                 self,
                 mut seq: A,
             ) -> Result<Element, A::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                // Numbers while they are numbers; elements from the first that is not.
+                let capacity = seq.size_hint().unwrap_or(0).min(4096);
+                let mut numbers = Vec::with_capacity(capacity);
+                let first_other = loop {
+                    match seq.next_element()? {
+                        None => return Ok(Element::Numbers(numbers)),
+                        Some(Element::Number(number)) => numbers.push(number),
+                        Some(other) => break other,
+                    }
+                };
+                let mut items: Vec<Element> = numbers.into_iter().map(Element::Number).collect();
+                items.push(first_other);
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
@@ -692,10 +706,56 @@ fn rows_of_shape(
     Ok(rows)
 }
 
-/// The elements of `data`, flat or nested one level (one array per row of `row_width`).
-fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Element>, RequestError> {
+/// One value of `data`: a number of an array of numbers, or an element of a mixed array.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Number(f64),
+    Element(&'a Element),
+}
+
+impl Item<'_> {
+    fn number(self) -> Option<f64> {
+        match self {
+            Item::Number(number) => Some(number),
+            Item::Element(Element::Number(number)) => Some(*number),
+            Item::Element(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Number(number) => write!(f, "{number}"),
+            Item::Element(element) => element.fmt(f),
+        }
+    }
+}
+
+/// The values of an array element, in order; `None` when it is not an array.
+fn items_of(element: &Element) -> Option<Vec<Item<'_>>> {
+    match element {
+        Element::Numbers(numbers) => Some(numbers.iter().map(|n| Item::Number(*n)).collect()),
+        Element::Array(items) => Some(items.iter().map(Item::Element).collect()),
+        _ => None,
+    }
+}
+
+/// The values of `data`, flat or nested one level (one array per row of `row_width`).
+fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<Item<'_>>, RequestError> {
     let items = match &input.data {
-        Some(Element::Array(items)) => items,
+        Some(Element::Array(items)) => items.as_slice(),
+        Some(Element::Numbers(numbers)) => {
+            // Flat, numbers only.
+            let expected = rows.checked_mul(row_width).ok_or_else(|| {
+                RequestError::bad(format!("input {:?}: shape too large", input.name))
+            })?;
+            return if numbers.len() == expected {
+                Ok(numbers.iter().map(|n| Item::Number(*n)).collect())
+            } else {
+                Err(wrong_count(input, expected, numbers.len()))
+            };
+        }
         Some(_) => {
             return Err(RequestError::bad(format!(
                 "input {:?}: data must be an array (flat, or one array per row)",
@@ -712,8 +772,8 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Eleme
     let expected = rows
         .checked_mul(row_width)
         .ok_or_else(|| RequestError::bad(format!("input {:?}: shape too large", input.name)))?;
-    let nested = matches!(items.first(), Some(Element::Array(_)));
-    let flat: Vec<&Element> = if nested {
+    let nested = matches!(items.first(), Some(Element::Array(_) | Element::Numbers(_)));
+    let flat: Vec<Item<'_>> = if nested {
         if items.len() != rows {
             return Err(RequestError::bad(format!(
                 "input {:?} has shape {:?} but {} rows of data",
@@ -724,9 +784,9 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Eleme
         }
         let mut flat = Vec::with_capacity(expected);
         for (index, row) in items.iter().enumerate() {
-            match row {
-                Element::Array(values) if values.len() == row_width => flat.extend(values),
-                Element::Array(values) => {
+            match items_of(row) {
+                Some(values) if values.len() == row_width => flat.extend(values),
+                Some(values) => {
                     return Err(RequestError::bad(format!(
                         "input {:?}: row {index} has {} values; the shape {:?} says {row_width}",
                         input.name,
@@ -734,7 +794,7 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Eleme
                         input.shape
                     )));
                 }
-                _ => {
+                None => {
                     return Err(RequestError::bad(format!(
                         "input {:?}: row {index} is not an array; nest every row or none",
                         input.name
@@ -744,17 +804,20 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<&Eleme
         }
         flat
     } else {
-        items.iter().collect()
+        items.iter().map(Item::Element).collect()
     };
     if flat.len() != expected {
-        return Err(RequestError::bad(format!(
-            "input {:?} has shape {:?} ({expected} values) but {} values of data",
-            input.name,
-            input.shape,
-            flat.len()
-        )));
+        return Err(wrong_count(input, expected, flat.len()));
     }
     Ok(flat)
+}
+
+/// The error of `data` with `found` values where the shape says `expected`.
+fn wrong_count(input: &RawInput, expected: usize, found: usize) -> RequestError {
+    RequestError::bad(format!(
+        "input {:?} has shape {:?} ({expected} values) but {found} values of data",
+        input.name, input.shape
+    ))
 }
 
 fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<Row>, RequestError> {
@@ -775,18 +838,17 @@ fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<R
     let flat = flatten(input, rows, width)?;
     let mut values = Vec::with_capacity(flat.len());
     for (index, value) in flat.into_iter().enumerate() {
-        let number = match value {
-            Element::Number(number) if number.is_finite() => Some(*number),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            RequestError::bad(format!(
-                "input {:?}: value {index} (row {}, feature {:?}) is {value}, not a number",
-                input.name,
-                index / width,
-                feature_name(model, index % width)
-            ))
-        })?;
+        let number = value
+            .number()
+            .filter(|number| number.is_finite())
+            .ok_or_else(|| {
+                RequestError::bad(format!(
+                    "input {:?}: value {index} (row {}, feature {:?}) is {value}, not a number",
+                    input.name,
+                    index / width,
+                    feature_name(model, index % width)
+                ))
+            })?;
         if number < min || number > max || (integers && number.fract() != 0.0) {
             return Err(RequestError::bad(format!(
                 "input {:?}: value {index} ({number}) is not a valid {}",
@@ -823,7 +885,7 @@ fn text_rows(input: &RawInput, model: &ModelInfo) -> Result<Vec<Row>, RequestErr
     flat.into_iter()
         .enumerate()
         .map(|(index, value)| match value {
-            Element::Text(text) => Ok(Row::Text(text.clone())),
+            Item::Element(Element::Text(text)) => Ok(Row::Text(text.clone())),
             other => Err(RequestError::bad(format!(
                 "input {:?}: row {index} is {other}, not a string",
                 input.name

@@ -209,9 +209,14 @@ pub fn outcome(job: &Job) -> Outcome {
 
 /// The outcome of a Job whose `spec.suspend` and status these are.
 fn outcome_of(suspend: Option<bool>, status: Option<&JobStatus>) -> Outcome {
-    let status = status.cloned().unwrap_or_default();
-    let failed = status.failed.unwrap_or(0);
-    for condition in status.conditions.iter().flatten() {
+    // Read in place: every watched Job change comes through here.
+    let count = |field: fn(&JobStatus) -> Option<i32>| status.and_then(field).unwrap_or(0);
+    let failed = count(|s| s.failed);
+    for condition in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if condition.status != "True" {
             continue;
         }
@@ -230,11 +235,11 @@ fn outcome_of(suspend: Option<bool>, status: Option<&JobStatus>) -> Outcome {
             _ => {}
         }
     }
-    if suspend == Some(true) && status.active.unwrap_or(0) == 0 {
+    if suspend == Some(true) && count(|s| s.active) == 0 {
         return Outcome::Suspended;
     }
     Outcome::Active {
-        running: status.ready.unwrap_or(0),
+        running: count(|s| s.ready),
         failed,
     }
 }

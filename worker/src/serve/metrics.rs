@@ -92,7 +92,7 @@ impl BinCounters {
     /// The counters of `histogram`'s bins in `family`, with `labels` before the bin.
     fn new(family: &IntCounterVec, histogram: &Histogram, labels: &[&str]) -> Self {
         let histogram = histogram.emptied();
-        let counters = histogram
+        let counters: Vec<IntCounter> = histogram
             .bins()
             .map(|(bin, _)| {
                 let bin = bin.to_string();
@@ -104,8 +104,8 @@ impl BinCounters {
         Self {
             equal_width: equal_width(&histogram.edges),
             histogram,
+            tally: vec![0; counters.len()],
             counters,
-            tally: Vec::new(),
         }
     }
 
@@ -130,9 +130,6 @@ impl BinCounters {
     /// adds them to the counters): plain additions under the series' lock, no atomic add per
     /// request.
     fn add_all(&mut self, values: impl Iterator<Item = f64>) {
-        if self.tally.len() != self.counters.len() {
-            self.tally.resize(self.counters.len(), 0);
-        }
         for value in values {
             let index = self.index(value);
             self.tally[index] += 1;

@@ -732,24 +732,34 @@ impl std::fmt::Display for Item<'_> {
     }
 }
 
-/// The values of an array element, in order; `None` when it is not an array.
-fn items_of(element: &Element) -> Option<Vec<Item<'_>>> {
-    match element {
-        Element::Numbers(numbers) => Some(numbers.iter().map(|n| Item::Number(*n)).collect()),
-        Element::Array(items) => Some(items.iter().map(Item::Element).collect()),
-        _ => None,
-    }
+/// Appends the values of an array element to `flat`: how many, or `None` when it is not an
+/// array (nothing appended).
+fn push_items<'a>(element: &'a Element, flat: &mut Vec<Item<'a>>) -> Option<usize> {
+    Some(match element {
+        Element::Numbers(numbers) => {
+            flat.extend(numbers.iter().map(|n| Item::Number(*n)));
+            numbers.len()
+        }
+        Element::Array(items) => {
+            flat.extend(items.iter().map(Item::Element));
+            items.len()
+        }
+        _ => return None,
+    })
 }
 
 /// The values of `data`, flat or nested one level (one array per row of `row_width`).
 fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<Item<'_>>, RequestError> {
+    // Checked once the data is known to be an array, as its errors come first.
+    let expected = || {
+        rows.checked_mul(row_width)
+            .ok_or_else(|| RequestError::bad(format!("input {:?}: shape too large", input.name)))
+    };
     let items = match &input.data {
         Some(Element::Array(items)) => items.as_slice(),
         Some(Element::Numbers(numbers)) => {
             // Flat, numbers only.
-            let expected = rows.checked_mul(row_width).ok_or_else(|| {
-                RequestError::bad(format!("input {:?}: shape too large", input.name))
-            })?;
+            let expected = expected()?;
             return if numbers.len() == expected {
                 Ok(numbers.iter().map(|n| Item::Number(*n)).collect())
             } else {
@@ -769,9 +779,7 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<Item<'
             )));
         }
     };
-    let expected = rows
-        .checked_mul(row_width)
-        .ok_or_else(|| RequestError::bad(format!("input {:?}: shape too large", input.name)))?;
+    let expected = expected()?;
     let nested = matches!(items.first(), Some(Element::Array(_) | Element::Numbers(_)));
     let flat: Vec<Item<'_>> = if nested {
         if items.len() != rows {
@@ -784,14 +792,12 @@ fn flatten(input: &RawInput, rows: usize, row_width: usize) -> Result<Vec<Item<'
         }
         let mut flat = Vec::with_capacity(expected);
         for (index, row) in items.iter().enumerate() {
-            match items_of(row) {
-                Some(values) if values.len() == row_width => flat.extend(values),
+            match push_items(row, &mut flat) {
+                Some(values) if values == row_width => {}
                 Some(values) => {
                     return Err(RequestError::bad(format!(
-                        "input {:?}: row {index} has {} values; the shape {:?} says {row_width}",
-                        input.name,
-                        values.len(),
-                        input.shape
+                        "input {:?}: row {index} has {values} values; the shape {:?} says {row_width}",
+                        input.name, input.shape
                     )));
                 }
                 None => {

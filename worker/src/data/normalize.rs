@@ -2,9 +2,6 @@
 //! later, by the server to raw inputs), so that no information from validation or test rows
 //! leaks into training.
 
-use anyhow::{Result, bail};
-use tch::Tensor;
-
 /// A fitted normalisation, as the model card and `dataset.json` store it.
 pub use modelops_api::card::Normalization;
 /// How features are rescaled: the Dataset spec's `preprocessing.normalize`, which the card and
@@ -46,34 +43,25 @@ pub fn fit(method: Method, features: usize, train_rows: &[&[f64]]) -> Normalizat
 /// A fitted [`Normalization`] applied to raw values.
 pub trait ApplyNormalization {
     /// Normalises one row of raw values.
-    fn apply_row(&self, row: &[f64]) -> Vec<f32>;
+    fn apply_row(&self, row: &[f64]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(row.len());
+        self.extend_row(row, &mut out);
+        out
+    }
 
-    /// Normalises a batch of raw values `[n, features]` (any float kind; the result is f32).
-    fn apply_tensor(&self, raw: &Tensor) -> Result<Tensor>;
+    /// Appends one normalised row to `out`: each value in f64 and rounded to f32 once, so that
+    /// a server feeds the network exactly the values `prepare` stored, and predicts what the
+    /// offline evaluation measured.
+    fn extend_row(&self, row: &[f64], out: &mut Vec<f32>);
 }
 
 impl ApplyNormalization for Normalization {
-    fn apply_row(&self, row: &[f64]) -> Vec<f32> {
-        row.iter()
-            .zip(self.offset.iter().zip(&self.scale))
-            .map(|(value, (offset, scale))| ((value - offset) / scale) as f32)
-            .collect()
-    }
-
-    fn apply_tensor(&self, raw: &Tensor) -> Result<Tensor> {
-        let size = raw.size();
-        if size.len() != 2 || size[1] != self.offset.len() as i64 {
-            bail!(
-                "expected inputs of shape [n, {}], got {size:?}",
-                self.offset.len()
-            );
-        }
-        // In f64 and rounded once, as `apply_row` does: a server then feeds the network exactly
-        // the values `prepare` stored, so it predicts what the offline evaluation measured.
-        let device = raw.device();
-        let offset = Tensor::from_slice(&self.offset).to_device(device);
-        let scale = Tensor::from_slice(&self.scale).to_device(device);
-        Ok(((raw.to_kind(tch::Kind::Double) - offset) / scale).to_kind(tch::Kind::Float))
+    fn extend_row(&self, row: &[f64], out: &mut Vec<f32>) {
+        out.extend(
+            row.iter()
+                .zip(self.offset.iter().zip(&self.scale))
+                .map(|(value, (offset, scale))| ((value - offset) / scale) as f32),
+        );
     }
 }
 
@@ -101,24 +89,16 @@ mod tests {
     }
 
     #[test]
-    fn none_keeps_raw_values_and_tensors_match_rows() {
+    fn none_keeps_raw_values_and_rows_extend_in_order() {
         let train: Vec<&[f64]> = vec![&[7.0, -1.0]];
         assert_eq!(
             fit(Method::None, 2, &train).apply_row(&[7.0, -1.0]),
             [7.0, -1.0]
         );
         let fitted = fit(Method::Standard, 2, &[&[1.0, 2.0], &[3.0, 6.0]]);
-        let batch = fitted
-            .apply_tensor(&Tensor::from_slice(&[3.0f64, 6.0]).view([1, 2]))
-            .unwrap();
-        assert_eq!(
-            Vec::<f32>::try_from(batch.view([-1])).unwrap(),
-            fitted.apply_row(&[3.0, 6.0])
-        );
-        assert!(
-            fitted
-                .apply_tensor(&Tensor::zeros([1, 3], tch::kind::FLOAT_CPU))
-                .is_err()
-        );
+        let mut batch = Vec::new();
+        fitted.extend_row(&[3.0, 6.0], &mut batch);
+        fitted.extend_row(&[1.0, 2.0], &mut batch);
+        assert_eq!(batch, [1.0, 1.0, -1.0, -1.0]);
     }
 }

@@ -40,10 +40,11 @@ impl Network for Mlp {
     fn forward_t(&self, xs: &Tensor, train: bool) -> anyhow::Result<Tensor> {
         let mut x = xs.shallow_clone();
         for layer in &self.hidden {
-            x = self
-                .activation
-                .apply(&x.apply(layer))
-                .dropout(self.dropout, train);
+            x = self.activation.apply(&x.apply(layer));
+            // Dropout is the identity outside training: not even a call into libtorch then.
+            if train {
+                x = x.dropout(self.dropout, train);
+            }
         }
         Ok(x.apply(&self.output))
     }

@@ -194,12 +194,23 @@ impl LoadedModel {
                 );
             }
         }
-        let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-        let raw = Tensor::from_slice(&flat).view([rows.len() as i64, width as i64]);
-        let inputs = match &self.card.input.normalization {
-            Some(normalization) => normalization.apply_tensor(&raw)?,
-            None => raw.to_kind(Kind::Float),
-        };
+        // The card's normalisation applied here, not by tensor operations: the same values
+        // (f64, rounded to f32 once) into one tensor, where libtorch would take eight
+        // operations for it, each costing more than the arithmetic on a small batch.
+        let mut flat = Vec::with_capacity(rows.len() * width);
+        match &self.card.input.normalization {
+            Some(normalization) if normalization.offset.len() != width => bail!(
+                "the model card's normalisation has {} features; the model has {width}",
+                normalization.offset.len()
+            ),
+            Some(normalization) => {
+                for row in rows {
+                    normalization.extend_row(row, &mut flat);
+                }
+            }
+            None => flat.extend(rows.iter().flatten().map(|&value| value as f32)),
+        }
+        let inputs = Tensor::from_slice(&flat).view([rows.len() as i64, width as i64]);
         self.predict_inputs(&inputs)
     }
 
@@ -224,12 +235,21 @@ impl LoadedModel {
                 },
             });
         }
-        let outputs = tch::no_grad(|| {
+        let on_device = |tensor: &Tensor, device: Device| {
+            if tensor.device() == device {
+                tensor.shallow_clone()
+            } else {
+                tensor.to_device(device)
+            }
+        };
+        let mut outputs = tch::no_grad(|| {
             self.network
-                .forward_t(&inputs.to_device(self.device), false)
-        })?
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float);
+                .forward_t(&on_device(inputs, self.device), false)
+        })?;
+        outputs = on_device(&outputs, Device::Cpu);
+        if outputs.kind() != Kind::Float {
+            outputs = outputs.to_kind(Kind::Float);
+        }
         match (self.card.head, &self.card.classes) {
             (Head::Linear, _) => {
                 let scaling = self.card.target_scaling.unwrap_or(TargetScaling {
@@ -241,17 +261,39 @@ impl LoadedModel {
             }
             (head, Some(classes)) => {
                 let probabilities = head.probabilities(&outputs);
-                let best = Vec::<i64>::try_from(probabilities.argmax(-1, false))?;
                 let width = classes.len();
                 let flat = Vec::<f32>::try_from(probabilities.contiguous().view([-1]))?;
+                if flat.len() != rows as usize * width {
+                    bail!(
+                        "the network gave {} probabilities for {rows} inputs of {width} classes",
+                        flat.len()
+                    );
+                }
+                let rows: Vec<Vec<f32>> = flat.chunks(width).map(<[f32]>::to_vec).collect();
                 Ok(Prediction::Classes {
-                    labels: best.iter().map(|&i| classes[i as usize].clone()).collect(),
-                    probabilities: flat.chunks(width).map(<[f32]>::to_vec).collect(),
+                    labels: rows
+                        .iter()
+                        .map(|row| classes[argmax(row)].clone())
+                        .collect(),
+                    probabilities: rows,
                 })
             }
             (_, None) => bail!("the model card of a classification model lists no classes"),
         }
     }
+}
+
+/// The index of the largest value as libtorch's `argmax` picks it: the first of equal values,
+/// and a NaN counting as the largest.
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (index, &value) in values.iter().enumerate().skip(1) {
+        let current = values[best];
+        if !current.is_nan() && (value.is_nan() || value > current) {
+            best = index;
+        }
+    }
+    best
 }
 
 /// The network's input width: the feature count, or the vocabulary size for text.
@@ -260,5 +302,28 @@ pub fn input_width(card: &ModelCard) -> Result<i64> {
         (DataKind::Text, Some(tokenizer)) => Ok(tokenizer.vocabulary.len() as i64),
         (DataKind::Text, None) => bail!("the model card of a text model has no tokenizer"),
         (DataKind::Table, _) => Ok(card.input.features.len() as i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_picks_what_libtorch_picks() {
+        let cases: [&[f32]; 6] = [
+            &[0.1, 0.7, 0.2],
+            &[0.4, 0.4, 0.2],
+            &[0.2, 0.4, 0.4],
+            &[0.5, f32::NAN, 0.9],
+            &[f32::NAN, 1.0, f32::NAN],
+            &[3.0],
+        ];
+        for values in cases {
+            let torch = Tensor::from_slice(values)
+                .argmax(-1, false)
+                .int64_value(&[]);
+            assert_eq!(argmax(values), torch as usize, "{values:?}");
+        }
     }
 }

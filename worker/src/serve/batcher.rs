@@ -8,14 +8,18 @@
 //! server answers a lone request after `timeout`. A request with more rows than `max_rows` runs
 //! as a batch of its own; a request is never split.
 //!
+//! A request that finds the model idle (no wait configured, nothing queued, no forward pass
+//! running) may instead run at once on the caller's thread ([`Batcher::try_run_now`]): the batch
+//! it would have had on the model thread is itself alone, and it saves two thread hand-offs.
+//!
 //! A forward pass that fails or panics fails the requests of its batch only: the thread goes on
 //! with the next batch. Requests are validated before they are queued, so one client's bad input
 //! never fails another's.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -76,11 +80,34 @@ enum Message<I, O> {
     Drain,
 }
 
+/// The forward function: a batch of rows to one output per row.
+type Forward<I, O> = Box<dyn FnMut(Vec<I>) -> Result<Vec<O>, String> + Send>;
+
+/// What the model thread shares with the callers.
+struct Shared<I, O> {
+    /// Held while a forward pass runs, on the model thread or on a caller's.
+    forward: Mutex<Forward<I, O>>,
+    /// Requests sent to the model thread and not yet taken by it.
+    queued: AtomicUsize,
+    stats: BatchStats,
+}
+
+impl<I, O> Shared<I, O> {
+    fn new(forward: impl FnMut(Vec<I>) -> Result<Vec<O>, String> + Send + 'static) -> Self {
+        Self {
+            forward: Mutex::new(Box::new(forward)),
+            queued: AtomicUsize::new(0),
+            stats: BatchStats::default(),
+        }
+    }
+}
+
 /// The handle of a model thread. Dropping it lets the thread answer what is queued, then joins it.
 pub struct Batcher<I, O> {
     sender: Option<SyncSender<Message<I, O>>>,
     thread: Option<JoinHandle<()>>,
-    stats: Arc<BatchStats>,
+    shared: Arc<Shared<I, O>>,
+    config: BatchConfig,
 }
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
@@ -90,17 +117,37 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: FnMut(Vec<I>) -> Result<Vec<O>, String> + Send + 'static,
     {
         let (sender, receiver) = sync_channel(config.queue.max(1));
-        let stats = Arc::new(BatchStats::default());
-        let thread_stats = Arc::clone(&stats);
+        let shared = Arc::new(Shared::new(forward));
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("model".into())
-            .spawn(move || gather_and_run(receiver, config, forward, &thread_stats))
+            .spawn(move || gather_and_run(receiver, config, &thread_shared))
             .expect("start the model thread");
         Self {
             sender: Some(sender),
             thread: Some(thread),
-            stats,
+            shared,
+            config,
         }
+    }
+
+    /// Runs `rows` at once on this thread when the model is idle: no `timeout` to wait for
+    /// company, nothing queued, no forward pass running, and at most `max_rows` rows. Otherwise
+    /// gives the rows back, for [`Batcher::run`]. For a caller that knows no other request is on
+    /// its way to the batcher (a lone client), and small batches only: it blocks the caller's
+    /// thread for one forward pass.
+    pub fn try_run_now(&self, rows: Vec<I>) -> Result<Result<Vec<O>, BatchError>, Vec<I>> {
+        if self.sender.is_none()
+            || !self.config.timeout.is_zero()
+            || rows.len() > self.config.max_rows
+            || self.shared.queued.load(Ordering::Acquire) > 0
+        {
+            return Err(rows);
+        }
+        let Ok(mut forward) = self.shared.forward.try_lock() else {
+            return Err(rows);
+        };
+        Ok(run_forward(&mut **forward, rows, &self.shared.stats).map_err(BatchError::Failed))
     }
 
     /// Runs `rows` in the next batch with room for them and returns their outputs, in order.
@@ -112,10 +159,17 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             reply,
         };
         let sender = self.sender.as_ref().ok_or(BatchError::Stopped)?;
+        // Counted before it is sent, so that the model thread never takes it uncounted.
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
         match sender.try_send(Message::Job(job)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(BatchError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped),
+            Err(error) => {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(match error {
+                    TrySendError::Full(_) => BatchError::Overloaded,
+                    TrySendError::Disconnected(_) => BatchError::Stopped,
+                });
+            }
         }
         outputs.await.unwrap_or(Err(BatchError::Stopped))
     }
@@ -130,7 +184,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
 
     /// Forward passes run so far.
     pub fn stats(&self) -> &BatchStats {
-        &self.stats
+        &self.shared.stats
     }
 }
 
@@ -143,20 +197,23 @@ impl<I, O> Drop for Batcher<I, O> {
     }
 }
 
-fn gather_and_run<I, O, F>(
+fn gather_and_run<I, O>(
     receiver: Receiver<Message<I, O>>,
     config: BatchConfig,
-    mut forward: F,
-    stats: &BatchStats,
-) where
-    F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
-{
+    shared: &Shared<I, O>,
+) {
+    let taken = |message: Message<I, O>| {
+        if matches!(message, Message::Job(_)) {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        message
+    };
     let mut draining = false;
     let mut carried: Option<Job<I, O>> = None;
     loop {
         let first = match carried.take() {
             Some(job) => job,
-            None => match receiver.recv() {
+            None => match receiver.recv().map(taken) {
                 Ok(Message::Job(job)) => job,
                 Ok(Message::Drain) => {
                     draining = true;
@@ -176,7 +233,7 @@ fn gather_and_run<I, O, F>(
                 deadline.saturating_duration_since(Instant::now())
             };
             let message = match receiver.recv_timeout(wait) {
-                Ok(message) => message,
+                Ok(message) => taken(message),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             };
             match message {
@@ -191,14 +248,41 @@ fn gather_and_run<I, O, F>(
                 }
             }
         }
-        run_batch(batch, &mut forward, stats);
+        // A caller running a batch of its own at once holds the model meanwhile.
+        let mut forward = shared
+            .forward
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        run_batch(batch, &mut **forward, &shared.stats);
     }
 }
 
-fn run_batch<I, O, F>(batch: Vec<Job<I, O>>, forward: &mut F, stats: &BatchStats)
-where
-    F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
-{
+/// One forward pass over `inputs`, counted; a failure or panic is its message.
+fn run_forward<I, O>(
+    forward: &mut (dyn FnMut(Vec<I>) -> Result<Vec<O>, String> + Send),
+    inputs: Vec<I>,
+    stats: &BatchStats,
+) -> Result<Vec<O>, String> {
+    let total = inputs.len();
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.rows.fetch_add(total as u64, Ordering::Relaxed);
+    match catch_unwind(AssertUnwindSafe(|| forward(inputs))) {
+        Ok(Ok(outputs)) if outputs.len() == total => Ok(outputs),
+        Ok(Ok(outputs)) => Err(format!("{} outputs for {total} rows", outputs.len())),
+        Ok(Err(message)) => Err(message),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "the forward pass panicked".to_owned())),
+    }
+}
+
+fn run_batch<I, O>(
+    batch: Vec<Job<I, O>>,
+    forward: &mut (dyn FnMut(Vec<I>) -> Result<Vec<O>, String> + Send),
+    stats: &BatchStats,
+) {
     // A client that went away needs no forward pass.
     let batch: Vec<Job<I, O>> = batch
         .into_iter()
@@ -215,20 +299,7 @@ where
         replies.push(job.reply);
         inputs.extend(job.rows);
     }
-    let total = inputs.len();
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.rows.fetch_add(total as u64, Ordering::Relaxed);
-    let outcome = match catch_unwind(AssertUnwindSafe(|| forward(inputs))) {
-        Ok(Ok(outputs)) if outputs.len() == total => Ok(outputs),
-        Ok(Ok(outputs)) => Err(format!("{} outputs for {total} rows", outputs.len())),
-        Ok(Err(message)) => Err(message),
-        Err(panic) => Err(panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "the forward pass panicked".to_owned())),
-    };
-    match outcome {
+    match run_forward(forward, inputs, stats) {
         Ok(outputs) => {
             let mut outputs = outputs.into_iter();
             for (count, reply) in counts.into_iter().zip(replies) {
@@ -321,12 +392,10 @@ mod tests {
             replies.push(outputs);
         }
         drop(sender);
-        gather_and_run(
-            receiver,
-            config(4, Duration::from_secs(60)),
-            doubling(Arc::clone(&sizes)),
-            &BatchStats::default(),
-        );
+        let shared = Shared::new(doubling(Arc::clone(&sizes)));
+        shared.queued.store(replies.len(), Ordering::SeqCst);
+        gather_and_run(receiver, config(4, Duration::from_secs(60)), &shared);
+        assert_eq!(shared.queued.load(Ordering::SeqCst), 0);
         // [1,2,3] then [4,5] (3 + 2 > 4), then the 10 rows alone, then [7].
         assert_eq!(*sizes.lock().unwrap(), [3, 2, 10, 1]);
         let outputs: Vec<Vec<i32>> = replies
@@ -358,6 +427,47 @@ mod tests {
             Err(BatchError::Failed("0 outputs for 1 rows".into()))
         );
         assert_eq!(batcher.run(vec![3]).await, Ok(vec![3]));
+    }
+
+    #[test]
+    fn an_idle_model_runs_a_request_on_the_callers_thread_and_a_busy_one_does_not() {
+        let caller = std::thread::current().id();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let batcher = Batcher::spawn(config(4, Duration::ZERO), move |rows: Vec<i32>| {
+            if rows[0] == 0 {
+                // Holds the model until the test drops `release`.
+                let _ = released.lock().unwrap().recv();
+            }
+            Ok(vec![
+                i32::from(std::thread::current().id() == caller);
+                rows.len()
+            ])
+        });
+        assert_eq!(batcher.try_run_now(vec![1, 2]).unwrap(), Ok(vec![1, 1]));
+        assert_eq!(batcher.stats().batches.load(Ordering::Relaxed), 1);
+        // More rows than a batch holds go to the model thread.
+        assert_eq!(batcher.try_run_now(vec![1; 5]), Err(vec![1; 5]));
+        // While the model thread runs a forward pass, a request waits for it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let batcher = Arc::new(batcher);
+        let busy = {
+            let batcher = Arc::clone(&batcher);
+            std::thread::spawn(move || runtime.block_on(batcher.run(vec![0])))
+        };
+        while batcher.stats().batches.load(Ordering::Relaxed) < 2 {
+            std::thread::yield_now();
+        }
+        assert_eq!(batcher.try_run_now(vec![3]), Err(vec![3]));
+        drop(release);
+        assert_eq!(busy.join().unwrap(), Ok(vec![0]));
+        // A batch timeout means waiting for company: never at once.
+        let waiting = Batcher::spawn(config(4, Duration::from_millis(5)), |rows: Vec<i32>| {
+            Ok(rows)
+        });
+        assert_eq!(waiting.try_run_now(vec![1]), Err(vec![1]));
     }
 
     #[tokio::test]

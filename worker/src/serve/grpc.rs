@@ -82,8 +82,7 @@ fn typed_values(
     input: &InferInputTensor,
     contents: &InferTensorContents,
 ) -> Result<Element, RequestError> {
-    let numbers =
-        |values: Vec<f64>| Element::Array(values.into_iter().map(Element::Number).collect());
+    let numbers = Element::Numbers;
     Ok(match input.datatype.as_str() {
         "FP32" => numbers(contents.fp32_contents.iter().map(|&v| v as f64).collect()),
         "FP64" => numbers(contents.fp64_contents.clone()),
@@ -175,33 +174,28 @@ fn raw_request(request: ModelInferRequest) -> Result<RawRequest, RequestError> {
     })
 }
 
-/// The response's JSON as a `ModelInferResponse`, every output raw.
-fn infer_response(response: &Value) -> ModelInferResponse {
-    let text = |key: &str| response[key].as_str().unwrap_or_default().to_owned();
-    let mut outputs = Vec::new();
-    let mut raw_output_contents = Vec::new();
-    for output in response["outputs"].as_array().into_iter().flatten() {
-        let datatype = output["datatype"].as_str().unwrap_or_default().to_owned();
+/// The response as a `ModelInferResponse`, every output raw.
+fn infer_response(response: protocol::InferResponse<'_>) -> ModelInferResponse {
+    let mut outputs = Vec::with_capacity(response.outputs.len());
+    let mut raw_output_contents = Vec::with_capacity(response.outputs.len());
+    for output in response.outputs {
         let mut raw = Vec::new();
-        protocol::encode_raw(&datatype, &output["data"], &mut raw);
+        if let Some(data) = &output.data {
+            data.encode_raw(&mut raw);
+        }
         outputs.push(InferOutputTensor {
-            name: output["name"].as_str().unwrap_or_default().to_owned(),
-            datatype,
-            shape: output["shape"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_i64)
-                .collect(),
+            name: output.name.to_owned(),
+            datatype: output.datatype.to_owned(),
+            shape: output.shape.iter().map(|&n| n as i64).collect(),
             parameters: Default::default(),
             contents: None,
         });
         raw_output_contents.push(raw);
     }
     ModelInferResponse {
-        model_name: text("model_name"),
-        model_version: text("model_version"),
-        id: text("id"),
+        model_name: response.model_name.to_owned(),
+        model_version: response.model_version,
+        id: response.id.to_owned(),
         parameters: Default::default(),
         outputs,
         raw_output_contents,
@@ -320,7 +314,7 @@ impl GrpcInferenceService for Service {
                         &id,
                         size,
                         move |info| protocol::validate(raw_request(request)?, info),
-                        |response, _| infer_response(&response),
+                        |response, _| infer_response(response),
                     )
                     .await
             }

@@ -328,7 +328,7 @@ impl Server {
                 if binary_outputs.is_empty() {
                     return axum::Json(response).into_response();
                 }
-                let raw = protocol::split_binary_outputs(&mut response, binary_outputs);
+                let raw = response.split_binary_outputs(binary_outputs);
                 let mut body = serde_json::to_vec(&response).expect("a JSON value serialises");
                 let header_length = body.len();
                 body.extend_from_slice(&raw);
@@ -353,16 +353,17 @@ impl Server {
 
     /// An inference, whichever transport brought it: holding one of the `max_concurrent`
     /// permits (else 429), the request (`body_bytes` long) parsed by `parse` and the answer
-    /// signed and written by `finish` (given the response's JSON and the outputs asked for raw),
-    /// each on the blocking threads when it is large ([`offload`]), so that the async threads
-    /// keep answering probes; the forward pass runs on the model's thread. The limits, metrics
-    /// and feedback ids are the same for every transport.
+    /// signed and written by `finish` (given the response and the outputs asked for raw), each
+    /// on the blocking threads when it is large ([`offload`]), so that the async threads keep
+    /// answering probes; the forward pass runs on the model's thread, or at once here for a lone
+    /// small request ([`Server::run_rows`]). The limits, metrics and feedback ids are the same
+    /// for every transport.
     pub(super) async fn predict<T: Send + 'static>(
         self: &Arc<Self>,
         request_id: &str,
         body_bytes: usize,
         parse: impl FnOnce(&ModelInfo) -> Result<InferRequest, RequestError> + Send + 'static,
-        finish: impl FnOnce(Value, &[String]) -> T + Send + 'static,
+        finish: impl FnOnce(protocol::InferResponse<'_>, &[String]) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let _permit = self.inferring.try_acquire().map_err(|_| {
             error(
@@ -395,7 +396,7 @@ impl Server {
             ));
         }
         self.count_inputs(&served.info, &rows);
-        let results = served.batcher.run(rows).await.map_err(|e| match e {
+        let results = self.run_rows(&served, rows).await.map_err(|e| match e {
             BatchError::Overloaded => error(429, e.to_string()),
             BatchError::Stopped => error(503, e.to_string()),
             BatchError::Failed(_) => error(500, e.to_string()),
@@ -434,6 +435,34 @@ impl Server {
         .await
     }
 
+    /// Runs a request's rows: at once on this thread when it is the only inference in flight
+    /// and small ([`Batcher::try_run_now`]: no batch to share, so no hand-off to the model
+    /// thread and back), else in the model thread's next batch. Before deciding it lets the
+    /// other requests that are ready run up to here, so that under load requests still meet in
+    /// batches.
+    async fn run_rows(
+        &self,
+        served: &Served,
+        rows: Vec<Row>,
+    ) -> Result<Vec<RowOutput>, BatchError> {
+        let alone =
+            || self.settings.max_concurrent.max(1) - self.inferring.available_permits() == 1;
+        let rows = if rows.len() <= INLINE_ROWS && alone() {
+            tokio::task::yield_now().await;
+            if alone() {
+                match served.batcher.try_run_now(rows) {
+                    Ok(outputs) => return outputs,
+                    Err(rows) => rows,
+                }
+            } else {
+                rows
+            }
+        } else {
+            rows
+        };
+        served.batcher.run(rows).await
+    }
+
     /// One signed feedback id per row, claiming its prediction: the class name, or the value
     /// as [`feedback::value_text`] writes it.
     fn feedback_ids(&self, info: &ModelInfo, results: &[RowOutput]) -> Vec<String> {
@@ -452,8 +481,7 @@ impl Server {
                     (RowOutput::Value(value), _) => Cow::Owned(feedback::value_text(*value)),
                     (RowOutput::Class { .. }, OutputKind::Value) => Cow::Borrowed(""),
                 };
-                FeedbackClaim::with_nonce(&self.name, self.revision, &predicted, now, nonce)
-                    .sign(&self.key)
+                feedback::sign(&self.key, &self.name, self.revision, &predicted, now, nonce)
             })
             .collect()
     }

@@ -10,7 +10,7 @@
 use modelops_api::serving::{
     OUTPUT_FEEDBACK_ID, OUTPUT_LABEL, OUTPUT_PREDICTION, OUTPUT_PROBABILITIES,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The status and message of a request the server refuses; the body is `{"error": message}`.
@@ -426,30 +426,9 @@ pub(super) fn decode_raw(
             _ => f64::NAN,
         }
     };
-    Ok(Element::Array(
-        bytes
-            .chunks_exact(size)
-            .map(|c| Element::Number(number(c)))
-            .collect(),
+    Ok(Element::Numbers(
+        bytes.chunks_exact(size).map(number).collect(),
     ))
-}
-
-/// Encodes an output tensor's JSON `data` in its raw form (see [`decode_raw`]): BYTES as
-/// length-prefixed strings, FP32 as little-endian floats.
-pub(super) fn encode_raw(datatype: &str, data: &Value, out: &mut Vec<u8>) {
-    for value in data.as_array().into_iter().flatten() {
-        match datatype {
-            "BYTES" => {
-                let text = value.as_str().unwrap_or_default();
-                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                out.extend_from_slice(text.as_bytes());
-            }
-            _ => {
-                let number = value.as_f64().map_or(f32::NAN, |v| v as f32);
-                out.extend_from_slice(&number.to_le_bytes());
-            }
-        }
-    }
 }
 
 /// Reads the raw tensors of the binary tensor extension into the inputs that declare
@@ -900,83 +879,185 @@ fn text_rows(input: &RawInput, model: &ModelInfo) -> Result<Vec<Row>, RequestErr
         .collect()
 }
 
+/// The body of an inference response, written as JSON straight from the outputs (FP32 values in
+/// f32's shortest form: the digits that read back as the same f32), or with outputs moved raw
+/// after the JSON ([`InferResponse::split_binary_outputs`]) and into gRPC's raw contents. Fields
+/// are in alphabetical order, as a JSON object map writes them.
+#[derive(Debug, Serialize)]
+pub struct InferResponse<'a> {
+    /// The request's id.
+    pub id: &'a str,
+    /// The model's name.
+    pub model_name: &'a str,
+    /// The model's version (its revision).
+    pub model_version: String,
+    /// The outputs asked for, in the model's output order.
+    pub outputs: Vec<OutputTensor<'a>>,
+}
+
+/// One output tensor of an [`InferResponse`].
+#[derive(Debug, Serialize)]
+pub struct OutputTensor<'a> {
+    /// The values; `None` once moved raw after the JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<OutputData<'a>>,
+    /// `BYTES` or `FP32`.
+    pub datatype: &'static str,
+    /// The output's name.
+    pub name: &'static str,
+    /// Set when the values follow the JSON raw (the binary tensor extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<RawSize>,
+    /// `[rows]` or `[rows, classes]`.
+    pub shape: Vec<usize>,
+}
+
+/// The parameters of an output sent raw: its size in bytes.
+#[derive(Debug, Serialize)]
+pub struct RawSize {
+    /// Bytes of the raw tensor.
+    pub binary_data_size: usize,
+}
+
+/// The values of an output tensor.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutputData<'a> {
+    /// BYTES: one string per element.
+    Texts(Vec<&'a str>),
+    /// FP32.
+    Numbers(Vec<f32>),
+}
+
+impl OutputData<'_> {
+    /// Appends the values in their raw form (what `decode_raw` reads): BYTES as length-prefixed
+    /// strings, FP32 as little-endian floats.
+    pub fn encode_raw(&self, out: &mut Vec<u8>) {
+        match self {
+            OutputData::Texts(texts) => {
+                for text in texts {
+                    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+            OutputData::Numbers(numbers) => {
+                out.reserve(numbers.len() * 4);
+                for number in numbers {
+                    out.extend_from_slice(&number.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
 /// The body of an inference response. `feedback_ids` has one id per row (none when the
 /// `feedback_id` output is not asked for).
-pub fn infer_response(
-    model: &ModelInfo,
-    id: &str,
+pub fn infer_response<'a>(
+    model: &'a ModelInfo,
+    id: &'a str,
     outputs: &[RowOutput],
-    feedback_ids: &[String],
+    feedback_ids: &'a [String],
     wanted: Option<&[String]>,
-) -> Value {
+) -> InferResponse<'a> {
     let rows = outputs.len();
     let wants = |name: &str| wanted.is_none_or(|w| w.iter().any(|n| n == name));
+    let tensor = |name, datatype, shape, data| OutputTensor {
+        data: Some(data),
+        datatype,
+        name,
+        parameters: None,
+        shape,
+    };
     let mut tensors = Vec::new();
     match &model.output {
         OutputKind::Classes(classes) => {
             if wants(OUTPUT_LABEL) {
-                let labels: Vec<&str> = outputs
+                let labels = outputs
                     .iter()
                     .map(|o| match o {
                         RowOutput::Class { index, .. } => classes[*index].as_str(),
                         RowOutput::Value(_) => "",
                     })
                     .collect();
-                tensors.push(json!({"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [rows], "data": labels}));
+                tensors.push(tensor(
+                    OUTPUT_LABEL,
+                    "BYTES",
+                    vec![rows],
+                    OutputData::Texts(labels),
+                ));
             }
             if wants(OUTPUT_PROBABILITIES) {
-                let probabilities: Vec<f32> = outputs
-                    .iter()
-                    .flat_map(|o| match o {
-                        RowOutput::Class { probabilities, .. } => probabilities.clone(),
-                        RowOutput::Value(_) => Vec::new(),
-                    })
-                    .collect();
-                tensors.push(json!({"name": OUTPUT_PROBABILITIES, "datatype": "FP32", "shape": [rows, classes.len()], "data": probabilities}));
+                let mut probabilities = Vec::with_capacity(rows * classes.len());
+                for output in outputs {
+                    if let RowOutput::Class {
+                        probabilities: p, ..
+                    } = output
+                    {
+                        probabilities.extend_from_slice(p);
+                    }
+                }
+                tensors.push(tensor(
+                    OUTPUT_PROBABILITIES,
+                    "FP32",
+                    vec![rows, classes.len()],
+                    OutputData::Numbers(probabilities),
+                ));
             }
         }
         OutputKind::Value => {
             if wants(OUTPUT_PREDICTION) {
-                let values: Vec<f32> = outputs
+                let values = outputs
                     .iter()
                     .map(|o| match o {
                         RowOutput::Value(v) => *v,
                         RowOutput::Class { .. } => f32::NAN,
                     })
                     .collect();
-                tensors.push(json!({"name": OUTPUT_PREDICTION, "datatype": "FP32", "shape": [rows], "data": values}));
+                tensors.push(tensor(
+                    OUTPUT_PREDICTION,
+                    "FP32",
+                    vec![rows],
+                    OutputData::Numbers(values),
+                ));
             }
         }
     }
     if wants(OUTPUT_FEEDBACK_ID) {
-        tensors.push(json!({"name": OUTPUT_FEEDBACK_ID, "datatype": "BYTES", "shape": [rows], "data": feedback_ids}));
+        tensors.push(tensor(
+            OUTPUT_FEEDBACK_ID,
+            "BYTES",
+            vec![rows],
+            OutputData::Texts(feedback_ids.iter().map(String::as_str).collect()),
+        ));
     }
-    json!({
-        "id": id,
-        "model_name": model.name,
-        "model_version": model.version(),
-        "outputs": tensors,
-    })
+    InferResponse {
+        id,
+        model_name: &model.name,
+        model_version: model.version(),
+        outputs: tensors,
+    }
 }
 
-/// Moves the outputs named in `binary` out of `response` into raw tensors after the JSON (the
-/// binary tensor extension): each such output loses its `data` and gains
-/// `parameters.binary_data_size`. Returns the raw bytes, in output order.
-pub fn split_binary_outputs(response: &mut Value, binary: &[String]) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for output in response["outputs"].as_array_mut().into_iter().flatten() {
-        let named = output["name"].as_str().unwrap_or_default();
-        if !binary.iter().any(|b| b == named) {
-            continue;
+impl InferResponse<'_> {
+    /// Moves the outputs named in `binary` out of the JSON into raw tensors after it (the binary
+    /// tensor extension): each such output loses its `data` and gains
+    /// `parameters.binary_data_size`. Returns the raw bytes, in output order.
+    pub fn split_binary_outputs(&mut self, binary: &[String]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for output in &mut self.outputs {
+            if !binary.iter().any(|b| b == output.name) {
+                continue;
+            }
+            let before = raw.len();
+            if let Some(data) = output.data.take() {
+                data.encode_raw(&mut raw);
+            }
+            output.parameters = Some(RawSize {
+                binary_data_size: raw.len() - before,
+            });
         }
-        let before = raw.len();
-        let datatype = output["datatype"].as_str().unwrap_or_default().to_owned();
-        if let Some(data) = output.as_object_mut().and_then(|o| o.remove("data")) {
-            encode_raw(&datatype, &data, &mut raw);
-        }
-        output["parameters"] = json!({"binary_data_size": raw.len() - before});
+        raw
     }
-    raw
 }
 
 #[cfg(test)]
@@ -1288,9 +1369,12 @@ mod tests {
             index: 1,
             probabilities: vec![0.25, 0.75],
         }];
-        let mut response = infer_response(&table(), "r", &outputs, &["id-1".into()], None);
-        let json_form = response.clone();
-        let raw = split_binary_outputs(&mut response, &["label".into(), "probabilities".into()]);
+        let ids = ["id-1".to_owned()];
+        let info = table();
+        let mut response = infer_response(&info, "r", &outputs, &ids, None);
+        let json_form = serde_json::to_value(&response).unwrap();
+        let raw = response.split_binary_outputs(&["label".into(), "probabilities".into()]);
+        let response = serde_json::to_value(&response).unwrap();
         let label = json_form["outputs"][0]["data"][0].as_str().unwrap();
         let mut expected = (label.len() as u32).to_le_bytes().to_vec();
         expected.extend_from_slice(label.as_bytes());
@@ -1416,7 +1500,9 @@ mod tests {
             },
         ];
         let ids = ["f1".to_owned(), "f2".to_owned()];
-        let response = infer_response(&table(), "req", &outputs, &ids, None);
+        let info = table();
+        let value = |response: InferResponse<'_>| serde_json::to_value(&response).unwrap();
+        let response = value(infer_response(&info, "req", &outputs, &ids, None));
         assert_eq!(response["id"], "req");
         assert_eq!(response["model_name"], "iris");
         assert_eq!(response["model_version"], "2");
@@ -1427,7 +1513,13 @@ mod tests {
             json!([0.25, 0.75, 0.5, 0.5])
         );
         assert_eq!(response["outputs"][2]["data"], json!(["f1", "f2"]));
-        let only = infer_response(&table(), "req", &outputs, &ids, Some(&["label".to_owned()]));
+        let only = value(infer_response(
+            &info,
+            "req",
+            &outputs,
+            &ids,
+            Some(&["label".to_owned()]),
+        ));
         assert_eq!(only["outputs"].as_array().unwrap().len(), 1);
 
         let regression = ModelInfo {
@@ -1435,20 +1527,46 @@ mod tests {
             ..table()
         };
         let ids = ["f1".to_owned()];
-        let response = infer_response(&regression, "r", &[RowOutput::Value(1.5)], &ids, None);
+        let response = value(infer_response(
+            &regression,
+            "r",
+            &[RowOutput::Value(1.5)],
+            &ids,
+            None,
+        ));
         assert_eq!(response["outputs"][0]["name"], "prediction");
         assert_eq!(response["outputs"][0]["data"], json!([1.5]));
         assert_eq!(response["outputs"][1]["name"], "feedback_id");
         assert_eq!(response["outputs"][1]["shape"], json!([1]));
         assert_eq!(response["outputs"][1]["data"], json!(["f1"]));
-        let only = infer_response(
+        let only = value(infer_response(
             &regression,
             "r",
             &[RowOutput::Value(1.5)],
             &[],
             Some(&["prediction".to_owned()]),
-        );
+        ));
         assert_eq!(only["outputs"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fp32_outputs_are_written_in_their_shortest_form() {
+        let outputs = [RowOutput::Class {
+            index: 0,
+            probabilities: vec![0.1, 0.9],
+        }];
+        let info = table();
+        let text = serde_json::to_string(&infer_response(&info, "r", &outputs, &[], None)).unwrap();
+        assert!(text.contains(r#""data":[0.1,0.9]"#), "{text}");
+        // Read back as f32, the same values; a value that is not a number is null.
+        let regression = ModelInfo {
+            output: OutputKind::Value,
+            ..table()
+        };
+        let nan = [RowOutput::Value(f32::NAN), RowOutput::Value(1.0e-7)];
+        let text =
+            serde_json::to_string(&infer_response(&regression, "r", &nan, &[], None)).unwrap();
+        assert!(text.contains(r#""data":[null,1e-7]"#), "{text}");
     }
 
     #[test]

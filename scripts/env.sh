@@ -7,6 +7,12 @@ MODELOPS_CACHE_DIR=${MODELOPS_CACHE_DIR:-$HOME/.cache/modelops}
 TORCH_VERSION=2.13.0
 MODELOPS_VENV=$MODELOPS_CACHE_DIR/venv
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$MODELOPS_CACHE_DIR/target}
+
+# The cargo profile a script builds with: MODELOPS_PROFILE when set, else the script's default
+# (`dev` for the test bed's images, as the tests build; `release` for the serving benchmark).
+cargo_profile() { echo "${MODELOPS_PROFILE:-$1}"; }
+# Where cargo puts what `profile` builds.
+profile_dir() { if [ "$1" = dev ]; then echo "$CARGO_TARGET_DIR/debug"; else echo "$CARGO_TARGET_DIR/$1"; fi; }
 # Set even before ensure_torch, so that no cargo call from a sourced shell rebuilds torch-sys for
 # a changed environment.
 export VIRTUAL_ENV=$MODELOPS_VENV

@@ -214,6 +214,7 @@ def main():
     parser.add_argument("--grpcload")
     parser.add_argument("--forward")
     parser.add_argument("--limit")
+    parser.add_argument("--profile", default="?", help="the cargo profile the binaries were built with")
     parser.add_argument("--threads", type=int, default=1, help="libtorch threads of each server")
     parser.add_argument("--seconds", type=float, default=5, help="length of each load run")
     parser.add_argument("--requests", type=int, default=500000, help="most requests of each load run")
@@ -234,7 +235,7 @@ def main():
         sys.exit("kserve is not installed: pip install kserve")
     from importlib.metadata import version
     work = tempfile.mkdtemp(prefix="modelops-serving-bench-")
-    print(f"threads {args.threads}, servers on cores {args.server_cores or 'any'}, client on cores "
+    print(f"worker built with cargo profile {args.profile}, threads {args.threads}, servers on cores {args.server_cores or 'any'}, client on cores "
           f"{args.client_cores or 'any'}, {args.seconds:g} s per run, worker batches of up to {args.max_batch_size} rows, "
           f"kserve {version('kserve')}, torch {torch.__version__}, work folder {work}")
 

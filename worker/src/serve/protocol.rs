@@ -820,6 +820,12 @@ fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<R
         )));
     };
     let rows = rows_of_shape(input, Some(width), model)?;
+    let valid = |number: f64| {
+        number.is_finite() && number >= min && number <= max && !(integers && number.fract() != 0.0)
+    };
+    if let Some(rows) = numeric_rows(input, rows, width, valid) {
+        return Ok(rows);
+    }
     let flat = flatten(input, rows, width)?;
     let mut values = Vec::with_capacity(flat.len());
     for (index, value) in flat.into_iter().enumerate() {
@@ -834,7 +840,7 @@ fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<R
                     feature_name(model, index % width)
                 ))
             })?;
-        if number < min || number > max || (integers && number.fract() != 0.0) {
+        if !valid(number) {
             return Err(RequestError::bad(format!(
                 "input {:?}: value {index} ({number}) is not a valid {}",
                 input.name, input.datatype
@@ -846,6 +852,41 @@ fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<R
         .chunks(width)
         .map(|row| Row::Features(row.to_vec()))
         .collect())
+}
+
+/// The rows of `data` when it holds nothing but `valid` numbers in the shape's count, flat or one
+/// array per row (almost every request): read without [`flatten`]'s item per value. `None`
+/// otherwise, for the general path to find and word what is wrong.
+fn numeric_rows(
+    input: &RawInput,
+    rows: usize,
+    width: usize,
+    valid: impl Fn(f64) -> bool,
+) -> Option<Vec<Row>> {
+    let all_valid = |values: &[f64]| values.iter().all(|&value| valid(value));
+    if width == 0 {
+        return None;
+    }
+    match input.data.as_ref()? {
+        Element::Numbers(numbers) if Some(numbers.len()) == rows.checked_mul(width) => {
+            all_valid(numbers).then(|| {
+                numbers
+                    .chunks(width)
+                    .map(|row| Row::Features(row.to_vec()))
+                    .collect()
+            })
+        }
+        Element::Array(items) if items.len() == rows => items
+            .iter()
+            .map(|item| match item {
+                Element::Numbers(row) if row.len() == width && all_valid(row) => {
+                    Some(Row::Features(row.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
 }
 
 fn feature_name(model: &ModelInfo, index: usize) -> &str {

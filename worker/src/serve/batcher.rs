@@ -64,7 +64,14 @@ pub struct BatchStats {
     pub batches: AtomicU64,
     /// Rows in them.
     pub rows: AtomicU64,
+    /// How long the latest forward pass took, in microseconds.
+    pub last_micros: AtomicU64,
 }
+
+/// A request runs at once on its caller's thread only while the latest forward pass took at most
+/// this long (µs): a model slow enough to hold up the caller's other work (readiness probes,
+/// other connections) runs on the model thread.
+pub const RUN_NOW_MAX_MICROS: u64 = 1_000;
 
 type Reply<O> = oneshot::Sender<Result<Vec<O>, BatchError>>;
 
@@ -132,15 +139,17 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 
     /// Runs `rows` at once on this thread when the model is idle: no `timeout` to wait for
-    /// company, nothing queued, no forward pass running, and at most `max_rows` rows. Otherwise
-    /// gives the rows back, for [`Batcher::run`]. For a caller that knows no other request is on
-    /// its way to the batcher (a lone client), and small batches only: it blocks the caller's
-    /// thread for one forward pass.
+    /// company, nothing queued, no forward pass running, at most `max_rows` rows, and the
+    /// latest forward pass quick ([`RUN_NOW_MAX_MICROS`]). Otherwise gives the rows back, for
+    /// [`Batcher::run`]. For a caller that knows no other request is on its way to the batcher
+    /// (a lone client), and small batches only: it blocks the caller's thread for one forward
+    /// pass.
     pub fn try_run_now(&self, rows: Vec<I>) -> Result<Result<Vec<O>, BatchError>, Vec<I>> {
         if self.sender.is_none()
             || !self.config.timeout.is_zero()
             || rows.len() > self.config.max_rows
             || self.shared.queued.load(Ordering::Acquire) > 0
+            || self.shared.stats.last_micros.load(Ordering::Relaxed) > RUN_NOW_MAX_MICROS
         {
             return Err(rows);
         }
@@ -266,7 +275,11 @@ fn run_forward<I, O>(
     let total = inputs.len();
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.rows.fetch_add(total as u64, Ordering::Relaxed);
-    match catch_unwind(AssertUnwindSafe(|| forward(inputs))) {
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| forward(inputs)));
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    stats.last_micros.store(micros, Ordering::Relaxed);
+    match outcome {
         Ok(Ok(outputs)) if outputs.len() == total => Ok(outputs),
         Ok(Ok(outputs)) => Err(format!("{} outputs for {total} rows", outputs.len())),
         Ok(Err(message)) => Err(message),
@@ -463,6 +476,14 @@ mod tests {
         assert_eq!(batcher.try_run_now(vec![3]), Err(vec![3]));
         drop(release);
         assert_eq!(busy.join().unwrap(), Ok(vec![0]));
+        // After a slow forward pass, requests go to the model thread until one is quick again.
+        batcher
+            .stats()
+            .last_micros
+            .store(RUN_NOW_MAX_MICROS + 1, Ordering::Relaxed);
+        assert_eq!(batcher.try_run_now(vec![4]), Err(vec![4]));
+        batcher.stats().last_micros.store(0, Ordering::Relaxed);
+        assert_eq!(batcher.try_run_now(vec![4]).unwrap(), Ok(vec![1]));
         // A batch timeout means waiting for company: never at once.
         let waiting = Batcher::spawn(config(4, Duration::from_millis(5)), |rows: Vec<i32>| {
             Ok(rows)

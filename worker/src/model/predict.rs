@@ -199,10 +199,15 @@ impl LoadedModel {
         // operations for it, each costing more than the arithmetic on a small batch.
         let mut flat = Vec::with_capacity(rows.len() * width);
         match &self.card.input.normalization {
-            Some(normalization) if normalization.offset.len() != width => bail!(
-                "the model card's normalisation has {} features; the model has {width}",
-                normalization.offset.len()
-            ),
+            Some(normalization)
+                if normalization.offset.len() != width || normalization.scale.len() != width =>
+            {
+                bail!(
+                    "the model card's normalisation has {} offsets and {} scales; the model has {width} features",
+                    normalization.offset.len(),
+                    normalization.scale.len()
+                )
+            }
             Some(normalization) => {
                 for row in rows {
                     normalization.extend_row(row, &mut flat);

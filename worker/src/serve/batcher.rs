@@ -94,7 +94,7 @@ type Forward<I, O> = Box<dyn FnMut(Vec<I>) -> Result<Vec<O>, String> + Send>;
 struct Shared<I, O> {
     /// Held while a forward pass runs, on the model thread or on a caller's.
     forward: Mutex<Forward<I, O>>,
-    /// Requests sent to the model thread and not yet taken by it.
+    /// Requests sent to the model thread and not yet answered by it.
     queued: AtomicUsize,
     stats: BatchStats,
 }
@@ -104,7 +104,12 @@ impl<I, O> Shared<I, O> {
         Self {
             forward: Mutex::new(Box::new(forward)),
             queued: AtomicUsize::new(0),
-            stats: BatchStats::default(),
+            stats: BatchStats {
+                // Unknown until a forward pass is timed: the first request goes to the model
+                // thread.
+                last_micros: AtomicU64::new(u64::MAX),
+                ..BatchStats::default()
+            },
         }
     }
 }
@@ -211,18 +216,12 @@ fn gather_and_run<I, O>(
     config: BatchConfig,
     shared: &Shared<I, O>,
 ) {
-    let taken = |message: Message<I, O>| {
-        if matches!(message, Message::Job(_)) {
-            shared.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-        message
-    };
     let mut draining = false;
     let mut carried: Option<Job<I, O>> = None;
     loop {
         let first = match carried.take() {
             Some(job) => job,
-            None => match receiver.recv().map(taken) {
+            None => match receiver.recv() {
                 Ok(Message::Job(job)) => job,
                 Ok(Message::Drain) => {
                     draining = true;
@@ -242,7 +241,7 @@ fn gather_and_run<I, O>(
                 deadline.saturating_duration_since(Instant::now())
             };
             let message = match receiver.recv_timeout(wait) {
-                Ok(message) => taken(message),
+                Ok(message) => message,
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             };
             match message {
@@ -257,12 +256,9 @@ fn gather_and_run<I, O>(
                 }
             }
         }
-        // A caller running a batch of its own at once holds the model meanwhile.
-        let mut forward = shared
-            .forward
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        run_batch(batch, &mut **forward, &shared.stats);
+        // Counted as queued until run: a request never runs at once ahead of one gathered,
+        // carried or running here.
+        run_batch(batch, shared);
     }
 }
 
@@ -291,19 +287,16 @@ fn run_forward<I, O>(
     }
 }
 
-fn run_batch<I, O>(
-    batch: Vec<Job<I, O>>,
-    forward: &mut (dyn FnMut(Vec<I>) -> Result<Vec<O>, String> + Send),
-    stats: &BatchStats,
-) {
+/// Runs a batch with the model held (`shared.forward`), then, with the model released and the
+/// batch no longer counted as queued, answers each request: a client that sends its next
+/// request as soon as it has the answer finds the model idle.
+fn run_batch<I, O>(batch: Vec<Job<I, O>>, shared: &Shared<I, O>) {
+    let jobs = batch.len();
     // A client that went away needs no forward pass.
     let batch: Vec<Job<I, O>> = batch
         .into_iter()
         .filter(|job| !job.reply.is_closed())
         .collect();
-    if batch.is_empty() {
-        return;
-    }
     let mut counts = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
     let mut inputs = Vec::new();
@@ -312,14 +305,24 @@ fn run_batch<I, O>(
         replies.push(job.reply);
         inputs.extend(job.rows);
     }
-    match run_forward(forward, inputs, stats) {
-        Ok(outputs) => {
+    let outcome = (!replies.is_empty()).then(|| {
+        // A caller running a batch of its own at once holds the model meanwhile.
+        let mut forward = shared
+            .forward
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        run_forward(&mut **forward, inputs, &shared.stats)
+    });
+    shared.queued.fetch_sub(jobs, Ordering::AcqRel);
+    match outcome {
+        None => {}
+        Some(Ok(outputs)) => {
             let mut outputs = outputs.into_iter();
             for (count, reply) in counts.into_iter().zip(replies) {
                 let _ = reply.send(Ok(outputs.by_ref().take(count).collect()));
             }
         }
-        Err(message) => {
+        Some(Err(message)) => {
             for reply in replies {
                 let _ = reply.send(Err(BatchError::Failed(message.clone())));
             }
@@ -457,20 +460,23 @@ mod tests {
                 rows.len()
             ])
         });
-        assert_eq!(batcher.try_run_now(vec![1, 2]).unwrap(), Ok(vec![1, 1]));
-        assert_eq!(batcher.stats().batches.load(Ordering::Relaxed), 1);
-        // More rows than a batch holds go to the model thread.
-        assert_eq!(batcher.try_run_now(vec![1; 5]), Err(vec![1; 5]));
-        // While the model thread runs a forward pass, a request waits for it.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        // Until a forward pass was timed, requests go to the model thread.
+        assert_eq!(batcher.try_run_now(vec![1, 2]), Err(vec![1, 2]));
+        assert_eq!(runtime.block_on(batcher.run(vec![1, 2])), Ok(vec![0, 0]));
+        assert_eq!(batcher.try_run_now(vec![1, 2]).unwrap(), Ok(vec![1, 1]));
+        assert_eq!(batcher.stats().batches.load(Ordering::Relaxed), 2);
+        // More rows than a batch holds go to the model thread.
+        assert_eq!(batcher.try_run_now(vec![1; 5]), Err(vec![1; 5]));
+        // While the model thread runs a forward pass, a request waits for it.
         let batcher = Arc::new(batcher);
         let busy = {
             let batcher = Arc::clone(&batcher);
             std::thread::spawn(move || runtime.block_on(batcher.run(vec![0])))
         };
-        while batcher.stats().batches.load(Ordering::Relaxed) < 2 {
+        while batcher.stats().batches.load(Ordering::Relaxed) < 3 {
             std::thread::yield_now();
         }
         assert_eq!(batcher.try_run_now(vec![3]), Err(vec![3]));

@@ -396,11 +396,14 @@ impl Server {
             ));
         }
         self.count_inputs(&served.info, &rows);
-        let results = self.run_rows(&served, rows).await.map_err(|e| match e {
-            BatchError::Overloaded => error(429, e.to_string()),
-            BatchError::Stopped => error(503, e.to_string()),
-            BatchError::Failed(_) => error(500, e.to_string()),
-        })?;
+        let results = self
+            .run_rows(&served, rows, body_bytes)
+            .await
+            .map_err(|e| match e {
+                BatchError::Overloaded => error(429, e.to_string()),
+                BatchError::Stopped => error(503, e.to_string()),
+                BatchError::Failed(_) => error(500, e.to_string()),
+            })?;
         self.metrics
             .count_predictions(results.iter().filter_map(|r| match r {
                 RowOutput::Class { index, .. } => Some(*index),
@@ -436,18 +439,20 @@ impl Server {
     }
 
     /// Runs a request's rows: at once on this thread when it is the only inference in flight
-    /// and small ([`Batcher::try_run_now`]: no batch to share, so no hand-off to the model
-    /// thread and back), else in the model thread's next batch. Before deciding it lets the
-    /// other requests that are ready run up to here, so that under load requests still meet in
-    /// batches.
+    /// and small, in rows and in bytes (the cost of a text model's pass grows with its texts)
+    /// ([`Batcher::try_run_now`]: no batch to share, so no hand-off to the model thread and
+    /// back), else in the model thread's next batch. Before deciding it lets the other requests
+    /// that are ready run up to here, so that under load requests still meet in batches.
     async fn run_rows(
         &self,
         served: &Served,
         rows: Vec<Row>,
+        body_bytes: usize,
     ) -> Result<Vec<RowOutput>, BatchError> {
         let alone =
             || self.settings.max_concurrent.max(1) - self.inferring.available_permits() == 1;
-        let rows = if rows.len() <= INLINE_ROWS && alone() {
+        let small = rows.len() <= INLINE_ROWS && body_bytes <= INLINE_BODY_BYTES;
+        let rows = if small && alone() {
             tokio::task::yield_now().await;
             if alone() {
                 match served.batcher.try_run_now(rows) {

@@ -451,20 +451,16 @@ impl Server {
     ) -> Result<Vec<RowOutput>, BatchError> {
         let alone =
             || self.settings.max_concurrent.max(1) - self.inferring.available_permits() == 1;
-        let small = rows.len() <= INLINE_ROWS && body_bytes <= INLINE_BODY_BYTES;
-        let rows = if small && alone() {
+        let mut rows = rows;
+        if rows.len() <= INLINE_ROWS && body_bytes <= INLINE_BODY_BYTES && alone() {
             tokio::task::yield_now().await;
             if alone() {
                 match served.batcher.try_run_now(rows) {
                     Ok(outputs) => return outputs,
-                    Err(rows) => rows,
+                    Err(given_back) => rows = given_back,
                 }
-            } else {
-                rows
             }
-        } else {
-            rows
-        };
+        }
         served.batcher.run(rows).await
     }
 

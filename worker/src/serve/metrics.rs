@@ -130,23 +130,9 @@ impl BinCounters {
     /// adds them to the counters): plain additions under the series' lock, no atomic add per
     /// request.
     fn add_all(&mut self, values: impl Iterator<Item = f64>) {
-        let Some((low, scale)) = self.equal_width else {
-            for value in values {
-                let index = self.index(value);
-                self.tally[index] += 1;
-            }
-            return;
-        };
-        // Equal-width edges (what `prepare` writes), the loop's invariants read once.
-        let edges = self.histogram.edges.as_slice();
-        let tally = self.tally.as_mut_slice();
         for value in values {
-            let index = match equal_width_bin(edges, low, scale, value) {
-                Bin::Underflow => 0,
-                Bin::Inside(i) => i + 1,
-                Bin::Overflow => tally.len() - 1,
-            };
-            tally[index] += 1;
+            let index = self.index(value);
+            self.tally[index] += 1;
         }
     }
 

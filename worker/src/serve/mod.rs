@@ -17,6 +17,7 @@ mod fuzz;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+mod plain_request;
 pub mod protocol;
 
 use crate::data::prepared::DataKind;

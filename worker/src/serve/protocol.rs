@@ -178,7 +178,7 @@ pub struct InferRequest {
 /// use (`model_name`, `model_version` of KServe's client, a tensor's extra keys) are ignored, as
 /// the Open Inference Protocol's servers do; parameters that would change the answer and are not
 /// supported are refused by name ([`unsupported_parameter`]).
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct RawRequest {
     #[serde(default)]
     pub(super) id: Option<String>,
@@ -189,7 +189,7 @@ pub(super) struct RawRequest {
     pub(super) parameters: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct RawInput {
     pub(super) name: String,
     pub(super) shape: Vec<i64>,
@@ -297,7 +297,7 @@ impl<'de> Deserialize<'de> for Element {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct RawOutput {
     pub(super) name: String,
     #[serde(default)]
@@ -515,7 +515,11 @@ pub fn parse_infer(
         Some(length) => body.split_at(length),
         None => (body, &[][..]),
     };
-    let mut request: RawRequest = serde_json::from_slice(json_part).map_err(|e| {
+    // The plain form in one pass; any other through serde_json, which words what is wrong.
+    let plain = super::plain_request::read(json_part);
+    let mut request: RawRequest = match plain {
+        Some(request) => request,
+        None => serde_json::from_slice(json_part).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
@@ -525,7 +529,8 @@ pub fn parse_infer(
                 "the body is not an inference request ({{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}): {e}"
             )),
         }
-    })?;
+    })?,
+    };
     if header_length.is_some() {
         read_binary_inputs(&mut request, binary)?;
     } else if let Some(input) = request
@@ -565,13 +570,13 @@ fn binary_outputs(request: &RawRequest, model: &ModelInfo) -> Vec<String> {
 
 /// Checks a request read from JSON (or from a gRPC message) against `model`.
 pub(super) fn validate(
-    request: RawRequest,
+    mut request: RawRequest,
     model: &ModelInfo,
 ) -> Result<InferRequest, RequestError> {
     if let Some(message) = unsupported_parameter(&request) {
         return Err(RequestError::bad(message));
     }
-    let input = match request.inputs.as_slice() {
+    let input = match request.inputs.as_mut_slice() {
         [input] => input,
         [] => {
             return Err(RequestError::bad(format!(
@@ -805,7 +810,11 @@ fn wrong_count(input: &RawInput, expected: usize, found: usize) -> RequestError 
     ))
 }
 
-fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<Row>, RequestError> {
+fn table_rows(
+    input: &mut RawInput,
+    width: usize,
+    model: &ModelInfo,
+) -> Result<Vec<Row>, RequestError> {
     let Some((min, max, integers)) = numeric_range(&input.datatype) else {
         let hint = if input.datatype == "BYTES" {
             format!("model {:?} reads numbers, not text", model.name)
@@ -855,10 +864,11 @@ fn table_rows(input: &RawInput, width: usize, model: &ModelInfo) -> Result<Vec<R
 }
 
 /// The rows of `data` when it holds nothing but `valid` numbers in the shape's count, flat or one
-/// array per row (almost every request): read without [`flatten`]'s item per value. `None`
-/// otherwise, for the general path to find and word what is wrong.
+/// array per row (almost every request): taken from the request (its rows moved, not copied),
+/// without [`flatten`]'s item per value. `None` otherwise, with the data left for the general
+/// path to find and word what is wrong.
 fn numeric_rows(
-    input: &RawInput,
+    input: &mut RawInput,
     rows: usize,
     width: usize,
     valid: impl Fn(f64) -> bool,
@@ -867,24 +877,38 @@ fn numeric_rows(
     if width == 0 {
         return None;
     }
-    match input.data.as_ref()? {
-        Element::Numbers(numbers) if Some(numbers.len()) == rows.checked_mul(width) => {
-            all_valid(numbers).then(|| {
-                numbers
-                    .chunks(width)
-                    .map(|row| Row::Features(row.to_vec()))
-                    .collect()
-            })
+    let numeric = match input.data.as_ref()? {
+        Element::Numbers(numbers) => {
+            Some(numbers.len()) == rows.checked_mul(width) && all_valid(numbers)
         }
-        Element::Array(items) if items.len() == rows => items
-            .iter()
-            .map(|item| match item {
-                Element::Numbers(row) if row.len() == width && all_valid(row) => {
-                    Some(Row::Features(row.clone()))
-                }
-                _ => None,
-            })
-            .collect(),
+        Element::Array(items) => {
+            items.len() == rows
+                && items.iter().all(|item| {
+                    matches!(item, Element::Numbers(row) if row.len() == width && all_valid(row))
+                })
+        }
+        _ => false,
+    };
+    if !numeric {
+        return None;
+    }
+    // Checked: the rows move out of the request (one array per row) or are cut from it.
+    match input.data.take()? {
+        Element::Numbers(numbers) => Some(
+            numbers
+                .chunks(width)
+                .map(|row| Row::Features(row.to_vec()))
+                .collect(),
+        ),
+        Element::Array(items) => Some(
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Element::Numbers(row) => Some(Row::Features(row)),
+                    _ => None,
+                })
+                .collect(),
+        ),
         _ => None,
     }
 }

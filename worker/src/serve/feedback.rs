@@ -143,60 +143,66 @@ impl FeedbackClaim {
         }
     }
 
-    /// The id: the payload and its MAC.
+    /// The id: the payload (this claim as serde_json writes it) and its MAC.
     pub fn sign(&self, key: &FeedbackKey) -> String {
-        ClaimRef {
-            model: &self.model,
-            revision: self.revision,
-            predicted: &self.predicted,
-            issued_at: self.issued_at,
-            nonce: &self.nonce,
-        }
-        .sign(key)
-    }
-}
-
-/// The id of a claim, signed without building a [`FeedbackClaim`] (what a server does for
-/// every row it answers): the same payload and MAC as `FeedbackClaim::with_nonce(..).sign(key)`.
-pub fn sign(
-    key: &FeedbackKey,
-    model: &str,
-    revision: i32,
-    predicted: &str,
-    issued_at: u64,
-    nonce: &[u8],
-) -> String {
-    ClaimRef {
-        model,
-        revision,
-        predicted,
-        issued_at,
-        nonce: &URL_SAFE_NO_PAD.encode(nonce),
-    }
-    .sign(key)
-}
-
-/// A [`FeedbackClaim`] borrowed: the same fields, names and order, so the same JSON.
-#[derive(Serialize)]
-struct ClaimRef<'a> {
-    #[serde(rename = "m")]
-    model: &'a str,
-    #[serde(rename = "r")]
-    revision: i32,
-    #[serde(rename = "p")]
-    predicted: &'a str,
-    #[serde(rename = "t")]
-    issued_at: u64,
-    #[serde(rename = "n")]
-    nonce: &'a str,
-}
-
-impl ClaimRef<'_> {
-    fn sign(&self, key: &FeedbackKey) -> String {
         let payload = serde_json::to_vec(self).expect("a claim serialises");
         let tag = key.mac(&payload).finalize().into_bytes();
-        let mut id = String::with_capacity((payload.len() + tag.len()).div_ceil(3) * 4 + 1);
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut id);
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+}
+
+/// Signs the ids of a response's rows (what a server does for every row it answers): the
+/// payload's fixed start (`{"m":..,"r":..,"p":`) written and fed to the MAC once, each row's
+/// payload written into one buffer. Each id is the one `FeedbackClaim::sign` gives its claim.
+pub struct ResponseSigner {
+    /// Keyed, fed the domain and the payload's fixed start.
+    started: Hmac<Sha256>,
+    /// The payload's fixed start, then the row's rest.
+    payload: Vec<u8>,
+    start: usize,
+}
+
+impl ResponseSigner {
+    /// A signer for the predictions of `revision` of `model`.
+    pub fn new(key: &FeedbackKey, model: &str, revision: i32) -> Self {
+        use std::io::Write;
+        let mut payload = Vec::with_capacity(96 + model.len());
+        // The fields in FeedbackClaim's order, written as serde_json writes them.
+        payload.extend_from_slice(br#"{"m":"#);
+        serde_json::to_writer(&mut payload, model).expect("a string serialises");
+        write!(payload, r#","r":{revision},"p":"#).expect("a Vec takes writes");
+        Self {
+            started: key.mac(&payload),
+            start: payload.len(),
+            payload,
+        }
+    }
+
+    /// The id of the claim that this revision predicted `predicted` at `issued_at` (Unix
+    /// seconds), with `nonce` (random bytes).
+    pub fn sign(&mut self, predicted: &str, issued_at: u64, nonce: &[u8]) -> String {
+        use std::io::Write;
+        self.payload.truncate(self.start);
+        serde_json::to_writer(&mut self.payload, predicted).expect("a string serialises");
+        write!(self.payload, r#","t":{issued_at},"n":""#).expect("a Vec takes writes");
+        let at = self.payload.len();
+        self.payload.resize(
+            at + base64::encoded_len(nonce.len(), false).expect("a short nonce"),
+            0,
+        );
+        URL_SAFE_NO_PAD
+            .encode_slice(nonce, &mut self.payload[at..])
+            .expect("sized for the nonce");
+        self.payload.extend_from_slice(br#""}"#);
+        let mut mac = self.started.clone();
+        mac.update(&self.payload[self.start..]);
+        let tag = mac.finalize().into_bytes();
+        let mut id = String::with_capacity((self.payload.len() + tag.len()).div_ceil(3) * 4 + 1);
+        URL_SAFE_NO_PAD.encode_string(&self.payload, &mut id);
         id.push('.');
         URL_SAFE_NO_PAD.encode_string(tag, &mut id);
         id
@@ -349,12 +355,18 @@ mod tests {
             "an id is URL-safe: {id}"
         );
         assert_eq!(verify(&key(), &id, NOW + 10, HOUR), Ok(claim));
-        // Signed from its parts, the same id.
-        let nonce = [7u8; NONCE_BYTES];
-        assert_eq!(
-            sign(&key(), "digits", 3, "7", NOW, &nonce),
-            FeedbackClaim::with_nonce("digits", 3, "7", NOW, &nonce).sign(&key())
-        );
+        // Signed from its parts by one signer for many rows, each row's id.
+        let model = "a \"quoted\" model\n";
+        let mut signer = ResponseSigner::new(&key(), model, -2);
+        for (row, predicted) in ["7", "", "é \\ \u{1}", "0.1"].into_iter().enumerate() {
+            let nonce = [row as u8; NONCE_BYTES];
+            assert_eq!(
+                signer.sign(predicted, NOW + row as u64, &nonce),
+                FeedbackClaim::with_nonce(model, -2, predicted, NOW + row as u64, &nonce)
+                    .sign(&key()),
+                "{predicted:?}"
+            );
+        }
         // Every prediction gets its own id.
         assert_ne!(FeedbackClaim::new("digits", 3, "7", NOW).sign(&key()), id);
     }

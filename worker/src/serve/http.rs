@@ -471,6 +471,7 @@ impl Server {
         // One draw from the system's random source for the whole request.
         let mut nonces = vec![0u8; feedback::NONCE_BYTES * results.len()];
         getrandom::fill(&mut nonces).expect("the system's random source");
+        let mut signer = feedback::ResponseSigner::new(&self.key, &self.name, self.revision);
         results
             .iter()
             .zip(nonces.chunks_exact(feedback::NONCE_BYTES))
@@ -482,7 +483,7 @@ impl Server {
                     (RowOutput::Value(value), _) => Cow::Owned(feedback::value_text(*value)),
                     (RowOutput::Class { .. }, OutputKind::Value) => Cow::Borrowed(""),
                 };
-                feedback::sign(&self.key, &self.name, self.revision, &predicted, now, nonce)
+                signer.sign(&predicted, now, nonce)
             })
             .collect()
     }

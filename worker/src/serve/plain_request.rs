@@ -71,8 +71,11 @@ impl Reader<'_> {
         let length = self.bytes[start..]
             .iter()
             .position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')?;
-        self.at = start + length;
-        self.expect(b'"')?;
+        // The quote right after (not after white space: a tab inside is not plain).
+        if self.bytes.get(start + length) != Some(&b'"') {
+            return None;
+        }
+        self.at = start + length + 1;
         // Printable ASCII is UTF-8.
         std::str::from_utf8(&self.bytes[start..start + length]).ok()
     }
@@ -271,12 +274,19 @@ impl Reader<'_> {
                 written as i32
             };
         }
-        // A fraction's trailing zeros ("13.0"): dividing them out of digits a double holds
-        // exactly gives the double serde_json's division gives, without a division. Zero is
+        // A whole number written with a fraction ("13.0", "1500e-2"): when dividing by the
+        // power of ten leaves a whole number, digits a double holds divided in integers give
+        // the double serde_json's division gives (both exact), without a division. Zero is
         // zero at any exponent.
-        while exponent < 0 && digits < 1 << 53 && digits % 10 == 0 && digits != 0 {
-            digits /= 10;
-            exponent += 1;
+        if exponent < 0 && digits < 1 << 53 && digits != 0 {
+            let (mut whole, mut power) = (digits, exponent);
+            while power < 0 && whole % 10 == 0 {
+                whole /= 10;
+                power += 1;
+            }
+            if power == 0 {
+                (digits, exponent) = (whole, 0);
+            }
         }
         let magnitude = if integer || exponent == 0 || digits == 0 {
             digits as f64
@@ -397,7 +407,7 @@ mod tests {
     fn numbers_convert_as_serde_json_converts_them() {
         let text = "[0.1, 1e22, 123456.789e-3, -7, 1e23, 9007199254740993, 60685.625944129824, \
                     1e-400, 2.5e-320, 17976931348623157e292, 0.000, -0.0e999, 5E+2, 13.0, 1.50, \
-                    90071992547409930.0, 9007199254740993.0, 123456789012345678.0]";
+                    90071992547409930.0, 9007199254740993.0, 123456789012345678.0, 330e-83, 1500e-2]";
         let expected: Vec<f64> = serde_json::from_str(text).expect("json");
         assert_eq!(numbers(text), expected);
         assert_eq!(expected[..4], [0.1, 1e22, 123.456789, -7.0]);
@@ -437,6 +447,8 @@ mod tests {
             r#"{"inputs":[{"name":"x","shape":[01],"datatype":"FP32","data":[1]}]}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}"#,
             "{\"inputs\":[{\"name\":\"x\ty\",\"shape\":[1],\"datatype\":\"FP32\"}]}",
+            "{\"id\":\"\r\",\"inputs\":[]}",
+            "{\"id\":\"x\n\",\"inputs\":[]}",
             // JSON, but for serde_json to read or refuse.
             r#"{"inputs":[{"name":"x\"","shape":[1],"datatype":"FP32","data":[1]}]}"#,
             r#"{"inputs":[{"name":"é","shape":[1],"datatype":"FP32","data":[1]}]}"#,
@@ -458,6 +470,44 @@ mod tests {
     }
 
     proptest! {
+        /// Numbers of any form JSON allows, in arrays: read as serde_json reads them, or left
+        /// to it (more than 19 digits).
+        #[test]
+        fn numbers_of_any_form_read_as_serde_json_reads_them(
+            numbers in prop::collection::vec(
+                ("-?", "0|[1-9][0-9]{0,19}", prop::option::of("[0-9]{1,12}"), prop::option::of("[eE][+-]?[0-9]{1,3}"), "[ \\t\\n]{0,2}"),
+                1..6,
+            ),
+        ) {
+            let data: Vec<String> = numbers
+                .into_iter()
+                .map(|(sign, whole, fraction, exponent, space)| {
+                    let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+                    format!("{space}{sign}{whole}{fraction}{}{space}", exponent.unwrap_or_default())
+                })
+                .collect();
+            read_checked(body(&format!("[{}]", data.join(","))).as_bytes());
+        }
+
+        /// Number-like texts, JSON or not (leading zeros, a bare point, an empty exponent): never
+        /// read as anything serde_json would not read them as.
+        #[test]
+        fn number_like_texts_are_never_misread(
+            numbers in prop::collection::vec(
+                ("-?", "[0-9]{1,21}", prop::option::of("[0-9]{0,21}"), prop::option::of("[eE][+-]?[0-9]{0,5}"), "[ \\t\\n]{0,2}"),
+                1..4,
+            ),
+        ) {
+            let data: Vec<String> = numbers
+                .into_iter()
+                .map(|(sign, whole, fraction, exponent, space)| {
+                    let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+                    format!("{space}{sign}{whole}{fraction}{}{space}", exponent.unwrap_or_default())
+                })
+                .collect();
+            read_checked(body(&format!("[{}]", data.join(","))).as_bytes());
+        }
+
         /// Every request the clients' strategy makes, written compact or pretty: the same
         /// request as serde_json's, or `None`.
         #[test]

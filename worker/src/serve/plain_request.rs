@@ -39,7 +39,7 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -65,7 +65,7 @@ impl Reader<'_> {
     }
 
     /// A string of printable ASCII without escapes (anything else: serde_json's).
-    fn plain_string(&mut self) -> Option<&str> {
+    fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
         let length = self.bytes[start..]
@@ -86,9 +86,9 @@ impl Reader<'_> {
             return Some(());
         }
         loop {
-            let key = self.plain_string()?.to_owned();
+            let key = self.plain_string()?;
             self.expect(b':')?;
-            member(self, &key)?;
+            member(self, key)?;
             if self.eat(b'}') {
                 return Some(());
             }
@@ -203,9 +203,12 @@ impl Reader<'_> {
         self.expect(b'[')?;
         self.space();
         if self.peek() != Some(b'[') {
-            // At least two bytes a number ("0,"), and never more than the body holds.
-            let capacity = (self.bytes.len() - self.at) / 2;
-            return self.numbers(capacity.min(1 << 16)).map(Element::Numbers);
+            // One more number than commas before the array's end (numbers hold neither): room
+            // for what this array holds, not for what the rest of the body could.
+            let rest = &self.bytes[self.at..];
+            let end = rest.iter().position(|&b| b == b']')?;
+            let commas = rest[..end].iter().filter(|&&b| b == b',').count();
+            return self.numbers(commas + 1).map(Element::Numbers);
         }
         let mut rows = Vec::new();
         let mut width = 0;
@@ -404,6 +407,30 @@ mod tests {
     }
 
     #[test]
+    fn arrays_reserve_room_for_what_they_hold() {
+        let input = r#"{"name":"","shape":[],"datatype":"","data":[]}"#;
+        let many = format!(r#"{{"inputs":[{}]}}"#, vec![input; 1000].join(","));
+        let request = read_checked(many.as_bytes()).expect("plain");
+        let reserved: usize = request
+            .inputs
+            .iter()
+            .map(|input| match &input.data {
+                Some(Element::Numbers(numbers)) => numbers.capacity(),
+                other => panic!("{other:?}"),
+            })
+            .sum();
+        assert!(
+            reserved <= 1000,
+            "{reserved} numbers reserved for 1000 empty arrays"
+        );
+        let request = read_checked(body(&format!("[{}]", vec!["1.5"; 300].join(", "))).as_bytes());
+        match &request.expect("plain").inputs[0].data {
+            Some(Element::Numbers(numbers)) => assert_eq!(numbers.capacity(), 300),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn numbers_convert_as_serde_json_converts_them() {
         let text = "[0.1, 1e22, 123456.789e-3, -7, 1e23, 9007199254740993, 60685.625944129824, \
                     1e-400, 2.5e-320, 17976931348623157e292, 0.000, -0.0e999, 5E+2, 13.0, 1.50, \
@@ -505,14 +532,17 @@ mod tests {
     }
 
     proptest! {
-        /// Numbers of any form JSON allows (within a double's range), in arrays: read as
-        /// serde_json reads them, and by this reader when none has more than 19 digits.
+        /// Numbers of any form JSON allows, in arrays: read as serde_json reads them, and by
+        /// this reader when none has more than 19 digits (and serde_json reads them: within a
+        /// double's range).
         #[test]
         fn numbers_of_any_form_read_as_serde_json_reads_them(
-            (data, most_digits) in number_array("0|[1-9][0-9]{0,19}", "[0-9]{1,12}", "[eE][+-]?[0-9]{1,2}", 6),
+            (data, most_digits) in number_array("0|[1-9][0-9]{0,19}", "[0-9]{1,12}", "[eE][+-]?0?[0-9]{1,3}", 6),
         ) {
-            let read = read_checked(body(&data).as_bytes());
-            prop_assert_eq!(read.is_some(), most_digits <= MAX_DIGITS, "{}", data);
+            let body = body(&data);
+            let read = read_checked(body.as_bytes());
+            let in_range = serde(body.as_bytes()).is_some();
+            prop_assert_eq!(read.is_some(), most_digits <= MAX_DIGITS && in_range, "{}", data);
         }
 
         /// Number-like texts, JSON or not (leading zeros, a bare point, an empty exponent): never

@@ -206,7 +206,7 @@ impl<'a> Reader<'a> {
             // One more number than commas before the array's end (numbers hold neither): room
             // for what this array holds, not for what the rest of the body could.
             let rest = &self.bytes[self.at..];
-            let end = rest.iter().position(|&b| b == b']')?;
+            let end = memchr::memchr(b']', rest)?;
             let commas = rest[..end].iter().filter(|&&b| b == b',').count();
             return self.numbers(commas + 1).map(Element::Numbers);
         }

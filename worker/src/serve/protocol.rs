@@ -516,20 +516,9 @@ pub fn parse_infer(
         None => (body, &[][..]),
     };
     // The plain form in one pass; any other through serde_json, which words what is wrong.
-    let plain = super::plain_request::read(json_part);
-    let mut request: RawRequest = match plain {
+    let mut request = match super::plain_request::read(json_part) {
         Some(request) => request,
-        None => serde_json::from_slice(json_part).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                RequestError::bad(format!("the body is not valid JSON: {e}"))
-            }
-            Category::Data => RequestError::bad(format!(
-                "the body is not an inference request ({{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}): {e}"
-            )),
-        }
-    })?,
+        None => read_request(json_part)?,
     };
     if header_length.is_some() {
         read_binary_inputs(&mut request, binary)?;
@@ -547,6 +536,21 @@ pub fn parse_infer(
     let mut parsed = validate(request, model)?;
     parsed.binary_outputs = binary_outputs;
     Ok(parsed)
+}
+
+/// A request's JSON read by serde_json, or the error it found, worded for the client.
+fn read_request(json: &[u8]) -> Result<RawRequest, RequestError> {
+    serde_json::from_slice(json).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                RequestError::bad(format!("the body is not valid JSON: {e}"))
+            }
+            Category::Data => RequestError::bad(format!(
+                "the body is not an inference request ({{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}): {e}"
+            )),
+        }
+    })
 }
 
 /// The outputs to send raw: all when the request's `binary_data_output` is set (except those

@@ -245,10 +245,8 @@ impl<'a> Reader<'a> {
         }
         let mut count = whole;
         let mut exponent: i32 = 0;
-        let mut integer = true;
         if self.peek() == Some(b'.') {
             self.at += 1;
-            integer = false;
             let places;
             (digits, places) = self.digits(digits);
             if places == 0 {
@@ -262,7 +260,6 @@ impl<'a> Reader<'a> {
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.at += 1;
-            integer = false;
             let negative = self.peek() == Some(b'-');
             if negative || self.peek() == Some(b'+') {
                 self.at += 1;
@@ -291,7 +288,8 @@ impl<'a> Reader<'a> {
                 (digits, exponent) = (whole, 0);
             }
         }
-        let magnitude = if integer || exponent == 0 || digits == 0 {
+        // An integer is its digits; so is any number at exponent 0 (times 1e0).
+        let magnitude = if exponent == 0 || digits == 0 {
             digits as f64
         } else {
             from_parts(digits, exponent)?

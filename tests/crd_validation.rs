@@ -47,6 +47,13 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// `base` with `patch` merged in.
+fn with(base: &Value, patch: Value) -> Value {
+    let mut manifest = base.clone();
+    merge_patch(&mut manifest, &patch);
+    manifest
+}
+
 fn yaml(text: &str) -> Value {
     serde_yaml::from_str(text).expect("valid YAML")
 }
@@ -163,6 +170,20 @@ async fn dataset_rules() {
             ("a jsonl text Dataset on a volume", text),
             ("split fractions written as integers", whole_numbers),
             ("a numeric label over http", regression),
+            (
+                "resources as quantities, cpu as an integer",
+                with(
+                    &digits,
+                    json!({"spec": {"resources": {"cpu": 2, "memory": "1.5Gi"}}}),
+                ),
+            ),
+            (
+                "resources as quantities, cpu in millicores",
+                with(
+                    &digits,
+                    json!({"spec": {"resources": {"cpu": "500m", "memory": 2147483648_u64}}}),
+                ),
+            ),
         ],
     )
     .await;
@@ -291,6 +312,21 @@ async fn dataset_rules() {
                 "a missing label",
                 json!({"spec": {"schema": {"label": null}}}),
                 &["spec.schema.label", "Required value"],
+            ),
+            refused(
+                "a cpu that is not a quantity",
+                json!({"spec": {"resources": {"cpu": "two"}}}),
+                &["spec.resources.cpu", "must be a positive Kubernetes quantity"],
+            ),
+            refused(
+                "a negative memory",
+                json!({"spec": {"resources": {"memory": "-1Gi"}}}),
+                &["spec.resources.memory", "must be a positive Kubernetes quantity"],
+            ),
+            refused(
+                "a cpu of 0",
+                json!({"spec": {"resources": {"cpu": 0}}}),
+                &["spec.resources.cpu", "must be a positive Kubernetes quantity"],
             ),
         ],
     )
@@ -452,6 +488,11 @@ spec:
                 "a negative GPU count",
                 json!({"spec": {"resources": {"gpu": -1}}}),
                 &["spec.resources.gpu", "greater than or equal to 0"],
+            ),
+            refused(
+                "a memory that is not a quantity",
+                json!({"spec": {"resources": {"memory": "4 GB"}}}),
+                &["spec.resources.memory", "must be a positive Kubernetes quantity"],
             ),
             refused(
                 "zero trials",
@@ -634,6 +675,11 @@ spec:
                 "a name that is no Service name",
                 json!({"metadata": {"name": "1digits"}}),
                 &["metadata.name", "DNS label"],
+            ),
+            refused(
+                "a negative cpu",
+                json!({"spec": {"resources": {"cpu": "-500m"}}}),
+                &["spec.resources.cpu", "must be a positive Kubernetes quantity"],
             ),
             refused(
                 "both a TrainingJob and an artifact",

@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::core::v1::Toleration;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube_derive::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,9 +67,30 @@ impl LocalRef {
     }
 }
 
+/// The rule that refuses a `resources.<field>` (`cpu` or `memory`) that is not a positive
+/// Kubernetes quantity, at `kubectl apply`, rather than when the API server refuses the pod the
+/// operator makes from it. The schema of a quantity is only "an integer or a string".
+pub fn positive_quantity_rule(field: &str, examples: &str) -> kube_core::Rule {
+    kube_core::Rule::new(format!(
+        "!has(self.{field}) || (type(self.{field}) == int ? self.{field} > 0 : \
+         isQuantity(self.{field}) && quantity(self.{field}).isGreaterThan(quantity('0')))"
+    ))
+    .message(
+        format!("resources.{field} must be a positive Kubernetes quantity, for example {examples}")
+            .as_str(),
+    )
+    .field_path(format!(".{field}"))
+    .reason(kube_core::Reason::FieldValueInvalid)
+}
+
 /// Compute resources of a worker or serving pod. Requests equal limits, so that a pod gets what
 /// it asked for and nothing it did not.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = positive_quantity_rule("cpu", "500m, 2 or 1.5"),
+    validation = positive_quantity_rule("memory", "512Mi or 4Gi"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeResources {
     /// Number of NVIDIA GPUs (`nvidia.com/gpu`); 0 runs on CPU.

@@ -99,7 +99,12 @@ pub struct DatasetSpec {
 }
 
 /// Resources of a prepare pod.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
+#[x_kube(
+    validation = crate::common::positive_quantity_rule("cpu", "500m, 1 or 1.5"),
+    validation = crate::common::positive_quantity_rule("memory", "512Mi or 2Gi"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PrepareResources {
     /// CPU, as a Kubernetes quantity (`1`, `500m`).

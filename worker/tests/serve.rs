@@ -360,7 +360,9 @@ fn digits_are_served_with_the_accuracy_of_the_offline_evaluation() {
     assert_eq!(metadata["inputs"][0]["shape"], json!([-1, 64]));
     assert_eq!(metadata["outputs"][1]["shape"], json!([-1, 10]));
     assert_eq!(metadata["parameters"]["digest"], trained.digest.as_str());
-    assert_eq!(server.get_json("/v2").1["name"], "modelops-worker");
+    let (_, server_metadata) = server.get_json("/v2");
+    assert_eq!(server_metadata["name"], "modelops-worker");
+    assert_eq!(server_metadata["extensions"], json!(["binary_tensor_data"]));
     assert_eq!(server.get_json("/v2/models/digits/versions/3").0, 200);
     assert_eq!(server.get_json("/v2/models/digits/ready").0, 200);
     assert_eq!(server.get_json("/v2/models/digits/versions/3/ready").0, 200);

@@ -129,12 +129,13 @@ impl ModelInfo {
     }
 }
 
-/// `GET /v2`.
+/// `GET /v2`. The extensions are named as Triton names them: `binary_tensor_data` is the binary
+/// tensor extension (raw inputs and outputs after the JSON), the one this server implements.
 pub fn server_metadata() -> Value {
     json!({
         "name": "modelops-worker",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     })
 }
 

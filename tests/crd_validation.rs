@@ -97,8 +97,7 @@ async fn expect_refused(api: &Api<DynamicObject>, base: &Value, cases: Vec<Refus
     let total = cases.len();
     let mut failures = Vec::new();
     for case in cases {
-        let mut manifest = base.clone();
-        merge_patch(&mut manifest, &case.patch);
+        let manifest = with(base, case.patch);
         match dry_run_create(api, &manifest).await {
             Ok(_) => failures.push(format!("{}: accepted", case.what)),
             Err(kube::Error::Api(status)) if status.code == 422 => {
@@ -137,25 +136,22 @@ async fn dataset_rules() {
     let digits = yaml(include_str!("../examples/digits/dataset.yaml"));
     let iris = yaml(include_str!("../examples/iris/dataset.yaml"));
 
-    let mut text = digits.clone();
-    merge_patch(
-        &mut text,
-        &json!({"metadata": {"name": "reviews"}, "spec": {
+    let text = with(
+        &digits,
+        json!({"metadata": {"name": "reviews"}, "spec": {
             "source": {"configMap": null, "volume": {"claimName": "corpora", "path": "reviews/train.jsonl"}},
             "format": "jsonl",
             "schema": {"label": "sentiment", "text": "body"},
             "preprocessing": {"normalize": "none"},
         }}),
     );
-    let mut whole_numbers = iris.clone();
-    merge_patch(
-        &mut whole_numbers,
-        &json!({"spec": {"split": {"train": 1, "validation": 0, "test": 0}}}),
+    let whole_numbers = with(
+        &iris,
+        json!({"spec": {"split": {"train": 1, "validation": 0, "test": 0}}}),
     );
-    let mut regression = iris.clone();
-    merge_patch(
-        &mut regression,
-        &json!({"spec": {
+    let regression = with(
+        &iris,
+        json!({"spec": {
             "source": {"configMap": null, "http": {"url": "https://example.org/houses.csv",
                 "sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
             "schema": {"label": "price", "labelKind": "numeric", "features": null},
@@ -189,10 +185,10 @@ async fn dataset_rules() {
     .await;
 
     let jsonl = |extra: Value| {
-        let mut patch =
-            json!({"spec": {"format": "jsonl", "preprocessing": {"normalize": "none"}}});
-        merge_patch(&mut patch, &extra);
-        patch
+        with(
+            &json!({"spec": {"format": "jsonl", "preprocessing": {"normalize": "none"}}}),
+            extra,
+        )
     };
     expect_refused(
         &api,
@@ -357,25 +353,22 @@ spec:
   model: {architecture: mlp}
 "#,
     );
-    let mut regression = minimal.clone();
-    merge_patch(
-        &mut regression,
-        &json!({"spec": {"task": "regression", "hyperparameters": {"loss": "mse",
+    let regression = with(
+        &minimal,
+        json!({"spec": {"task": "regression", "hyperparameters": {"loss": "mse",
             "learningRateSchedule": {"type": "step", "stepSize": 10, "gamma": 0.5},
             "optimizer": {"type": "sgd", "momentum": 0.9}}}}),
     );
-    let mut scripted = minimal.clone();
-    merge_patch(
-        &mut scripted,
-        &json!({"spec": {"model": {"architecture": "torchscript", "torchscript": {"path": "user-models/net.pt"}},
+    let scripted = with(
+        &minimal,
+        json!({"spec": {"model": {"architecture": "torchscript", "torchscript": {"path": "user-models/net.pt"}},
             "search": {"strategy": "random", "maxTrials": 8,
                 "parameters": [{"name": "learningRate", "min": 0.0001, "max": 0.1, "scale": "log"}],
                 "objective": {"metric": "validationAccuracy", "goal": "maximize"}}}}),
     );
-    let mut text = minimal.clone();
-    merge_patch(
-        &mut text,
-        &json!({"spec": {"model": {"architecture": "textLstm", "textLstm": {"bidirectional": true}},
+    let text = with(
+        &minimal,
+        json!({"spec": {"model": {"architecture": "textLstm", "textLstm": {"bidirectional": true}},
             "hyperparameters": {"earlyStopping": {"metric": "validationAccuracy", "patience": 2}},
             "template": {"image": "modelops/worker:dev", "imagePullPolicy": "IfNotPresent",
                 "nodeSelector": {"gpu": "true"},
@@ -638,16 +631,14 @@ spec:
 "#,
         hex = "ab".repeat(32)
     ));
-    let mut on_s3 = artifact.clone();
-    merge_patch(
-        &mut on_s3,
-        &json!({"metadata": {"name": "pinned-s3"}, "spec": {"model": {"artifact": {
+    let on_s3 = with(
+        &artifact,
+        json!({"metadata": {"name": "pinned-s3"}, "spec": {"model": {"artifact": {
             "uri": format!("s3://modelops/team-a/models/{}", "ab".repeat(32))}}}}),
     );
-    let mut timed = canary.clone();
-    merge_patch(
-        &mut timed,
-        &json!({"metadata": {"name": "timed"}, "spec": {"strategy": {"canary": {"analysis": {
+    let timed = with(
+        &canary,
+        json!({"metadata": {"name": "timed"}, "spec": {"strategy": {"canary": {"analysis": {
             "inconclusiveTimeout": "10m", "onInconclusiveTimeout": "hold"}}}}}),
     );
     expect_accepted(

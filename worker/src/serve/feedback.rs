@@ -147,12 +147,18 @@ impl FeedbackClaim {
     pub fn sign(&self, key: &FeedbackKey) -> String {
         let payload = serde_json::to_vec(self).expect("a claim serialises");
         let tag = key.mac(&payload).finalize().into_bytes();
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(tag)
-        )
+        id_of(&payload, &tag)
     }
+}
+
+/// An id from its payload and the payload's MAC: both in URL-safe base64, joined by a `.`
+/// ([`verify`] splits them).
+fn id_of(payload: &[u8], tag: &[u8]) -> String {
+    let mut id = String::with_capacity((payload.len() + tag.len()).div_ceil(3) * 4 + 1);
+    URL_SAFE_NO_PAD.encode_string(payload, &mut id);
+    id.push('.');
+    URL_SAFE_NO_PAD.encode_string(tag, &mut id);
+    id
 }
 
 /// Signs the ids of a response's rows (what a server does for every row it answers): the
@@ -200,12 +206,7 @@ impl ResponseSigner {
         self.payload.extend_from_slice(br#""}"#);
         let mut mac = self.started.clone();
         mac.update(&self.payload[self.start..]);
-        let tag = mac.finalize().into_bytes();
-        let mut id = String::with_capacity((self.payload.len() + tag.len()).div_ceil(3) * 4 + 1);
-        URL_SAFE_NO_PAD.encode_string(&self.payload, &mut id);
-        id.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut id);
-        id
+        id_of(&self.payload, &mac.finalize().into_bytes())
     }
 }
 

@@ -120,9 +120,7 @@ pub fn train_epoch(
         let (inputs, targets) = plan.examples.batch_at(rows, &at);
         let outputs = network.forward_t(&inputs, true)?;
         let loss = plan.loss.compute(&outputs, &targets);
-        optimizer.zero_grad();
-        loss.backward();
-        optimizer.step(plan.learning_rate);
+        optimizer.backward_step(&loss, plan.learning_rate);
         if loss.device().is_cuda() {
             let weighted = loss.detach().to_kind(Kind::Double) * rows.len() as f64;
             on_device = Some(match on_device {

@@ -164,10 +164,22 @@ impl Optimizer {
         self.steps += 1;
         let step = self.steps;
         let config = self.config.clone();
-        if matches!(config.kind, OptimizerKind::Adam | OptimizerKind::Adamw)
-            && (self.fused_adam(&gradients, &config, learning_rate, step)
-                || self.flat_adam(&gradients, &config, learning_rate, step))
-        {
+        let is_adam = matches!(config.kind, OptimizerKind::Adam | OptimizerKind::Adamw);
+        if is_adam && self.fused_adam(&gradients, &config, learning_rate, step) {
+            return;
+        }
+        // The tensor rules read dense gradients: an embedding's sparse one becomes dense here.
+        let gradients: Vec<Tensor> = gradients
+            .into_iter()
+            .map(|g| {
+                if g.defined() && g.is_sparse() {
+                    g.to_dense(None, false)
+                } else {
+                    g
+                }
+            })
+            .collect();
+        if is_adam && self.flat_adam(&gradients, &config, learning_rate, step) {
             return;
         }
         tch::no_grad(|| {
@@ -187,8 +199,8 @@ impl Optimizer {
     }
 
     /// One Adam step in one pass over each parameter's memory ([`fused::adam`]) when every
-    /// parameter has a gradient and all are contiguous `f32` on the CPU; `false` (nothing done)
-    /// otherwise. The tensor rules below make about a dozen passes, each over every parameter,
+    /// parameter has a gradient and all are contiguous `f32` on the CPU, the gradients dense or
+    /// sparse by rows ([`fused::takes`]); `false` (nothing done) otherwise. The tensor rules below make about a dozen passes, each over every parameter,
     /// with a new tensor for most: on the CPU, memory traffic, for the same arithmetic.
     fn fused_adam(
         &mut self,
@@ -207,7 +219,7 @@ impl Optimizer {
             .parameters
             .iter()
             .zip(gradients)
-            .all(|((_, p), g)| fusable(p) && fusable(g) && p.numel() == g.numel())
+            .all(|((_, p), g)| fused::takes(p, g))
         {
             return false;
         }
@@ -641,6 +653,48 @@ mod tests {
                 direct.1,
                 unused_start.unwrap(),
                 "{kind:?} left the unused alone"
+            );
+        }
+    }
+
+    /// An embedding's gradient sparse by rows (with a repeated id and the padding id) gives the
+    /// update its dense gradient gives, in the fused step and, made dense, in the tensor rule.
+    #[test]
+    fn a_sparse_embedding_gradient_updates_as_the_dense_one() {
+        for (kind, fuse) in [
+            (OptimizerKind::Adam, true),
+            (OptimizerKind::Adamw, true),
+            (OptimizerKind::Adam, false),
+            (OptimizerKind::Sgd, false),
+        ] {
+            let run = |sparse: bool| {
+                tch::manual_seed(9);
+                let table = Tensor::randn([50, 8], tch::kind::FLOAT_CPU).set_requires_grad(true);
+                let config = OptimizerConfig {
+                    kind,
+                    weight_decay: 0.01,
+                    ..OptimizerConfig::default()
+                };
+                let parameters = vec![("table".to_owned(), table.shallow_clone())];
+                let mut optimizer = Optimizer::new(&config, parameters).unwrap();
+                optimizer.fuse = fuse;
+                for ids in [[3i64, 7, 3, 0, 49, 12], [0, 0, 5, 5, 5, 1]] {
+                    let ids = Tensor::from_slice(&ids);
+                    let rows = Tensor::embedding(&table, &ids, 0, false, sparse);
+                    let loss = (&rows * 3.0).sin().sum(Kind::Float);
+                    optimizer.backward_step(&loss, 0.1);
+                }
+                Vec::<f32>::try_from(&table.detach().view([-1])).unwrap()
+            };
+            let (sparse, dense) = (run(true), run(false));
+            let worst = sparse
+                .iter()
+                .zip(&dense)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst <= 4.0 * f32::EPSILON,
+                "{kind:?} (fused {fuse}): off by {worst} relative"
             );
         }
     }

@@ -5,7 +5,9 @@
 //! memory about a dozen times a step, with a new tensor for most operations; this reads the
 //! parameter, its gradient and both moments once and writes three of them once. On a model with
 //! a large embedding most of a step's optimiser time was that memory traffic
-//! (`bench/training/README.md`). PyTorch has the same idea as `torch.optim.Adam(fused=True)`,
+//! (`bench/training/README.md`). A gradient sparse by rows (an embedding's, with `sparse`) is read
+//! row by row, zero for the rows a batch did not use: the dense rule's result, without a dense
+//! gradient of the whole table to zero, fill and read at every step. PyTorch has the same idea as `torch.optim.Adam(fused=True)`,
 //! which tch does not expose: hence written here (docs/decisions.md, "Fused Adam on the CPU").
 #![allow(unsafe_code)]
 
@@ -56,9 +58,38 @@ impl Rule {
     }
 }
 
-/// One step of `rule` for one parameter. Each tensor must be contiguous `f32` on the CPU with the
-/// parameter's number of elements, and the four must not share memory (the caller checks the
-/// first; the optimiser's own tensors never share).
+/// Whether [`adam`] takes `gradient` for `parameter`: a contiguous `f32` CPU parameter, and a
+/// gradient of its size that is either contiguous `f32` on the CPU too, or sparse by rows (an
+/// embedding's gradient with `sparse`: the rows a batch used, each with its values).
+pub(super) fn takes(parameter: &Tensor, gradient: &Tensor) -> bool {
+    let cpu_f32 = |t: &Tensor| t.defined() && t.device() == Device::Cpu && t.kind() == Kind::Float;
+    if !(cpu_f32(parameter) && cpu_f32(gradient) && parameter.is_contiguous()) {
+        return false;
+    }
+    if gradient.is_sparse() {
+        parameter.dim() >= 1
+            && gradient.size() == parameter.size()
+            && gradient.sparse_dim() == 1
+            && gradient.dense_dim() == parameter.dim() as i64 - 1
+    } else {
+        gradient.is_contiguous() && gradient.numel() == parameter.numel()
+    }
+}
+
+/// The gradient as [`step`] reads it.
+enum Rows<'a> {
+    /// One value per element.
+    Dense(&'a [f32]),
+    /// Rows by index, ascending, each `width` values; the other rows' gradient is zero.
+    Sparse {
+        indices: &'a [i64],
+        values: &'a [f32],
+    },
+}
+
+/// One step of `rule` for one parameter, which [`takes`] `gradient`; `first` and `second` are
+/// contiguous `f32` CPU tensors of the parameter's size. The four do not share memory (the
+/// optimiser's own tensors never do).
 pub(super) fn adam(
     rule: &Rule,
     parameter: &Tensor,
@@ -66,51 +97,113 @@ pub(super) fn adam(
     first: &Tensor,
     second: &Tensor,
 ) {
+    assert!(takes(parameter, gradient), "fused Adam takes this gradient");
     let n = parameter.numel();
-    for t in [parameter, gradient, first, second] {
+    for t in [first, second] {
         assert!(
             t.device() == Device::Cpu
                 && t.kind() == Kind::Float
                 && t.is_contiguous()
                 && t.numel() == n,
-            "fused Adam takes contiguous f32 CPU tensors of one size"
+            "fused Adam's moments are contiguous f32 CPU tensors of the parameter's size"
         );
     }
     if n == 0 {
         return;
     }
-    // SAFETY: each tensor is contiguous f32 on the CPU with n elements (checked above), so its
-    // data pointer addresses n f32s; the parameter, its gradient and its two moments are four
-    // tensors of their own (no two share storage), and no other thread uses them during the
-    // step (the training loop is this thread's), so the mutable slices alias nothing.
-    let (parameter, gradient, first, second) = unsafe {
+    // Sparse rows summed (duplicates added up, rows in ascending order), both parts contiguous.
+    let sparse = gradient.is_sparse().then(|| {
+        let coalesced = gradient.coalesce();
+        (
+            coalesced.internal_indices().contiguous(),
+            coalesced.internal_values().contiguous(),
+        )
+    });
+    let width = n / usize::try_from(parameter.size()[0]).unwrap_or(1).max(1);
+    // SAFETY: the parameter, its moments and a dense gradient are contiguous f32 CPU tensors of
+    // n elements (checked above and by `takes`), so each data pointer addresses n f32s; the
+    // sparse parts are contiguous, nnz i64 indices and nnz * width f32 values. The parameter,
+    // its gradient and its two moments are tensors of their own (no two share storage), and no
+    // other thread uses them during the step (the training loop is this thread's), so the
+    // mutable slices alias nothing.
+    let (parameter, first, second, gradient) = unsafe {
+        let gradient = match &sparse {
+            Some((indices, values)) => {
+                let nnz = indices.numel();
+                Rows::Sparse {
+                    indices: std::slice::from_raw_parts(indices.data_ptr().cast::<i64>(), nnz),
+                    values: std::slice::from_raw_parts(
+                        values.data_ptr().cast::<f32>(),
+                        nnz * width,
+                    ),
+                }
+            }
+            None => Rows::Dense(std::slice::from_raw_parts(
+                gradient.data_ptr().cast::<f32>(),
+                n,
+            )),
+        };
         (
             std::slice::from_raw_parts_mut(parameter.data_ptr().cast::<f32>(), n),
-            std::slice::from_raw_parts(gradient.data_ptr().cast::<f32>().cast_const(), n),
             std::slice::from_raw_parts_mut(first.data_ptr().cast::<f32>(), n),
             std::slice::from_raw_parts_mut(second.data_ptr().cast::<f32>(), n),
+            gradient,
         )
     };
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { step_avx2(rule, parameter, gradient, first, second) };
+        unsafe { run_avx2(rule, parameter, &gradient, width, first, second) };
         return;
     }
-    step(rule, parameter, gradient, first, second);
+    run(rule, parameter, &gradient, width, first, second);
 }
 
-/// [`step`] compiled for AVX2 with fused multiply-add: vectorised, and `mul_add` one instruction.
+/// [`run`] compiled for AVX2 with fused multiply-add: vectorised, and `mul_add` one instruction.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn step_avx2(
+unsafe fn run_avx2(
     rule: &Rule,
     parameter: &mut [f32],
-    gradient: &[f32],
+    gradient: &Rows,
+    width: usize,
     first: &mut [f32],
     second: &mut [f32],
 ) {
-    step(rule, parameter, gradient, first, second);
+    run(rule, parameter, gradient, width, first, second);
+}
+
+/// The step over every element; a sparse gradient row by row, zero where it has no row.
+#[inline(always)]
+fn run(
+    rule: &Rule,
+    parameter: &mut [f32],
+    gradient: &Rows,
+    width: usize,
+    first: &mut [f32],
+    second: &mut [f32],
+) {
+    match *gradient {
+        Rows::Dense(gradient) => step(rule, parameter, gradient, first, second),
+        Rows::Sparse { indices, values } => {
+            let zeros = vec![0.0f32; width];
+            let mut given = indices.iter().zip(values.chunks_exact(width)).peekable();
+            let rows = parameter
+                .chunks_exact_mut(width)
+                .zip(first.chunks_exact_mut(width))
+                .zip(second.chunks_exact_mut(width));
+            for (row, ((p, m), v)) in rows.enumerate() {
+                let g = match given.peek() {
+                    Some(&(&index, values)) if index == row as i64 => {
+                        given.next();
+                        values
+                    }
+                    _ => &zeros,
+                };
+                step(rule, p, g, m, v);
+            }
+        }
+    }
 }
 
 /// The step element by element, in the tensor rule's order.

@@ -571,6 +571,16 @@ mod tests {
         (values(&optimised), values(&single))
     }
 
+    /// The largest difference between `a` and `b`, element by element, relative to `b` (absolute
+    /// under 1).
+    fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0f32, f32::max)
+    }
+
     const ADAMS: [(OptimizerKind, f64); 3] = [
         (OptimizerKind::Adam, 0.0),
         (OptimizerKind::Adam, 0.01),
@@ -593,11 +603,7 @@ mod tests {
     fn a_fused_adam_step_is_the_per_parameter_step() {
         for (kind, decay) in ADAMS {
             let (fused, single) = optimised_and_per_parameter(kind, decay, true);
-            let worst = fused
-                .iter()
-                .zip(&single)
-                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-                .fold(0.0f32, f32::max);
+            let worst = worst_difference(&fused, &single);
             assert!(
                 worst <= 4.0 * f32::EPSILON,
                 "{kind:?} with weight decay {decay}: off by {worst} relative"
@@ -687,11 +693,7 @@ mod tests {
                 Vec::<f32>::try_from(&table.detach().view([-1])).unwrap()
             };
             let (sparse, dense) = (run(true), run(false));
-            let worst = sparse
-                .iter()
-                .zip(&dense)
-                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-                .fold(0.0f32, f32::max);
+            let worst = worst_difference(&sparse, &dense);
             assert!(
                 worst <= 4.0 * f32::EPSILON,
                 "{kind:?} (fused {fuse}): off by {worst} relative"

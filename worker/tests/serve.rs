@@ -15,7 +15,7 @@ use modelops_api::workorder::{ServeOrder, WorkOrder, layout};
 use modelops_worker::data::read::Records;
 use modelops_worker::data::{SplitRows, read_and_split};
 use modelops_worker::order::prepare_config;
-use modelops_worker::serve::feedback::{FeedbackClaim, FeedbackKey};
+use modelops_worker::serve::feedback::{FeedbackKey, NONCE_BYTES, ResponseSigner};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -1010,14 +1010,20 @@ fn every_bad_request_is_refused_and_the_server_keeps_serving(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let forged = FeedbackClaim::new("digits", 3, label, now)
-        .sign(&FeedbackKey::from_hex(&"ee".repeat(32), 16).unwrap());
-    // ...or a real id that claims another prediction, under its real MAC.
-    let (payload, tag) = id.split_once('.').unwrap();
-    let mut claim: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claim["p"] = json!(if label == "0" { "1" } else { "0" });
-    let altered = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(claim.to_string()));
+    let forged = ResponseSigner::new(
+        &FeedbackKey::from_hex(&"ee".repeat(32), 16).unwrap(),
+        "digits",
+        3,
+        now,
+        &[7; NONCE_BYTES],
+    )
+    .sign(0, label);
+    // ...or a real id that claims another prediction, under its real tag (the prediction is
+    // the id's bytes between its 33-byte head and its 8-byte tag).
+    let mut bytes = URL_SAFE_NO_PAD.decode(id).unwrap();
+    let at = bytes.len() - 9;
+    bytes[at] = if label == "0" { b'1' } else { b'0' };
+    let altered = URL_SAFE_NO_PAD.encode(&bytes);
     let feedback_cases: Vec<(&str, Value, u16, &str)> = vec![
         (
             "forged id",
@@ -1033,7 +1039,7 @@ fn every_bad_request_is_refused_and_the_server_keeps_serving(
         ),
         (
             "invented id",
-            json!({"id": "eyJtIjoiZGlnaXRzIn0.AAAA", "label": label}),
+            json!({"id": URL_SAFE_NO_PAD.encode([2; 48]), "label": label}),
             400,
             "not authentic",
         ),

@@ -326,7 +326,11 @@ impl Server {
             move |info| protocol::parse_infer(&body, header_length, info),
             |mut response, binary_outputs| {
                 if binary_outputs.is_empty() {
-                    return axum::Json(response).into_response();
+                    return (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        response.to_json(),
+                    )
+                        .into_response();
                 }
                 let raw = response.split_binary_outputs(binary_outputs);
                 let mut body = serde_json::to_vec(&response).expect("a JSON value serialises");
@@ -465,17 +469,22 @@ impl Server {
     }
 
     /// One signed feedback id per row, claiming its prediction: the class name, or the value
-    /// as [`feedback::value_text`] writes it.
+    /// as [`feedback::value_text`] writes it. One nonce and one key for the response
+    /// ([`feedback::ResponseSigner`]).
     fn feedback_ids(&self, info: &ModelInfo, results: &[RowOutput]) -> Vec<String> {
-        let now = unix_seconds();
-        // One draw from the system's random source for the whole request.
-        let mut nonces = vec![0u8; feedback::NONCE_BYTES * results.len()];
-        getrandom::fill(&mut nonces).expect("the system's random source");
-        let mut signer = feedback::ResponseSigner::new(&self.key, &self.name, self.revision);
+        let mut nonce = [0u8; feedback::NONCE_BYTES];
+        rand::fill(&mut nonce);
+        let mut signer = feedback::ResponseSigner::new(
+            &self.key,
+            &self.name,
+            self.revision,
+            unix_seconds(),
+            &nonce,
+        );
         results
             .iter()
-            .zip(nonces.chunks_exact(feedback::NONCE_BYTES))
-            .map(|(result, nonce)| {
+            .enumerate()
+            .map(|(row, result)| {
                 let predicted = match (result, &info.output) {
                     (RowOutput::Class { index, .. }, OutputKind::Classes(classes)) => {
                         Cow::Borrowed(classes[*index].as_str())
@@ -483,7 +492,7 @@ impl Server {
                     (RowOutput::Value(value), _) => Cow::Owned(feedback::value_text(*value)),
                     (RowOutput::Class { .. }, OutputKind::Value) => Cow::Borrowed(""),
                 };
-                signer.sign(&predicted, now, nonce)
+                signer.sign(row, &predicted)
             })
             .collect()
     }
@@ -610,8 +619,8 @@ impl Server {
     fn verified_claim(&self, id: &str) -> Result<FeedbackClaim, ApiError> {
         let now = unix_seconds();
         let max_age = self.settings.feedback_max_age.as_secs();
-        let claim =
-            feedback::verify(&self.key, id, now, max_age).map_err(|e| error(400, e.to_string()))?;
+        let claim = feedback::verify(&self.key, &self.name, id, now, max_age)
+            .map_err(|e| error(400, e.to_string()))?;
         if claim.model != self.name {
             return Err(error(
                 400,
@@ -740,7 +749,7 @@ pub(super) fn request_id(headers: &HeaderMap) -> String {
         return id.to_owned();
     }
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the system's random source");
+    rand::fill(&mut bytes);
     crate::artifact::hex(&bytes)
 }
 
@@ -1467,7 +1476,7 @@ mod tests {
             serde_json::from_value(response["outputs"][1]["data"].clone()).unwrap();
         let claims: Vec<FeedbackClaim> = ids
             .iter()
-            .map(|id| feedback::verify(&key(), id, unix_seconds(), 60).unwrap())
+            .map(|id| feedback::verify(&key(), "toy", id, unix_seconds(), 60).unwrap())
             .collect();
         let predicted: Vec<&str> = claims.iter().map(|c| c.predicted.as_str()).collect();
         assert_eq!(predicted, ["3", "0.5", "20"]);
@@ -1505,7 +1514,9 @@ mod tests {
         let server = Arc::new(regression_server());
         let now = unix_seconds();
         let id = |model: &str, predicted: &str| {
-            FeedbackClaim::new(model, 1, predicted, now).sign(&key())
+            let mut nonce = [0; feedback::NONCE_BYTES];
+            getrandom::fill(&mut nonce).unwrap();
+            feedback::ResponseSigner::new(&key(), model, 1, now, &nonce).sign(0, predicted)
         };
         let valid = id("toy", "3");
         for label in [
@@ -1545,6 +1556,11 @@ mod tests {
             (
                 "an id of another model",
                 json!({"id": id("other", "3"), "label": 1}),
+                "not issued by this model",
+            ),
+            (
+                "an id of another model, of the first format",
+                json!({"id": FeedbackClaim::new("other", 1, "3", now).sign_v1(&key()), "label": 1}),
                 "belongs to model \"other\"",
             ),
             (

@@ -321,20 +321,21 @@ impl GrpcInferenceService for Service {
             Err(refused) => Err(refused),
         };
         let millis = timer.started.elapsed().as_secs_f64() * 1000.0;
-        let code = match &result {
-            Ok(_) => {
-                tracing::info!("request {id}: grpc infer {name}: OK in {millis:.1} ms");
-                200
-            }
-            Err(refused) => {
-                tracing::info!(
+        let (code, line) = match &result {
+            Ok(_) => (
+                200,
+                format!("request {id}: grpc infer {name}: OK in {millis:.1} ms"),
+            ),
+            Err(refused) => (
+                refused.0.status,
+                format!(
                     "request {id}: grpc infer {name}: {} in {millis:.1} ms: {}",
-                    refused.0.status,
-                    refused.0.message
-                );
-                refused.0.status
-            }
+                    refused.0.status, refused.0.message
+                ),
+            ),
         };
+        // Written after the answer, as the HTTP side's.
+        server.after_answer(move || tracing::info!("{line}"));
         timer.code = Some(code);
         Ok(Response::new(result?))
     }

@@ -25,6 +25,7 @@ use modelops_api::serving::{
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -100,6 +101,87 @@ pub struct Server {
     replay: Mutex<ReplayGuard>,
     /// One permit per inference request being worked on.
     inferring: tokio::sync::Semaphore,
+    /// The work requests left for after their answers.
+    afterwards: Arc<Afterwards>,
+}
+
+/// The work a request leaves for after its answer (its log line, its inputs counted into the
+/// histograms): queued, and run by a task that the runtime polls once the handler's task has
+/// written the answer and waits for the next request, so that the client does not wait for
+/// it. One task drains what is queued (a task is spawned when the queue was empty: under load
+/// one drains the work of many requests). A scrape of the metrics waits for the work of the
+/// requests answered before it began ([`Afterwards::settled`]): what a client was answered is
+/// in the next scrape it makes.
+#[derive(Default)]
+struct Afterwards {
+    queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Work queued and work done, counted.
+    queued: AtomicU64,
+    done: AtomicU64,
+    /// Woken whenever work is done.
+    progress: tokio::sync::Notify,
+}
+
+/// The longest a scrape waits for the work left by answered requests (it is microseconds of
+/// work; the bound keeps a scrape answering whatever happens to a task).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Afterwards {
+    /// Runs `work` after the current task's answer.
+    fn run(self: &Arc<Self>, work: impl FnOnce() + Send + 'static) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let first = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.push(Box::new(work));
+            queue.len() == 1
+        };
+        if first {
+            // Drains when the task runs, or when the runtime drops it unrun (on shutdown).
+            struct Drain(Arc<Afterwards>);
+            impl Drop for Drain {
+                fn drop(&mut self) {
+                    self.0.drain();
+                }
+            }
+            let drain = Drain(Arc::clone(self));
+            tokio::spawn(async move { drop(drain) });
+        }
+    }
+
+    /// Runs what is queued, until the queue is empty.
+    fn drain(&self) {
+        loop {
+            let works = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            if works.is_empty() {
+                return;
+            }
+            let count = works.len() as u64;
+            for work in works {
+                // One work's panic neither loses the others nor leaves a scrape waiting.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            }
+            self.done.fetch_add(count, Ordering::SeqCst);
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// Waits until as much work is done as had been queued when it was called (or
+    /// [`SETTLE_TIMEOUT`]).
+    async fn settled(&self) {
+        let target = self.queued.load(Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let progress = self.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if self.done.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                progress.await;
+            }
+        };
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, wait).await;
+    }
 }
 
 /// A refusal, as a JSON response.
@@ -156,7 +238,19 @@ impl Server {
             replay: Mutex::new(ReplayGuard::new(settings.replay_capacity)),
             inferring: tokio::sync::Semaphore::new(settings.max_concurrent.max(1)),
             settings,
+            afterwards: Arc::default(),
         }
+    }
+
+    /// Runs `work` after the answer now being written ([`Afterwards`]).
+    pub(super) fn after_answer(&self, work: impl FnOnce() + Send + 'static) {
+        self.afterwards.run(work);
+    }
+
+    /// The metrics, once the work of the requests answered so far is counted in them.
+    pub async fn settled_metrics(&self) -> &Metrics {
+        self.afterwards.settled().await;
+        &self.metrics
     }
 
     /// The server's limits and settings.
@@ -399,7 +493,7 @@ impl Server {
                 ),
             ));
         }
-        self.count_inputs(&served.info, &rows);
+        let inputs = self.inputs_to_count(&served.info, &rows);
         let results = self
             .run_rows(&served, rows, body_bytes)
             .await
@@ -418,6 +512,10 @@ impl Server {
                 RowOutput::Value(value) => Some(*value),
                 RowOutput::Class { .. } => None,
             }));
+        if let Some(inputs) = inputs {
+            let server = Arc::clone(self);
+            self.after_answer(move || server.metrics.count_inputs(inputs.rows()));
+        }
         let server = Arc::clone(self);
         let request_id = request_id.to_owned();
         offload(results.len() <= INLINE_ROWS, move || {
@@ -497,25 +595,38 @@ impl Server {
             .collect()
     }
 
-    fn count_inputs(&self, info: &ModelInfo, rows: &[Row]) {
-        match info.input {
-            InputKind::Table { .. } => self.metrics.count_inputs(rows.iter().map(|r| match r {
-                Row::Features(values) => values.as_slice(),
-                Row::Text(_) => &[],
-            })),
+    /// What the input histograms count of `rows`, copied to be counted after the answer (the
+    /// rows go to the model); `None` when the model has no input histograms.
+    fn inputs_to_count(&self, info: &ModelInfo, rows: &[Row]) -> Option<InputsToCount> {
+        if !self.metrics.counts_inputs() {
+            return None;
+        }
+        let mut inputs = InputsToCount {
+            values: Vec::new(),
+            ends: Vec::with_capacity(rows.len()),
+        };
+        match &info.input {
+            InputKind::Table { features } => {
+                inputs.values.reserve(rows.len() * features.len());
+                for row in rows {
+                    if let Row::Features(values) = row {
+                        inputs.values.extend_from_slice(values);
+                    }
+                    inputs.ends.push(inputs.values.len());
+                }
+            }
             InputKind::Text => {
                 // The profile of a text data set has one feature: the text length in characters.
-                let lengths: Vec<[f64; 1]> = rows
-                    .iter()
-                    .map(|r| match r {
-                        Row::Text(text) => [text.chars().count() as f64],
-                        Row::Features(_) => [f64::NAN],
-                    })
-                    .collect();
-                self.metrics
-                    .count_inputs(lengths.iter().map(|l| l.as_slice()));
+                for row in rows {
+                    inputs.values.push(match row {
+                        Row::Text(text) => text.chars().count() as f64,
+                        Row::Features(_) => f64::NAN,
+                    });
+                    inputs.ends.push(inputs.values.len());
+                }
             }
         }
+        Some(inputs)
     }
 
     async fn feedback(&self, name: &str, body: Body) -> Result<Value, ApiError> {
@@ -687,6 +798,22 @@ fn true_value(label: &Value) -> Result<f64, ApiError> {
     }
 }
 
+/// A request's input values, row after row, for the input histograms.
+struct InputsToCount {
+    values: Vec<f64>,
+    /// Where each row's values end in `values`.
+    ends: Vec<usize>,
+}
+
+impl InputsToCount {
+    fn rows(&self) -> impl Iterator<Item = &[f64]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.values[start..end])
+    }
+}
+
 /// Request bodies up to this size are parsed on the async thread that read them (about 50 µs of
 /// work for 32 rows of 64 features); larger ones on the blocking threads.
 const INLINE_BODY_BYTES: usize = 64 * 1024;
@@ -754,27 +881,27 @@ pub(super) fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// The response to a request with id `id`: its `x-request-id` header, and one log line with the
-/// id, what was asked, the status, the time taken and, for a refusal, why.
+/// id, what was asked, the status, the time taken and, for a refusal, why (written after the
+/// answer, [`Server::after_answer`]).
 fn answer(
+    server: &Server,
     id: &str,
     what: std::fmt::Arguments<'_>,
     started: Instant,
     result: Result<Response, ApiError>,
 ) -> Response {
     let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let line = match &result {
+        Ok(_) => format!("request {id}: {what}: 200 in {millis:.1} ms"),
+        Err(error) => format!(
+            "request {id}: {what}: {} in {millis:.1} ms: {}",
+            error.0.status, error.0.message
+        ),
+    };
+    server.after_answer(move || tracing::info!("{line}"));
     let mut response = match result {
-        Ok(response) => {
-            tracing::info!("request {id}: {what}: 200 in {millis:.1} ms");
-            response
-        }
-        Err(error) => {
-            tracing::info!(
-                "request {id}: {what}: {} in {millis:.1} ms: {}",
-                error.0.status,
-                error.0.message
-            );
-            error.into_response()
-        }
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     };
     if let Ok(value) = axum::http::HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -848,7 +975,13 @@ async fn infer(
     let mut timer = RequestTimer::start(&server.metrics);
     let id = request_id(&headers);
     let result = server.infer(&name, None, &id, &headers, body).await;
-    let response = answer(&id, format_args!("infer {name}"), timer.started, result);
+    let response = answer(
+        &server,
+        &id,
+        format_args!("infer {name}"),
+        timer.started,
+        result,
+    );
     timer.code = Some(response.status().as_u16());
     response
 }
@@ -865,6 +998,7 @@ async fn infer_version(
         .infer(&name, Some(&version), &id, &headers, body)
         .await;
     let response = answer(
+        &server,
         &id,
         format_args!("infer {name} version {version}"),
         timer.started,
@@ -886,7 +1020,13 @@ async fn feedback(
         .feedback(&name, body)
         .await
         .map(|body| axum::Json(body).into_response());
-    answer(&id, format_args!("feedback {name}"), started, result)
+    answer(
+        &server,
+        &id,
+        format_args!("feedback {name}"),
+        started,
+        result,
+    )
 }
 
 fn model_metadata(server: &Server, name: &str, version: Option<&str>) -> Response {
@@ -950,6 +1090,7 @@ async fn server_metadata() -> Response {
 }
 
 async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    server.afterwards.settled().await;
     if let ModelState::Ready(served) = &*server.model.read().unwrap_or_else(|e| e.into_inner()) {
         let stats = served.batcher.stats();
         server.metrics.set_batches(
@@ -1087,7 +1228,8 @@ mod tests {
     use modelops_api::profile::{FeatureProfile, Histogram, Profile};
     use modelops_api::serving::metrics::{
         FEEDBACK_ABSOLUTE_ERROR_TOTAL, FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL,
-        FEEDBACK_SQUARED_ERROR_TOTAL, FEEDBACK_TOTAL, FEEDBACK_VALUES_TOTAL, PREDICTION_BIN_TOTAL,
+        FEEDBACK_SQUARED_ERROR_TOTAL, FEEDBACK_TOTAL, FEEDBACK_VALUES_TOTAL,
+        INPUT_FEATURE_BIN_TOTAL, PREDICTION_BIN_TOTAL,
     };
     use modelops_api::serving::parse_metrics;
     use std::sync::atomic::Ordering;
@@ -1457,11 +1599,50 @@ mod tests {
             .map_err(|e| (e.0.status, e.0.message))
     }
 
-    fn series(server: &Server, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        parse_metrics(&server.metrics().render())
+    async fn series(server: &Server, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        parse_metrics(&server.settled_metrics().await.render())
             .into_iter()
             .find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
             .map(|s| s.value)
+    }
+
+    /// The inputs are counted after the answer (with the log line); a scrape begun after an
+    /// answer counts them all, on one runtime thread or several.
+    async fn a_scrape_counts_the_inputs_of_the_requests_answered_before_it() {
+        let server = Arc::new(regression_server());
+        for round in 1..=20 {
+            let request = json!({"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32",
+                "data": [[0.05, 0.95], [0.05, 2.0]]}]});
+            infer_json(&server, "r", Body::from(request.to_string())).await;
+            let response = metrics(State(Arc::clone(&server))).await;
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let samples = parse_metrics(std::str::from_utf8(&bytes).unwrap());
+            let bin = |feature: &str, bin: &str| {
+                samples
+                    .iter()
+                    .find(|s| {
+                        s.name == INPUT_FEATURE_BIN_TOTAL
+                            && s.label("feature") == Some(feature)
+                            && s.label("bin") == Some(bin)
+                    })
+                    .map(|s| s.value)
+            };
+            let counted = [bin("a", "0"), bin("b", "9"), bin("b", "overflow")];
+            let expected = [2.0, 1.0, 1.0].map(|per_round| Some(per_round * f64::from(round)));
+            assert_eq!(counted, expected, "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn inputs_are_counted_by_the_next_scrape_on_one_thread() {
+        a_scrape_counts_the_inputs_of_the_requests_answered_before_it().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inputs_are_counted_by_the_next_scrape_on_two_threads() {
+        a_scrape_counts_the_inputs_of_the_requests_answered_before_it().await;
     }
 
     #[tokio::test]
@@ -1481,11 +1662,11 @@ mod tests {
         let predicted: Vec<&str> = claims.iter().map(|c| c.predicted.as_str()).collect();
         assert_eq!(predicted, ["3", "0.5", "20"]);
         // Every predicted value is counted on the prediction bins.
-        let bin = |bin| series(&server, PREDICTION_BIN_TOTAL, &[("bin", bin)]);
-        assert_eq!(
-            (bin("0"), bin("3"), bin("overflow")),
-            (Some(1.0), Some(1.0), Some(1.0))
-        );
+        let mut bins = Vec::new();
+        for bin in ["0", "3", "overflow"] {
+            bins.push(series(&server, PREDICTION_BIN_TOTAL, &[("bin", bin)]).await);
+        }
+        assert_eq!(bins, [Some(1.0), Some(1.0), Some(1.0)]);
         // The outputs asked for: no ids unless asked.
         let mut only = request.clone();
         only["outputs"] = json!([{"name": "prediction"}]);
@@ -1498,15 +1679,18 @@ mod tests {
         let answer = post_feedback(&server, json!({"id": ids[1], "label": " 1.5"})).await;
         assert_eq!(answer, Ok(json!({"revision": 1, "error": 1.0})));
         let sums = |name| series(&server, name, &[("model", "toy"), ("revision", "1")]);
-        assert_eq!(sums(FEEDBACK_VALUES_TOTAL), Some(2.0));
-        assert_eq!(sums(FEEDBACK_ABSOLUTE_ERROR_TOTAL), Some(1.5));
-        assert_eq!(sums(FEEDBACK_SQUARED_ERROR_TOTAL), Some(1.25));
-        assert_eq!(sums(FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL), Some(1.0625));
-        assert_eq!(series(&server, FEEDBACK_TOTAL, &[]), None);
+        assert_eq!(sums(FEEDBACK_VALUES_TOTAL).await, Some(2.0));
+        assert_eq!(sums(FEEDBACK_ABSOLUTE_ERROR_TOTAL).await, Some(1.5));
+        assert_eq!(sums(FEEDBACK_SQUARED_ERROR_TOTAL).await, Some(1.25));
+        assert_eq!(
+            sums(FEEDBACK_SQUARED_ERROR_SQUARES_TOTAL).await,
+            Some(1.0625)
+        );
+        assert_eq!(series(&server, FEEDBACK_TOTAL, &[]).await, None);
         // The same id twice counts once.
         let again = post_feedback(&server, json!({"id": ids[0], "label": 3})).await;
         assert_eq!(again.unwrap_err().0, 409);
-        assert_eq!(sums(FEEDBACK_VALUES_TOTAL), Some(2.0));
+        assert_eq!(sums(FEEDBACK_VALUES_TOTAL).await, Some(2.0));
     }
 
     #[tokio::test]
@@ -1574,7 +1758,7 @@ mod tests {
             assert_eq!(status, 400, "{case}");
             assert!(message.contains(expected), "{case}: {message}");
         }
-        assert_eq!(series(&server, FEEDBACK_VALUES_TOTAL, &[]), None);
+        assert_eq!(series(&server, FEEDBACK_VALUES_TOTAL, &[]).await, None);
         // A refused feedback leaves its id unused.
         let answer = post_feedback(&server, json!({"id": valid, "label": "4"})).await;
         assert_eq!(answer, Ok(json!({"revision": 1, "error": 1.0})));

@@ -393,6 +393,11 @@ impl Metrics {
         }
     }
 
+    /// Whether inputs are counted (the model's profile gave input histograms).
+    pub fn counts_inputs(&self) -> bool {
+        !self.series().inputs.is_empty()
+    }
+
     /// Counts input rows: each row's value of each profiled feature, in order.
     pub fn count_inputs<'a>(&self, rows: impl IntoIterator<Item = &'a [f64]>) {
         let mut series = self.series();

@@ -834,8 +834,12 @@ fn table_rows(
         )));
     };
     let rows = rows_of_shape(input, Some(width), model)?;
+    // Without short cuts (`&`, not `&&`): a row's numbers are checked as a vector.
     let valid = |number: f64| {
-        number.is_finite() && number >= min && number <= max && !(integers && number.fract() != 0.0)
+        number.is_finite()
+            & (number >= min)
+            & (number <= max)
+            & !(integers & (number.fract() != 0.0))
     };
     if let Some(rows) = numeric_rows(input, rows, width, valid) {
         return Ok(rows);
@@ -878,7 +882,7 @@ fn numeric_rows(
     width: usize,
     valid: impl Fn(f64) -> bool,
 ) -> Option<Vec<Row>> {
-    let all_valid = |values: &[f64]| values.iter().all(|&value| valid(value));
+    let all_valid = |values: &[f64]| values.iter().fold(true, |all, &value| all & valid(value));
     if width == 0 {
         return None;
     }

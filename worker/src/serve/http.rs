@@ -136,33 +136,38 @@ impl Afterwards {
             queue.len() == 1
         };
         if first {
-            // Drains when the task runs, or when the runtime drops it unrun (on shutdown).
+            // What is left when the runtime drops the task (on shutdown) runs then.
             struct Drain(Arc<Afterwards>);
             impl Drop for Drain {
                 fn drop(&mut self) {
-                    self.0.drain();
+                    while self.0.run_queued() {}
                 }
             }
             let drain = Drain(Arc::clone(self));
-            tokio::spawn(async move { drop(drain) });
+            tokio::spawn(async move {
+                // One batch a poll: under load the queue refills while a batch runs, and the
+                // other tasks of this thread get their turn between batches.
+                while drain.0.run_queued() {
+                    tokio::task::yield_now().await;
+                }
+            });
         }
     }
 
-    /// Runs what is queued, until the queue is empty.
-    fn drain(&self) {
-        loop {
-            let works = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            if works.is_empty() {
-                return;
-            }
-            let count = works.len() as u64;
-            for work in works {
-                // One work's panic neither loses the others nor leaves a scrape waiting.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-            }
-            self.done.fetch_add(count, Ordering::SeqCst);
-            self.progress.notify_waiters();
+    /// Runs what is queued; false when nothing was.
+    fn run_queued(&self) -> bool {
+        let works = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if works.is_empty() {
+            return false;
         }
+        let count = works.len() as u64;
+        for work in works {
+            // One work's panic neither loses the others nor leaves a scrape waiting.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        }
+        self.done.fetch_add(count, Ordering::SeqCst);
+        self.progress.notify_waiters();
+        true
     }
 
     /// Waits until as much work is done as had been queued when it was called (or
@@ -1633,6 +1638,24 @@ mod tests {
             let expected = [2.0, 1.0, 1.0].map(|per_round| Some(per_round * f64::from(round)));
             assert_eq!(counted, expected, "round {round}");
         }
+    }
+
+    #[test]
+    fn work_left_for_after_the_answer_runs_when_the_runtime_stops_first() {
+        let afterwards = Arc::new(Afterwards::default());
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let ran = Arc::clone(&ran);
+            afterwards.run(move || ran.store(true, Ordering::SeqCst));
+        });
+        // The runtime returned without running the task; dropping it drops the task.
+        assert!(!ran.load(Ordering::SeqCst));
+        drop(runtime);
+        assert!(ran.load(Ordering::SeqCst));
+        assert_eq!(afterwards.done.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
